@@ -1,0 +1,8 @@
+package extract
+
+import "os"
+
+func envSet(name string) bool {
+	_, ok := os.LookupEnv(name)
+	return ok
+}
