@@ -26,6 +26,8 @@ CREATE TABLE image_paths (
     relpath   TEXT    NOT NULL,          -- path relative to the --images root (or as listed)
     image_id  INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     label     TEXT,                      -- the label this path gave (may differ from images.label: see label conflicts)
+    size      INTEGER NOT NULL,          -- file size when last read: with mtime_ns, lets a rerun skip unchanged files
+    mtime_ns  INTEGER NOT NULL,          -- file modification time when last read, nanoseconds since the Unix epoch
     last_seen TEXT    NOT NULL,
     run_id    INTEGER REFERENCES runs(id)
 );
