@@ -5,6 +5,7 @@
 #include <opencv2/core/utility.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/dnn.hpp>
+#include <opencv2/dnn/all_layers.hpp>
 
 #include <cstdlib>
 #include <cstring>
@@ -159,6 +160,12 @@ char* cvx_net_describe(CvxNet net, const char* input, const int* shape, char** e
         for (size_t i = 0; i < outs[k].size(); i++) {
             if (i) out << " ";
             writeShape(out, outs[k][i]);
+        }
+        out << "\t";
+        // Details the graph rules need and the type name does not carry.
+        if (cv::dnn::PoolingLayer* p = dynamic_cast<cv::dnn::PoolingLayer*>(l.get())) {
+            out << (p->type == 0 ? "max" : p->type == 1 ? "ave" : "other");
+            if (p->globalPooling) out << ",global";
         }
         out << "\n";
     }

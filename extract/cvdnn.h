@@ -34,7 +34,8 @@ int cvx_net_set_backend(CvxNet net, int backend, int target, char** err);
 void cvx_net_enable_fusion(CvxNet net, int on);
 
 // The layer graph for one input shape (n, c, h, w), as text: one line per
-// layer, "id\tname\ttype\tinput ids (comma)\toutput shapes (space, dims by x)".
+// layer, "id\tname\ttype\tinput ids (comma)\toutput shapes (space, dims by x)\tinfo"
+// where info is, for pooling layers, "max" or "ave", with ",global" when global.
 char* cvx_net_describe(CvxNet net, const char* input, const int* shape, char** err);
 
 // Forward pass: in is n*c*h*w float32 NCHW. For each of the nouts layer names,

@@ -140,6 +140,7 @@ type rawLayer struct {
 	Type   string
 	Inputs []int
 	Shapes [][]int // output shapes, batch dimension included
+	Info   string  // pooling kind ("max", "ave", with ",global")
 }
 
 func (n *Net) describe(shape [4]int) ([]rawLayer, error) {
@@ -158,14 +159,14 @@ func (n *Net) describe(shape [4]int) ([]rawLayer, error) {
 			continue
 		}
 		f := strings.Split(line, "\t")
-		if len(f) != 5 {
+		if len(f) != 6 {
 			return nil, fmt.Errorf("describe: bad line %q", line)
 		}
 		id, err := strconv.Atoi(f[0])
 		if err != nil {
 			return nil, fmt.Errorf("describe: bad id in %q", line)
 		}
-		l := rawLayer{ID: id, Name: f[1], Type: f[2]}
+		l := rawLayer{ID: id, Name: f[1], Type: f[2], Info: f[5]}
 		for _, s := range strings.Split(f[3], ",") {
 			if s == "" {
 				continue

@@ -73,8 +73,11 @@ type Interp string
 const (
 	// Bilinear is OpenCV INTER_LINEAR (the default).
 	Bilinear Interp = "bilinear"
-	// Nearest is OpenCV INTER_NEAREST_EXACT, which picks the same source
-	// pixel as PIL's NEAREST: Keras load_img's default.
+	// Nearest picks the source pixel PIL's NEAREST picks (Keras load_img's
+	// default): floor((x+0.5)*W/w). OpenCV's INTER_NEAREST and even
+	// INTER_NEAREST_EXACT round exact ties down instead (on a 2x downscale
+	// they pick pixels 0, 2, ... where PIL picks 1, 3, ...), so we do it
+	// ourselves.
 	Nearest Interp = "nearest"
 	// Area is OpenCV INTER_AREA: closest to PIL's antialiased downscaling.
 	Area Interp = "area"
@@ -87,7 +90,7 @@ func (i Interp) flag() (gocv.InterpolationFlags, error) {
 	case Bilinear, "":
 		return gocv.InterpolationLinear, nil
 	case Nearest:
-		return gocv.InterpolationFlags(6), nil // INTER_NEAREST_EXACT, not named by gocv v0.31.0
+		return gocv.InterpolationNearestNeighbor, nil // not used: see resizeNearestPIL
 	case Area:
 		return gocv.InterpolationArea, nil
 	case Bicubic:
@@ -350,9 +353,16 @@ func (p Preprocess) Blob(img gocv.Mat, dst []float32) error {
 	rw, rh := p.resizeTarget(img.Cols(), img.Rows())
 	src := img
 	if rw != img.Cols() || rh != img.Rows() {
-		resized := gocv.NewMat()
+		var resized gocv.Mat
+		if p.Interp == Nearest {
+			if resized, err = resizeNearestPIL(img, rw, rh); err != nil {
+				return err
+			}
+		} else {
+			resized = gocv.NewMat()
+			gocv.Resize(img, &resized, image.Pt(rw, rh), 0, 0, flag)
+		}
 		defer resized.Close()
-		gocv.Resize(img, &resized, image.Pt(rw, rh), 0, 0, flag)
 		src = resized
 	}
 	if rw != p.Width || rh != p.Height {
@@ -388,4 +398,31 @@ func (p Preprocess) Blob(img gocv.Mat, dst []float32) error {
 		}
 	}
 	return nil
+}
+
+// resizeNearestPIL resizes an 8-bit 3-channel image the way PIL's NEAREST
+// does: destination (x, y) takes source (int((x+0.5)*W/w), int((y+0.5)*H/h)).
+func resizeNearestPIL(img gocv.Mat, w, h int) (gocv.Mat, error) {
+	src := img
+	if !img.IsContinuous() {
+		src = img.Clone()
+		defer src.Close()
+	}
+	pix, err := src.DataPtrUint8()
+	if err != nil {
+		return gocv.Mat{}, fmt.Errorf("preprocess: %w", err)
+	}
+	sw, sh := src.Cols(), src.Rows()
+	sx := make([]int, w)
+	for x := range sx {
+		sx[x] = min(int((float64(x)+0.5)*(float64(sw)/float64(w))), sw-1)
+	}
+	out := make([]byte, 0, w*h*3)
+	for y := 0; y < h; y++ {
+		row := min(int((float64(y)+0.5)*(float64(sh)/float64(h))), sh-1) * sw * 3
+		for _, x := range sx {
+			out = append(out, pix[row+3*x], pix[row+3*x+1], pix[row+3*x+2])
+		}
+	}
+	return gocv.NewMatFromBytes(h, w, gocv.MatTypeCV8UC3, out)
 }
