@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"pipeline/extract"
+	"pipeline/pipeline"
+)
+
+func init() {
+	register(command{"extract", "compute CNN codes of images into the database", cmdExtract})
+}
+
+// modelFlags are the flags that choose a model and its preprocessing.
+type modelFlags struct {
+	model, config string
+	pre           extract.Overrides
+}
+
+func addModelFlags(fs *flag.FlagSet, m *modelFlags) {
+	fs.StringVar(&m.model, "model", "", "catalog name (see `pipeline models`) or a model file: .onnx, .caffemodel (with --config .prototxt), .pb")
+	fs.StringVar(&m.config, "config", "", "Caffe .prototxt for a .caffemodel (default: same name beside it), or TensorFlow .pbtxt")
+	fs.StringVar(&m.pre.Preset, "preprocess", "", "preprocessing preset: caffe, torch or tf (default: the catalog entry's)")
+	fs.StringVar(&m.pre.Size, "size", "", "network input size, N or WxH (default: the model's)")
+	fs.StringVar(&m.pre.Mean, "mean", "", "per-channel mean in the network's channel order, after scaling: a,b,c")
+	fs.StringVar(&m.pre.Std, "std", "", "per-channel std in the network's channel order: a,b,c")
+	fs.StringVar(&m.pre.Scale, "scale", "", "pixel scale applied first, e.g. 1/255")
+	fs.StringVar(&m.pre.SwapRB, "swap-rb", "", "true: the network wants RGB; false: BGR")
+	fs.StringVar(&m.pre.Resize, "resize", "", "stretch (to the input size) or shorter:N (then centre crop)")
+	fs.StringVar(&m.pre.Interp, "interp", "", "bilinear, nearest (PIL's, as Keras), area or bicubic")
+}
+
+func (m modelFlags) spec() pipeline.ModelSpec {
+	return pipeline.ModelSpec{Model: m.model, Config: m.config, Overrides: m.pre}
+}
+
+// dbPath is --db, else $PIPELINE_DB, else ./features.db.
+func addDBFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("PIPELINE_DB")
+	if def == "" {
+		def = "features.db"
+	}
+	return fs.String("db", def, "feature database (default $PIPELINE_DB or ./features.db)")
+}
+
+func cmdExtract(e *env, args []string) error {
+	fs := newFlags(e, "extract", "extract --model NAME|PATH --layer NAME[,NAME...] (--images DIR | --list FILE|-) [flags]")
+	var mf modelFlags
+	addModelFlags(fs, &mf)
+	db := addDBFlag(fs)
+	layers := fs.String("layer", "", "layer(s) to store, comma-separated: aliases (fc2, avg_pool, block4_pool, ...), OpenCV, ONNX or Caffe names")
+	pool := fs.String("pool", "avg", "how C x H x W outputs become vectors: avg, max, or none (flattened in C x H x W order)")
+	images := fs.String("images", "", "folder of images; the first-level sub-folder is the label")
+	list := fs.String("list", "", "file listing images, one path per line or CSV path,label; - for stdin")
+	batch := fs.Int("batch", 8, "images per forward pass")
+	threads := fs.Int("threads", 0, "OpenCV threads (0 = all cores)")
+	workers := fs.Int("workers", 0, "decode goroutines (0 = number of cores)")
+	backend := fs.String("backend", "cpu", "cpu, opencl or cuda (checked: never a silent fallback)")
+	target := fs.String("target", "fp32", "fp32 or fp16 (fp16 needs opencl or cuda)")
+	maxPixels := fs.Int64("max-pixels", 100_000_000, "skip images with more pixels than this (read from the header where possible)")
+	fast := fs.Bool("fast-decode", false, "decode large JPEGs at 1/2, 1/4 or 1/8 size (faster; slightly different codes)")
+	wait := fs.Duration("wait", 0, "if another process is writing the database, wait this long for it (e.g. 10m)")
+	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if mf.model == "" {
+		return usageError("extract: --model is required (a catalog name such as vgg16, or a model file)")
+	}
+	if *layers == "" {
+		return usageError("extract: --layer is required (e.g. --layer fc2; `pipeline layers --model %s` lists them)", mf.model)
+	}
+	spec := mf.spec()
+	spec.NeedPreprocess = true
+	model, err := pipeline.ResolveModel(spec)
+	if err != nil {
+		return err
+	}
+	pr := newProgress(e, "extract")
+	opts := pipeline.ExtractOptions{
+		DB: *db, Model: model, Layers: commaList(*layers), Pool: *pool,
+		Compute: extract.Compute{Backend: *backend, Target: *target, Threads: *threads},
+		Batch:   *batch, Workers: *workers, Images: *images, List: *list, ListReader: e.stdin,
+		MaxPixels: *maxPixels, Reduce: *fast, Wait: *wait, Args: e.args, Events: pr,
+	}
+	sum, err := pipeline.Extract(e.ctx, opts)
+	pr.Done()
+	if sum.RunID == 0 && err != nil {
+		return err // nothing started: no summary to print
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(sum); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	printExtractSummary(e, sum)
+	return err
+}
+
+func printExtractSummary(e *env, s pipeline.ExtractSummary) {
+	w := e.stdout
+	c := s.Counts
+	fmt.Fprintf(w, "run %d %s: %d files: %d extracted, %d already present, %d duplicates, %d failed",
+		s.RunID, s.Status, c.Seen, c.Extracted, c.Present, c.Duplicates, c.Failed)
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, " (%d non-image files skipped)", s.Skipped)
+	}
+	fmt.Fprintf(w, "\n%s wall, %.2f images/s (batch %d, %d threads, %d workers) into %s\n",
+		fmtDuration(time.Duration(s.WallSeconds*float64(time.Second))), s.ImagesPerSec, s.Batch, s.Threads, s.Workers, s.DB)
+	for _, fs := range s.FeatureSets {
+		fmt.Fprintf(w, "  feature set %s\n", fs)
+	}
+	if c.Failed > 0 {
+		fmt.Fprintf(w, "failures: pipeline sql \"SELECT path, stage, message FROM failures WHERE run_id = %d\"\n", s.RunID)
+	}
+	for _, n := range s.Notes {
+		fmt.Fprintf(w, "note: %s\n", strings.TrimSpace(n))
+	}
+}

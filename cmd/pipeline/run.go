@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// env is what every command gets: I/O, logging and the command line.
+type env struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	args   []string // the full command line, for the runs table
+	log    *slog.Logger
+	quiet  bool
+	// tty is true when stderr is a terminal: progress bars are drawn only then.
+	tty bool
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(e *env, args []string) error
+}
+
+var commands []command
+
+func register(c command) { commands = append(commands, c) }
+
+// Run runs the command line args (without the program name).
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, args: append([]string{"pipeline"}, args...)}
+	e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if f, ok := stderr.(*os.File); ok {
+		e.tty = term.IsTerminal(int(f.Fd()))
+	}
+	if len(args) == 0 {
+		usage(stderr)
+		return usageError("no command given")
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "--help", "-help":
+		if len(args) > 1 {
+			return Run(ctx, []string{args[1], "--help"}, stdin, stdout, stderr)
+		}
+		usage(stdout)
+		return nil
+	case "--version", "-version":
+		name = "version"
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(e, args[1:])
+		}
+	}
+	usage(stderr)
+	return usageError("unknown command %q", name)
+}
+
+func usage(w io.Writer) {
+	sort.Slice(commands, func(i, j int) bool { return commandOrder(commands[i].name) < commandOrder(commands[j].name) })
+	fmt.Fprintln(w, "pipeline: CNN codes of images into SQLite, and classical classifiers on them.")
+	fmt.Fprintln(w, "\nUsage: pipeline COMMAND [flags] [args]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\n`pipeline COMMAND --help` describes a command's flags. Exit codes: see README.md.")
+}
+
+func commandOrder(name string) int {
+	order := []string{"extract", "fit", "eval", "predict", "export", "similar", "sql", "runs", "check", "models", "layers", "version"}
+	for i, n := range order {
+		if n == name {
+			return i
+		}
+	}
+	return len(order)
+}
+
+// newFlags makes a command's flag set with the flags every command has.
+func newFlags(e *env, name, usageLine string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pipeline %s\n\nFlags:\n", usageLine)
+		fs.PrintDefaults()
+	}
+	fs.Func("log-format", "log format on stderr: text or json", func(v string) error {
+		switch v {
+		case "text":
+			e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		case "json":
+			e.log = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		default:
+			return errors.New("want text or json")
+		}
+		return nil
+	})
+	fs.BoolFunc("quiet", "only errors on stderr (no progress, no info logs)", func(string) error {
+		e.quiet = true
+		return nil
+	})
+	return fs
+}
+
+// parse parses flags that may come before, between or after the positional
+// arguments (`pipeline predict clf a.jpg --json`); "--" ends flag parsing.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &exitError{ExitUsage, err}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		// fs.Parse stopped at a positional argument; was it after a "--"?
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// infof logs unless --quiet.
+func (e *env) infof(format string, args ...any) {
+	if !e.quiet {
+		e.log.Info(fmt.Sprintf(format, args...))
+	}
+}
+
+func (e *env) warnf(format string, args ...any) {
+	e.log.Warn(fmt.Sprintf(format, args...))
+}
+
+// commaList splits "a,b, c" into its non-empty parts.
+func commaList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
