@@ -449,7 +449,9 @@ type VectorRow struct {
 // Vectors calls fn for every vector of a feature set, in image id order,
 // one row at a time (memory does not grow with the set). Row.Vector is
 // freshly allocated and may be kept. An error from fn stops the iteration
-// and is returned as is.
+// and is returned as is. The iteration reads one snapshot: batches committed
+// meanwhile (by this or another process) are not seen, and fn may itself
+// read or write through db.
 func (db *DB) Vectors(ctx context.Context, setID int64, fn func(VectorRow) error) error {
 	fs, err := db.FeatureSet(ctx, setID)
 	if err != nil {
