@@ -1,0 +1,212 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// Split parts (splits.part).
+const (
+	PartTrain = "train"
+	PartTest  = "test"
+)
+
+// SettingTestFraction is the settings key of the split's test fraction.
+const SettingTestFraction = "split.test_fraction"
+
+// ErrSplitFrac: AssignSplit was asked for another test fraction than the one
+// the existing split was made with.
+var ErrSplitFrac = errors.New("split test fraction differs from the stored one")
+
+// AssignSplit puts every labeled image that has no split row yet into train
+// or test and returns how many it assigned. Existing rows never move.
+//
+// The split is stratified and deterministic: per label, the new images are
+// taken in sha256 order, and each goes to test exactly when the label's test
+// count is below round(testFrac x (images of the label assigned so far,
+// this one included)). So at every step each label's test count is within
+// one image of testFrac of its size, whatever order images arrived in over
+// the runs, and two databases with the same images get the same split.
+// Unlabeled images are never assigned. testFrac is stored on first use; a
+// later call with another value fails with ErrSplitFrac.
+func (db *DB) AssignSplit(ctx context.Context, testFrac float64) (int, error) {
+	w, err := db.writer("assign split")
+	if err != nil {
+		return 0, err
+	}
+	if !(testFrac >= 0 && testFrac < 1) {
+		return 0, fmt.Errorf("assign split: test fraction %v: want 0 <= f < 1", testFrac)
+	}
+	frac := strconv.FormatFloat(testFrac, 'g', -1, 64)
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("assign split: %w", err)
+	}
+	defer rollback(tx)
+	var stored string
+	err = tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, SettingTestFraction).Scan(&stored)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)`, SettingTestFraction, frac); err != nil {
+			return 0, fmt.Errorf("assign split: %w", err)
+		}
+	case err != nil:
+		return 0, fmt.Errorf("assign split: %w", err)
+	case stored != frac:
+		return 0, fmt.Errorf("assign split: %w: the split was made with test fraction %s (settings %q), not %s; existing assignments never move (ResetSplit starts over)",
+			ErrSplitFrac, stored, SettingTestFraction, frac)
+	}
+
+	// Per label: images assigned so far and how many of them are test.
+	type tally struct{ n, test int }
+	tallies := map[string]*tally{}
+	get := func(label string) *tally {
+		t := tallies[label]
+		if t == nil {
+			t = &tally{}
+			tallies[label] = t
+		}
+		return t
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT i.label, count(*), sum(s.part = 'test') FROM splits s
+		JOIN images i ON i.id = s.image_id WHERE i.label IS NOT NULL GROUP BY i.label`)
+	if err != nil {
+		return 0, fmt.Errorf("assign split: %w", err)
+	}
+	for rows.Next() {
+		var label string
+		var n, test int
+		if err := rows.Scan(&label, &n, &test); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("assign split: %w", err)
+		}
+		*get(label) = tally{n, test}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("assign split: %w", err)
+	}
+
+	type pending struct {
+		id    int64
+		label string
+	}
+	var todo []pending
+	rows, err = tx.QueryContext(ctx, `SELECT id, label FROM images
+		WHERE label IS NOT NULL AND id NOT IN (SELECT image_id FROM splits)
+		ORDER BY label, sha256`)
+	if err != nil {
+		return 0, fmt.Errorf("assign split: %w", err)
+	}
+	for rows.Next() {
+		var p pending
+		if err := rows.Scan(&p.id, &p.label); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("assign split: %w", err)
+		}
+		todo = append(todo, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("assign split: %w", err)
+	}
+
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO splits (image_id, part, assigned_at) VALUES (?, ?, ?)`)
+	if err != nil {
+		return 0, fmt.Errorf("assign split: %w", err)
+	}
+	defer ins.Close()
+	at := now()
+	for _, p := range todo {
+		t := get(p.label)
+		t.n++
+		part := PartTrain
+		if float64(t.test) < math.Round(testFrac*float64(t.n)) {
+			part = PartTest
+			t.test++
+		}
+		if _, err := ins.ExecContext(ctx, p.id, part, at); err != nil {
+			return 0, fmt.Errorf("assign split: image %d: %w", p.id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("assign split: %w", err)
+	}
+	return len(todo), nil
+}
+
+// Split returns the part ("train" or "test") of every assigned image by id.
+func (db *DB) Split(ctx context.Context) (map[int64]string, error) {
+	rows, err := db.reader().QueryContext(ctx, `SELECT image_id, part FROM splits`)
+	if err != nil {
+		return nil, fmt.Errorf("split: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]string{}
+	for rows.Next() {
+		var id int64
+		var part string
+		if err := rows.Scan(&id, &part); err != nil {
+			return nil, fmt.Errorf("split: %w", err)
+		}
+		out[id] = part
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("split: %w", err)
+	}
+	return out, nil
+}
+
+// ResetSplit deletes the whole split and its stored test fraction, so that
+// the next AssignSplit starts over (possibly with another fraction).
+func (db *DB) ResetSplit(ctx context.Context) error {
+	w, err := db.writer("reset split")
+	if err != nil {
+		return err
+	}
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("reset split: %w", err)
+	}
+	defer rollback(tx)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM splits`); err != nil {
+		return fmt.Errorf("reset split: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, SettingTestFraction); err != nil {
+		return fmt.Errorf("reset split: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("reset split: %w", err)
+	}
+	return nil
+}
+
+// Setting returns a value from settings.
+func (db *DB) Setting(ctx context.Context, key string) (string, bool, error) {
+	var v string
+	err := db.reader().QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("setting %s: %w", key, err)
+	}
+	return v, true, nil
+}
+
+// SetSetting stores a value in settings, replacing any previous one.
+func (db *DB) SetSetting(ctx context.Context, key, value string) error {
+	w, err := db.writer("set setting")
+	if err != nil {
+		return err
+	}
+	if _, err := w.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value); err != nil {
+		return fmt.Errorf("setting %s: %w", key, err)
+	}
+	return nil
+}

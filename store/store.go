@@ -1,0 +1,273 @@
+// Package store keeps images, their CNN codes, runs, splits, classifiers and
+// predictions in one SQLite file. It is the only package that talks to SQLite
+// (mattn/go-sqlite3) and sqlite-vec; see DESIGN.md for the concurrency model,
+// the vector encoding and the crash-safety argument.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	vec "github.com/asg017/sqlite-vec-go-bindings/cgo"
+	"github.com/mattn/go-sqlite3"
+)
+
+// Sentinel errors callers test with errors.Is.
+var (
+	// ErrNotDatabase: the file exists but is not a pipeline database
+	// (not SQLite at all, or SQLite with someone else's tables).
+	ErrNotDatabase = errors.New("not a pipeline database")
+	// ErrNoDatabase: a read-only open of a path where no database exists.
+	ErrNoDatabase = errors.New("no database")
+	// ErrSchemaOld: a read-only open of a database whose schema is older
+	// than this binary's; a writing command upgrades it.
+	ErrSchemaOld = errors.New("database schema is older than this pipeline")
+	// ErrSchemaNew: the database was written by a newer pipeline.
+	ErrSchemaNew = errors.New("database schema is newer than this pipeline")
+	// ErrReadOnly: a write through a read-only DB or a read-only query.
+	ErrReadOnly = errors.New("database is open read-only")
+)
+
+// BusyTimeout is how long a connection waits for another connection's write
+// transaction before failing with "database is locked". Batches are short
+// transactions, so this only matters when something is badly stuck.
+const BusyTimeout = 10 * time.Second
+
+// applicationID marks pipeline databases in the SQLite header
+// (PRAGMA application_id): "PiPe".
+const applicationID = 0x50695065
+
+// Options configure Open.
+type Options struct {
+	// ReadOnly opens with mode=ro and query_only: no migration, no writes.
+	ReadOnly bool
+}
+
+// DB is an open feature database. It is safe for concurrent use.
+type DB struct {
+	path     string // absolute
+	readOnly bool
+	rw       *sql.DB // one connection: the process's only writer; nil when read-only
+	ro       *sql.DB // read-only pool for queries
+
+	mu      sync.Mutex
+	lock    *writerLock        // held writer lock, nil if none
+	started map[int64]struct{} // runs started through this DB (not stale)
+}
+
+var vecOnce sync.Once
+
+// registerVec makes every SQLite connection opened from now on in this
+// process load sqlite-vec (sqlite3_auto_extension), so pooled connections,
+// the read-only pool and one-off query connections all have it.
+func registerVec() { vecOnce.Do(vec.Auto) }
+
+// dsn builds the URI filename with the per-connection settings mattn applies
+// at connect time, so every pooled connection has them.
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Set("_busy_timeout", fmt.Sprint(BusyTimeout.Milliseconds()))
+	q.Set("_foreign_keys", "1")
+	if readOnly {
+		q.Set("mode", "ro")
+		q.Set("_query_only", "1")
+	} else {
+		q.Set("_journal_mode", "WAL")
+		q.Set("_synchronous", "NORMAL")
+		// BEGIN IMMEDIATE: a write transaction takes the write lock when it
+		// starts (waiting up to busy_timeout), instead of failing with
+		// SQLITE_BUSY when a read turns into a write.
+		q.Set("_txlock", "immediate")
+	}
+	q.Set("_stmt_cache_size", "32")
+	u := url.URL{Path: path}
+	return "file:" + u.EscapedPath() + "?" + q.Encode()
+}
+
+// Open opens (and, unless read-only, creates and migrates) the database at
+// path.
+func Open(path string, opts Options) (*DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := checkFile(abs, opts.ReadOnly); err != nil {
+		return nil, err
+	}
+	registerVec()
+	db := &DB{path: abs, readOnly: opts.ReadOnly, started: map[int64]struct{}{}}
+	ctx := context.Background()
+	if !opts.ReadOnly {
+		db.rw, err = sql.Open("sqlite3", dsn(abs, false))
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", abs, err)
+		}
+		// One writer connection: in-process writers queue in Go instead
+		// of spinning on SQLite's busy handler.
+		db.rw.SetMaxOpenConns(1)
+		db.rw.SetConnMaxIdleTime(time.Minute)
+		if err := db.migrate(ctx, len(migrations)); err != nil {
+			db.rw.Close()
+			return nil, err
+		}
+	}
+	db.ro, err = sql.Open("sqlite3", dsn(abs, true))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", abs, err)
+	}
+	db.ro.SetMaxOpenConns(8)
+	db.ro.SetConnMaxIdleTime(time.Minute)
+	if opts.ReadOnly {
+		v, err := db.readVersion(ctx, db.ro)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		if err := db.checkVersion(v, true); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// checkFile turns the common ways of pointing at the wrong place into errors
+// that name the path, before SQLite says "unable to open database file".
+func checkFile(path string, readOnly bool) error {
+	dir := filepath.Dir(path)
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && st.IsDir():
+		return fmt.Errorf("open %s: is a directory, not a database file", path)
+	case err == nil:
+		return checkHeader(path)
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	// The file does not exist.
+	dst, derr := os.Stat(dir)
+	if derr != nil || !dst.IsDir() {
+		return fmt.Errorf("open %s: directory %s does not exist", path, dir)
+	}
+	if readOnly {
+		return fmt.Errorf("open %s: %w there (a writing command such as `pipeline extract` creates it)", path, ErrNoDatabase)
+	}
+	// Access(2) rather than trying: a failed create would leave nothing
+	// behind, but its error ("unable to open database file") names nothing.
+	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+		return fmt.Errorf("open %s: directory %s is not writable: %w", path, dir, err)
+	}
+	return nil
+}
+
+// checkHeader rejects files that are not SQLite before any pragma touches
+// them. An empty file is what SQLite itself creates, so it passes.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	var hdr [16]byte
+	n, err := io.ReadFull(f, hdr[:])
+	if n == 0 && (err == io.EOF || err == nil) {
+		return nil
+	}
+	if string(hdr[:n]) != "SQLite format 3\x00" {
+		return fmt.Errorf("open %s: %w (not an SQLite file)", path, ErrNotDatabase)
+	}
+	return nil
+}
+
+// Path returns the absolute path of the database file.
+func (db *DB) Path() string { return db.path }
+
+// ReadOnly reports whether db was opened read-only.
+func (db *DB) ReadOnly() bool { return db.readOnly }
+
+// Close closes the database. A held writer lock is released.
+func (db *DB) Close() error {
+	var errs []error
+	db.mu.Lock()
+	l := db.lock
+	db.mu.Unlock()
+	if l != nil {
+		errs = append(errs, l.release())
+	}
+	if db.rw != nil {
+		errs = append(errs, db.rw.Close())
+	}
+	if db.ro != nil {
+		errs = append(errs, db.ro.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// writer returns the write pool, or ErrReadOnly naming the operation.
+func (db *DB) writer(op string) (*sql.DB, error) {
+	if db.readOnly {
+		return nil, fmt.Errorf("%s: %s: %w", op, db.path, ErrReadOnly)
+	}
+	return db.rw, nil
+}
+
+// reader returns the pool for reads: the read-only pool, so reads never
+// queue behind the single writer connection.
+func (db *DB) reader() *sql.DB { return db.ro }
+
+// timeFormat is the schema's time format: RFC 3339, UTC, milliseconds.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+func now() string { return formatTime(time.Now()) }
+
+// parseTime reads a schema time; the zero time for NULL or garbage (a
+// hand-edited row should not make listing runs fail).
+func parseTime(s sql.NullString) time.Time {
+	if !s.Valid {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s.String)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+func nullInt(v int64) sql.NullInt64 { return sql.NullInt64{Int64: v, Valid: v != 0} }
+
+// sqliteCode returns the primary SQLite result code of err, or 0.
+func sqliteCode(err error) sqlite3.ErrNo {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 0
+}
+
+// wrapOpenErr maps SQLite's open-time errors to ones that name the file.
+func wrapOpenErr(path string, err error) error {
+	switch sqliteCode(err) {
+	case sqlite3.ErrNotADB:
+		return fmt.Errorf("open %s: %w: %w", path, ErrNotDatabase, err)
+	case sqlite3.ErrCantOpen:
+		return fmt.Errorf("open %s: cannot open: %w", path, err)
+	}
+	return fmt.Errorf("open %s: %w", path, err)
+}
+
+// rollback is for defer: Rollback after Commit is a harmless ErrTxDone.
+func rollback(tx *sql.Tx) { _ = tx.Rollback() }
