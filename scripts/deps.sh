@@ -6,7 +6,7 @@
 #   libsvm-tools, liblinear-tools   C reference implementations the tests compare against
 #   pkg-config, g++   for cgo
 set -euo pipefail
-want=(libopencv-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
+want=(libopencv-dev libsqlite3-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
 if [ "${1:-}" = "--test" ]; then
   want+=(libsvm-tools liblinear-tools sqlite3)
 fi
