@@ -128,6 +128,7 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 		return nil, err
 	}
 	e.net, e.graph = net, g
+	e.Notes = append(e.Notes, g.Warnings...)
 	if err := net.setBackend(backend, target); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("set backend: %w", err)

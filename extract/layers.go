@@ -70,6 +70,9 @@ type Graph struct {
 	Family string   // "vgg", "resnet" or "" when neither pattern is found
 	// Notes explain aliases whose meaning differs from Keras' (e.g. no softmax in the graph).
 	Notes map[string]string
+	// Warnings are what OpenCV computes differently from the model file's
+	// framework (see onnxQuirks).
+	Warnings []string
 
 	byID     map[int]*Layer
 	byName   map[string]*Layer

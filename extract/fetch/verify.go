@@ -115,3 +115,22 @@ func writeSidecar(path, sha string) {
 		os.Remove(tmp.Name())
 	}
 }
+
+// HashFileCached is HashFile with the sidecar's fast path: a file whose size
+// and modification time match its PATH.sha256 is not read again. Use it for
+// files the program wrote or verified itself (generated models).
+func HashFileCached(path string) (string, int64, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", 0, err
+	}
+	if sc, ok := readSidecar(path); ok && isSHA256(sc.SHA256) && sc.Size == st.Size() && st.ModTime().UnixNano() == sc.ModTime {
+		return sc.SHA256, sc.Size, nil
+	}
+	sha, n, err := HashFile(path)
+	if err != nil {
+		return "", 0, err
+	}
+	writeSidecar(path, sha)
+	return sha, n, nil
+}
