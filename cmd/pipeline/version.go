@@ -46,8 +46,8 @@ type versionInfo struct {
 	Pipeline   string   `json:"pipeline"`
 	Go         string   `json:"go"`
 	OpenCV     string   `json:"opencv"`
-	Backends   []string `json:"backends"`           // backend/target pairs usable with --backend/--target
-	OpenCL     []string `json:"opencl_devices"`     // OpenCL devices OpenCV sees
+	Backends   []string `json:"backends"`       // backend/target pairs usable with --backend/--target
+	OpenCL     []string `json:"opencl_devices"` // OpenCL devices OpenCV sees
 	OpenCLNote string   `json:"opencl_note,omitempty"`
 	CUDA       bool     `json:"cuda"`
 	Threads    int      `json:"threads"`
