@@ -40,7 +40,9 @@ func (s Style) String() string {
 type Options struct {
 	Style Style // default Zoo
 	// InputSize is the input's height and width (default 224). VGG needs a
-	// multiple of 2^len(Blocks), ResNet of 32 for the full depth.
+	// multiple of 2^len(Blocks); ResNet a multiple of 4 (sizes that halve
+	// evenly through every stage, such as 32 or 224, mirror the real
+	// networks best).
 	InputSize int
 	// WidthDiv divides every channel count and the hidden fully connected
 	// width (minimum 1 channel), for topologically identical tiny models.

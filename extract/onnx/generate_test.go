@@ -541,3 +541,56 @@ func TestReadGraph_FullSize(t *testing.T) {
 		t.Errorf("ReadModel differs from the model written")
 	}
 }
+
+func TestOptions_Softmax(t *testing.T) {
+	for _, tc := range []struct {
+		style     Style
+		build     func(Options) (*Model, error)
+		node, out string
+		logits    string
+	}{
+		{Zoo, VGG, "prob", "prob", "vgg0_dense2_fwd"},
+		{Torchvision, VGG, "/Softmax", "output", "/classifier/classifier.6/Gemm_output_0"},
+		{Torchvision, ResNetV1, "/Softmax", "output", "/fc/Gemm_output_0"},
+		{Zoo, ResNetV2, "prob", "prob", "resnetv24_dense0_fwd"},
+	} {
+		o := Options{Style: tc.style, InputSize: 32, WidthDiv: 16, Hidden: 16, Classes: 7, Blocks: []int{1, 1}, Softmax: true}
+		m := mustBuild(t)(tc.build(o))
+		last := m.Graph.Nodes[len(m.Graph.Nodes)-1]
+		if last.Name != tc.node || last.OpType != "Softmax" || last.Outputs[0] != tc.out || last.Inputs[0] != tc.logits {
+			t.Errorf("%v: last node %+v, want Softmax %s(%s) -> %s", tc.style, last, tc.node, tc.logits, tc.out)
+		}
+		out, err := Run(m, map[string]*Tensor{"data": randomInput([]int{1, 3, 32, 32}, 4)}, tc.out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := 0.0
+		for _, p := range out[tc.out].Float64 {
+			sum += p
+		}
+		if math.Abs(sum-1) > 1e-12 || len(out[tc.out].Float64) != 7 {
+			t.Errorf("%v: %d probabilities summing to %v", tc.style, len(out[tc.out].Float64), sum)
+		}
+	}
+}
+
+func TestOptions_Invalid(t *testing.T) {
+	for _, tc := range []struct {
+		build func(Options) (*Model, error)
+		o     Options
+		want  string
+	}{
+		{VGG, Options{InputSize: 40}, "vgg: input size 40 is not a multiple of 32"},
+		{VGG, Options{Blocks: []int{1, 1, 1, 1, 1, 1}}, "vgg: 6 blocks, at most 5"},
+		{VGG, Options{Blocks: []int{2, 0}}, "every entry must be at least 1"},
+		{ResNetV1, Options{Blocks: []int{1, 1, 1, 1, 1}}, "resnet v1: 5 stages, at most 4"},
+		{ResNetV1, Options{InputSize: 30}, "input size 30 is not a multiple of 4"},
+		{ResNetV1, Options{Style: 7}, "unknown style Style(7)"},
+		{ResNetV2, Options{WidthDiv: -1}, "sizes must be positive"},
+	} {
+		_, err := tc.build(tc.o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want an error containing %q", tc.o, err, tc.want)
+		}
+	}
+}

@@ -873,7 +873,7 @@ func softmaxAxis(c *opCtx, x []int) (outer, n, inner int, err error) {
 		return 0, 0, 0, err
 	}
 	r := int64(len(x))
-	if axis < -r || axis > r || axis == r && c.opset >= 13 {
+	if axis < -r || axis >= r {
 		return 0, 0, 0, fmt.Errorf("axis %d out of range for %v", axis, x)
 	}
 	if axis < 0 {

@@ -24,7 +24,9 @@ type value struct {
 // requested tensors by name (Double tensors); with no names it returns
 // every tensor a node produces. Only the nodes the requested tensors
 // depend on are evaluated, and intermediate tensors are released as soon
-// as nothing needs them.
+// as nothing needs them. Returned tensors may share their data with each
+// other (Flatten, Reshape, Identity and Dropout do not copy) or with a
+// Double input or initializer: treat them as read-only.
 //
 // inputs maps graph input names to Float or Double tensors; every graph
 // input that is not an initializer must be given. An input that is also an
@@ -43,16 +45,31 @@ func Run(m *Model, inputs map[string]*Tensor, want ...string) (map[string]*Tenso
 	if opset == 0 {
 		return nil, fmt.Errorf("run: model imports no ai.onnx operator set")
 	}
-	vals := make(map[string]*value)
+	// Initializers are converted to float64 when a needed node first reads
+	// them: a run that stops at VGG-16's pool5 never copies the 400 MB of
+	// fully connected weights.
+	inits := make(map[string]*Tensor, len(g.Initializers))
 	for _, t := range g.Initializers {
+		inits[t.Name] = t
+	}
+	vals := make(map[string]*value)
+	lookup := func(name string) (*value, error) {
+		if v, ok := vals[name]; ok {
+			return v, nil
+		}
+		t, ok := inits[name]
+		if !ok {
+			return nil, fmt.Errorf("input %q is not produced by an earlier node, an initializer or a graph input", name)
+		}
 		if !t.HasData() {
-			continue // reported if a needed node uses it
+			return nil, fmt.Errorf("initializer %q has no data (model read with ReadGraph?)", name)
 		}
 		v, err := tensorValue(t)
 		if err != nil {
-			return nil, fmt.Errorf("run: initializer: %w", err)
+			return nil, fmt.Errorf("initializer: %w", err)
 		}
-		vals[t.Name] = v
+		vals[name] = v
+		return v, nil
 	}
 	declared := make(map[string]bool)
 	for _, in := range g.Inputs {
@@ -68,8 +85,8 @@ func Run(m *Model, inputs map[string]*Tensor, want ...string) (map[string]*Tenso
 		}
 		vals[name] = v
 	}
-	for _, in := range g.DataInputs() {
-		if _, ok := vals[in.Name]; !ok {
+	for _, in := range g.Inputs {
+		if _, ok := vals[in.Name]; !ok && inits[in.Name] == nil {
 			return nil, fmt.Errorf("run: graph input %q not given", in.Name)
 		}
 	}
@@ -97,8 +114,8 @@ func Run(m *Model, inputs map[string]*Tensor, want ...string) (map[string]*Tenso
 			continue
 		}
 		c := &opCtx{node: n, opset: opset, konst: func(name string) (*value, bool) {
-			v, ok := vals[name]
-			return v, ok
+			v, err := lookup(name)
+			return v, err == nil
 		}}
 		ins := make([]*value, len(n.Inputs))
 		shapes := make([][]int, len(n.Inputs))
@@ -106,12 +123,9 @@ func Run(m *Model, inputs map[string]*Tensor, want ...string) (map[string]*Tenso
 			if name == "" {
 				continue
 			}
-			v, ok := vals[name]
-			if !ok {
-				if t := g.Initializer(name); t != nil {
-					return nil, c.errorf("initializer %q has no data (model read with ReadGraph?)", name)
-				}
-				return nil, c.errorf("input %q is not produced by an earlier node, an initializer or a graph input", name)
+			v, err := lookup(name)
+			if err != nil {
+				return nil, c.wrap(err)
 			}
 			ins[j], shapes[j] = v, v.dims
 		}
@@ -143,9 +157,9 @@ func Run(m *Model, inputs map[string]*Tensor, want ...string) (map[string]*Tenso
 		}
 	}
 	for _, w := range want {
-		v, ok := vals[w]
-		if !ok {
-			return nil, fmt.Errorf("run: tensor %q: %w", w, ErrUnknownTensor)
+		v, err := lookup(w)
+		if err != nil {
+			return nil, fmt.Errorf("run: tensor %q: %w", w, err)
 		}
 		out[w] = NewFloat64(w, v.dims, v.data)
 	}

@@ -301,6 +301,10 @@ func TestRun_Softmax(t *testing.T) {
 		closeTo(t, "default", got, []int{1, 2, 2},
 			[]float64{e(1) / (e(1) + e(2)), e(2) / (e(1) + e(2)), e(3) / (e(3) + e(4)), e(4) / (e(3) + e(4))}, 1e-15)
 	})
+	t.Run("AxisOutOfRange", func(t *testing.T) {
+		_, err := run1(t, 11, "Softmax", []*Attribute{IntAttr("axis", 3)}, x)
+		wantErr(t, err, nil, "axis 3 out of range for [1 2 2]")
+	})
 	t.Run("LargeValues", func(t *testing.T) {
 		got := mustOK(t)(run1(t, 11, "Softmax", nil, in{"x", []int{1, 2}, []float64{1000, 1000}}))
 		closeTo(t, "y", got, []int{1, 2}, []float64{0.5, 0.5}, 1e-15)
