@@ -426,3 +426,18 @@ func resizeNearestPIL(img gocv.Mat, w, h int) (gocv.Mat, error) {
 	}
 	return gocv.NewMatFromBytes(h, w, gocv.MatTypeCV8UC3, out)
 }
+
+// FileBlob decodes an image file's bytes and preprocesses it into a new
+// blob (3*Height*Width float32, CHW): what extraction feeds the network.
+func (p Preprocess) FileBlob(data []byte, opt DecodeOptions) ([]float32, ImageInfo, error) {
+	m, info, err := Decode(data, opt)
+	if err != nil {
+		return nil, info, err
+	}
+	defer m.Close()
+	blob := make([]float32, 3*p.Width*p.Height)
+	if err := p.Blob(m, blob); err != nil {
+		return nil, info, err
+	}
+	return blob, info, nil
+}

@@ -69,7 +69,11 @@ func (p *progress) Progress(c store.Counts, total int64, walking bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	if now.Sub(p.last) < p.every && !(c.Seen == total && !walking) {
+	if p.last.IsZero() {
+		p.last = p.start
+	}
+	final := c.Seen == total && !walking
+	if now.Sub(p.last) < p.every && !(final && p.tty) {
 		return
 	}
 	p.last = now

@@ -162,3 +162,8 @@ func commaList(s string) []string {
 	}
 	return out
 }
+
+func statOK(path string) (os.FileInfo, bool) {
+	fi, err := os.Stat(path)
+	return fi, err == nil
+}
