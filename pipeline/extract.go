@@ -1,0 +1,684 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"pipeline/extract"
+	"pipeline/store"
+)
+
+// ExtractOptions configure one `pipeline extract` run.
+type ExtractOptions struct {
+	DB      string        // database path
+	Model   extract.Model // resolved model (ResolveModel)
+	Layers  []string      // --layer
+	Pool    string        // --pool: avg, max, none
+	Compute extract.Compute
+	Batch   int // images per forward pass
+	Workers int // decode goroutines (0 = number of CPUs)
+
+	Images     string    // --images DIR, or
+	List       string    // --list FILE ("-" = ListReader)
+	ListReader io.Reader // stdin for --list -
+
+	MaxPixels int64 // reject images with more pixels (0 = no limit)
+	Reduce    bool  // --fast-decode: reduced-size JPEG decoding
+	MaxBytes  int64 // reject files larger than this (0 = 1 GiB)
+
+	Wait time.Duration // wait for the writer lock this long
+	Args []string      // the command line, for the runs table
+
+	// Events receives progress and per-file failure reports; may be nil.
+	Events Events
+}
+
+// Events are the hooks the CLI uses for progress and messages.
+type Events interface {
+	// Started is called once the model is loaded and the run recorded.
+	Started(info StartInfo)
+	// Progress is called after every file with the counts so far; total is
+	// the number of files found so far, final once walking is done.
+	Progress(c store.Counts, total int64, walking bool)
+	// Failed is called for each file that cannot be used.
+	Failed(f store.Failure)
+	// Note is something the user should know (batch fallback, OpenCL setup).
+	Note(msg string)
+}
+
+// StartInfo describes a run that has started.
+type StartInfo struct {
+	RunID   int64
+	Sets    []store.FeatureSet
+	Outputs []extract.Output
+	Batch   int
+	Threads int
+	Workers int
+}
+
+// ExtractSummary is the outcome of an extract run (the --json contract).
+type ExtractSummary struct {
+	RunID        int64              `json:"run_id"`
+	Status       string             `json:"status"` // ok, partial, interrupted, failed
+	DB           string             `json:"db"`
+	Model        string             `json:"model"`
+	FeatureSets  []store.FeatureSet `json:"feature_sets"`
+	Counts       store.Counts       `json:"counts"`
+	Skipped      int                `json:"skipped_non_images"`
+	WallSeconds  float64            `json:"wall_seconds"`
+	ImagesPerSec float64            `json:"images_per_second"` // extracted files / wall time
+	Timing       Timing             `json:"timing"`
+	Batch        int                `json:"batch"`
+	Threads      int                `json:"threads"`
+	Workers      int                `json:"workers"`
+	Notes        []string           `json:"notes,omitempty"`
+	Error        string             `json:"error,omitempty"`
+}
+
+// Timing splits the wall time of the main loop (seconds).
+type Timing struct {
+	Forward float64 `json:"forward"` // inside OpenCV's forward pass
+	Write   float64 `json:"write"`   // SQLite transactions
+	Wait    float64 `json:"wait"`    // waiting for decoded images (the forward pass starved)
+}
+
+type resultKind int
+
+const (
+	kindFailed  resultKind = iota
+	kindPresent            // path known, content unchanged, all vectors stored
+	kindDup                // content already stored (other path or changed metadata)
+	kindForward            // needs a forward pass
+)
+
+type job struct {
+	idx int
+	in  Input
+}
+
+type result struct {
+	idx     int
+	in      Input
+	kind    resultKind
+	rec     store.ImageRecord
+	path    store.PathRecord
+	write   bool    // kindPresent/kindDup: the path row needs writing
+	missing []int64 // kindForward: feature sets without a vector
+	blob    []float32
+	fail    store.Failure
+}
+
+// Extract runs the extraction: every input file's CNN codes for every
+// requested layer end up in the database, computing only what is missing.
+func Extract(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err error) {
+	start := time.Now()
+	sum.DB, sum.Model, sum.Status = o.DB, o.Model.Name, "failed"
+	if o.Images == "" && o.List == "" {
+		return sum, fmt.Errorf("%w: give --images DIR or --list FILE", ErrUsage)
+	}
+	if o.Images != "" && o.List != "" {
+		return sum, fmt.Errorf("%w: give --images or --list, not both", ErrUsage)
+	}
+	ev := o.Events
+	if ev == nil {
+		ev = nopEvents{}
+	}
+	db, err := store.Open(o.DB, store.Options{})
+	if err != nil {
+		return sum, err
+	}
+	defer db.Close()
+	release, err := db.Lock(ctx, o.Wait, store.Holder{Command: "extract"})
+	if err != nil {
+		return sum, err
+	}
+	defer release()
+	bg := context.WithoutCancel(ctx) // database writes finish even after Ctrl-C
+	if _, err := db.AbandonStaleRuns(bg); err != nil {
+		return sum, err
+	}
+	runID, err := db.StartRun(bg, "extract", o.Args)
+	if err != nil {
+		return sum, err
+	}
+	sum.RunID = runID
+	e := &engine{o: o, db: db, ev: ev, runID: runID, bg: bg}
+	runErr := e.run(ctx)
+	sum.Counts = e.counts
+	sum.Skipped = e.skipped
+	sum.Notes = e.notes
+	sum.FeatureSets = e.sets
+	sum.Batch, sum.Threads, sum.Workers = e.batch, extract.NumThreads(), e.workers
+	sum.Timing = Timing{Forward: e.tForward.Seconds(), Write: e.tWrite.Seconds(), Wait: e.tWait.Seconds()}
+	sum.WallSeconds = time.Since(start).Seconds()
+	if sum.WallSeconds > 0 {
+		sum.ImagesPerSec = float64(e.counts.Extracted) / sum.WallSeconds
+	}
+	status, code, msg := store.RunOK, 0, ""
+	switch {
+	case runErr != nil && errors.Is(runErr, ErrInterrupted):
+		status, code, msg = store.RunInterrupted, 130, runErr.Error()
+	case runErr != nil:
+		status, code, msg = store.RunFailed, 1, runErr.Error()
+		sum.Error = msg
+	case e.counts.Failed > 0:
+		status, code = store.RunPartial, 3
+		runErr = fmt.Errorf("%w: %d of %d files (see `pipeline sql \"SELECT path, stage, message FROM failures WHERE run_id = %d\"`)",
+			ErrPartial, e.counts.Failed, e.counts.Seen, runID)
+	}
+	sum.Status = status
+	if ferr := db.FinishRun(bg, runID, status, code, e.counts, msg); ferr != nil && runErr == nil {
+		runErr = ferr
+	}
+	return sum, runErr
+}
+
+type nopEvents struct{}
+
+func (nopEvents) Started(StartInfo)                  {}
+func (nopEvents) Progress(store.Counts, int64, bool) {}
+func (nopEvents) Failed(store.Failure)               {}
+func (nopEvents) Note(string)                        {}
+
+// engine is one extract run's state. The main loop (run) is the only
+// goroutine that forwards and writes; workers read, hash and decode.
+type engine struct {
+	o       ExtractOptions
+	db      *store.DB
+	ev      Events
+	bg      context.Context
+	runID   int64
+	ex      *extract.Extractor
+	sets    []store.FeatureSet
+	setIDs  []int64
+	batch   int
+	workers int
+	notes   []string
+	skipped int
+
+	counts store.Counts // committed + pending
+	delta  store.Counts // not yet written
+
+	// The batch being assembled.
+	fwd      []*result
+	fwdItems map[string]*store.Item // sha → item in the forward batch
+	other    []store.Item           // path-only items
+	fails    []store.Failure
+	recent   shaRing // shas written by this run recently (closes a lookup race)
+
+	blobs sync.Pool
+
+	tForward, tWrite, tWait time.Duration
+}
+
+func (e *engine) note(msg string) {
+	e.notes = append(e.notes, msg)
+	e.ev.Note(msg)
+}
+
+func (e *engine) run(ctx context.Context) error {
+	o := e.o
+	ex, err := extract.NewExtractor(extract.ExtractorConfig{
+		Model: o.Model, Layers: o.Layers, Pool: o.Pool, Compute: o.Compute, Batch: o.Batch,
+	})
+	if err != nil {
+		return err
+	}
+	defer ex.Close()
+	e.ex = ex
+	for _, n := range ex.Notes {
+		e.note(n)
+	}
+	e.batch = ex.BatchSize()
+	pre := ex.Preprocess()
+	for _, out := range ex.Outputs() {
+		fs, err := e.db.EnsureFeatureSet(e.bg, store.FeatureSet{
+			ModelSHA256: o.Model.SHA256, ModelName: o.Model.Name, Layer: out.Layer.Name, Alias: out.Alias,
+			Pooling: out.Pool, Preprocess: pre.Key(), Precision: o.Compute.Precision(),
+			Shape: out.Layer.ShapeString(), Dim: out.Dim,
+		})
+		if err != nil {
+			return err
+		}
+		e.sets = append(e.sets, fs)
+		e.setIDs = append(e.setIDs, fs.ID)
+	}
+	e.workers = o.Workers
+	if e.workers <= 0 {
+		e.workers = runtime.NumCPU()
+	}
+	e.ev.Started(StartInfo{RunID: e.runID, Sets: e.sets, Outputs: ex.Outputs(), Batch: e.batch, Threads: extract.NumThreads(), Workers: e.workers})
+	inLen := ex.InputLen()
+	e.blobs.New = func() any { return make([]float32, inLen) }
+	e.fwdItems = map[string]*store.Item{}
+
+	// In-flight files are bounded: memory does not grow with the dataset.
+	window := 2*e.batch + 4*e.workers
+	tokens := make(chan struct{}, window)
+	jobs := make(chan job, window)
+	results := make(chan result, window)
+	walkCtx, stopWalk := context.WithCancel(ctx)
+	defer stopWalk()
+
+	var total int64
+	var walkDone bool
+	var walkMu sync.Mutex
+	walkErr := make(chan error, 1)
+	go func() {
+		defer close(jobs)
+		idx := 0
+		emit := func(in Input) error {
+			select {
+			case tokens <- struct{}{}:
+			case <-walkCtx.Done():
+				return walkCtx.Err()
+			}
+			jobs <- job{idx, in}
+			idx++
+			walkMu.Lock()
+			total++
+			walkMu.Unlock()
+			return nil
+		}
+		var err error
+		if o.Images != "" {
+			var st WalkStats
+			st, err = WalkImages(o.Images, emit)
+			walkMu.Lock()
+			e.skipped = st.Skipped
+			walkMu.Unlock()
+			for _, u := range st.Unreadable {
+				e.ev.Failed(store.Failure{Path: u, Stage: "read", Message: "directory cannot be listed"})
+			}
+		} else {
+			err = e.readList(emit)
+		}
+		walkMu.Lock()
+		walkDone = true
+		walkMu.Unlock()
+		if errors.Is(err, context.Canceled) {
+			err = nil
+		}
+		walkErr <- err
+	}()
+
+	var wg sync.WaitGroup
+	for w := 0; w < e.workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				results <- e.prepare(j)
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+
+	// Consume results in input order, so that which path becomes an image's
+	// canonical path does not depend on goroutine timing.
+	pending := map[int]result{}
+	next := 0
+	interrupted := false
+	var loopErr error
+	waitStart := time.Now()
+	for r := range results {
+		pending[r.idx] = r
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			e.tWait += time.Since(waitStart)
+			if loopErr == nil && !interrupted {
+				if err := e.consume(r); err != nil {
+					loopErr = err
+					stopWalk()
+				}
+			} else if r.blob != nil {
+				e.blobs.Put(r.blob)
+			}
+			<-tokens
+			walkMu.Lock()
+			t, done := total, walkDone
+			walkMu.Unlock()
+			e.ev.Progress(e.counts, t, !done)
+			if !interrupted && ctx.Err() != nil {
+				interrupted = true
+				stopWalk()
+			}
+			waitStart = time.Now()
+		}
+	}
+	if loopErr != nil {
+		return loopErr
+	}
+	if interrupted {
+		// Stop after the batch that was being computed: drop the images
+		// gathered for the next forward pass, keep everything else.
+		for _, r := range e.fwd {
+			e.blobs.Put(r.blob)
+		}
+		e.fwd = nil
+		e.fwdItems = map[string]*store.Item{}
+		if err := e.write(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %d files done, everything computed so far is committed; rerun the same command to finish", ErrInterrupted, e.counts.Seen)
+	}
+	if err := e.flush(); err != nil {
+		return err
+	}
+	if err := <-walkErr; err != nil {
+		return err
+	}
+	return nil
+}
+
+func (e *engine) readList(emit func(Input) error) error {
+	o := e.o
+	if o.List == "-" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		r := o.ListReader
+		if r == nil {
+			r = os.Stdin
+		}
+		return ReadList(r, "stdin", wd, emit)
+	}
+	f, err := os.Open(o.List)
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	defer f.Close()
+	abs, err := filepath.Abs(o.List)
+	if err != nil {
+		return err
+	}
+	return ReadList(f, o.List, filepath.Dir(abs), emit)
+}
+
+// prepare does a file's work up to the forward pass: stat, database
+// lookups, read, hash, decode and preprocess. It runs on the workers.
+func (e *engine) prepare(j job) result {
+	r := result{idx: j.idx, in: j.in}
+	fail := func(stage string, err error) result {
+		r.kind = kindFailed
+		r.fail = store.Failure{Path: j.in.Path, Stage: stage, Message: err.Error()}
+		return r
+	}
+	fi, err := os.Stat(j.in.Path)
+	if err != nil {
+		return fail("read", unwrapPathErr(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return fail("read", fmt.Errorf("not a regular file (%s)", fi.Mode().Type()))
+	}
+	maxBytes := e.o.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = 1 << 30
+	}
+	if fi.Size() > maxBytes {
+		return fail("size", fmt.Errorf("file is %d bytes, over the %d byte limit", fi.Size(), maxBytes))
+	}
+	mtime := fi.ModTime().UnixNano()
+	r.path = store.PathRecord{Path: j.in.Path, RelPath: j.in.RelPath, Label: j.in.Label, Size: fi.Size(), MtimeNS: mtime}
+	ctx := e.bg
+	if pi, ok, err := e.db.LookupPath(ctx, j.in.Path); err != nil {
+		return fail("read", err)
+	} else if ok && pi.Size == fi.Size() && pi.MtimeNS == mtime {
+		missing, err := e.db.MissingSets(ctx, pi.ImageID, e.setIDs)
+		if err != nil {
+			return fail("read", err)
+		}
+		if len(missing) == 0 {
+			r.kind = kindPresent
+			r.rec = store.ImageRecord{SHA256: pi.SHA256}
+			r.write = pi.Label != j.in.Label || pi.RelPath != j.in.RelPath
+			return r
+		}
+	}
+	data, err := os.ReadFile(j.in.Path)
+	if err != nil {
+		return fail("read", unwrapPathErr(err))
+	}
+	sum := sha256.Sum256(data)
+	sha := hex.EncodeToString(sum[:])
+	r.rec = store.ImageRecord{SHA256: sha, Bytes: int64(len(data))}
+	if img, ok, err := e.db.ImageBySHA(ctx, sha); err != nil {
+		return fail("read", err)
+	} else if ok {
+		missing, err := e.db.MissingSets(ctx, img.ID, e.setIDs)
+		if err != nil {
+			return fail("read", err)
+		}
+		if len(missing) == 0 {
+			r.kind, r.write = kindDup, true
+			r.rec = store.ImageRecord{SHA256: sha, Width: img.Width, Height: img.Height, Bytes: img.Bytes, Format: img.Format}
+			if pi, ok, _ := e.db.LookupPath(ctx, j.in.Path); ok && pi.SHA256 == sha {
+				r.kind = kindPresent // same path, same bytes, new mtime
+			}
+			return r
+		}
+		r.missing = missing
+	} else {
+		r.missing = e.setIDs
+	}
+	m, info, err := extract.Decode(data, extract.DecodeOptions{
+		MaxPixels: e.o.MaxPixels, Reduce: e.o.Reduce,
+		MinWidth: e.ex.Preprocess().Width, MinHeight: e.ex.Preprocess().Height,
+	})
+	if err != nil {
+		stage := "decode"
+		if errors.Is(err, extract.ErrTooLarge) {
+			stage = "size"
+		}
+		return fail(stage, err)
+	}
+	defer m.Close()
+	r.rec.Width, r.rec.Height, r.rec.Format = info.Width, info.Height, info.Format
+	blob := e.blobs.Get().([]float32)
+	if err := e.ex.Preprocess().Blob(m, blob); err != nil {
+		e.blobs.Put(blob)
+		return fail("decode", err)
+	}
+	r.kind, r.blob = kindForward, blob
+	return r
+}
+
+// unwrapPathErr drops the *PathError wrapper: the failure row names the path.
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		if errors.Is(pe.Err, syscall.EACCES) {
+			return errors.New("permission denied")
+		}
+		return pe.Err
+	}
+	return err
+}
+
+// consume handles one prepared file in input order.
+func (e *engine) consume(r result) error {
+	e.counts.Seen++
+	e.delta.Seen++
+	switch r.kind {
+	case kindFailed:
+		e.fail(r.fail)
+	case kindPresent, kindDup:
+		if r.kind == kindPresent {
+			e.counts.Present++
+			e.delta.Present++
+		} else {
+			e.counts.Duplicates++
+			e.delta.Duplicates++
+		}
+		if r.write {
+			if it := e.fwdItems[r.rec.SHA256]; it != nil {
+				it.Paths = append(it.Paths, r.path)
+			} else {
+				e.other = append(e.other, store.Item{Image: r.rec, Paths: []store.PathRecord{r.path}})
+			}
+		}
+	case kindForward:
+		sha := r.rec.SHA256
+		if it := e.fwdItems[sha]; it != nil || e.recent.has(sha) {
+			// The same content at another path, already in this batch or
+			// written by this run after the worker looked it up.
+			e.blobs.Put(r.blob)
+			e.counts.Duplicates++
+			e.delta.Duplicates++
+			if it != nil {
+				it.Paths = append(it.Paths, r.path)
+			} else {
+				e.other = append(e.other, store.Item{Image: r.rec, Paths: []store.PathRecord{r.path}})
+			}
+			break
+		}
+		e.fwd = append(e.fwd, &r)
+		e.fwdItems[sha] = &store.Item{Image: r.rec, Paths: []store.PathRecord{r.path}}
+		if len(e.fwd) >= e.batch {
+			return e.flush()
+		}
+	}
+	// Without forward passes (a rerun with nothing new), still commit
+	// path updates and failures regularly.
+	if len(e.fwd) == 0 && len(e.other)+len(e.fails) >= 512 {
+		return e.write()
+	}
+	return nil
+}
+
+func (e *engine) fail(f store.Failure) {
+	e.fails = append(e.fails, f)
+	e.counts.Failed++
+	e.delta.Failed++
+	e.ev.Failed(f)
+}
+
+// flush runs the forward pass on the gathered images and writes the batch.
+func (e *engine) flush() error {
+	if len(e.fwd) > 0 {
+		if err := e.forward(); err != nil {
+			return err
+		}
+	}
+	return e.write()
+}
+
+func (e *engine) forward() error {
+	n := len(e.fwd)
+	inLen := e.ex.InputLen()
+	in := make([]float32, n*inLen)
+	for i, r := range e.fwd {
+		copy(in[i*inLen:], r.blob)
+	}
+	t0 := time.Now()
+	vecs, err := e.ex.Forward(in, n)
+	if err != nil {
+		// One bad image should not sink its batch: retry one by one.
+		vecs = make([][][]float32, n)
+		bad := 0
+		for i := range e.fwd {
+			v, err1 := e.ex.Forward(in[i*inLen:(i+1)*inLen], 1)
+			if err1 != nil {
+				bad++
+				continue
+			}
+			vecs[i] = v[0]
+		}
+		if bad == n {
+			e.tForward += time.Since(t0)
+			return fmt.Errorf("forward pass: %w", err)
+		}
+	}
+	e.tForward += time.Since(t0)
+	outs := e.ex.Outputs()
+	for i, r := range e.fwd {
+		e.blobs.Put(r.blob)
+		r.blob = nil
+		it := e.fwdItems[r.rec.SHA256]
+		delete(e.fwdItems, r.rec.SHA256)
+		if vecs[i] == nil {
+			e.fail(store.Failure{Path: r.in.Path, Stage: "forward", Message: "OpenCV's forward pass failed on this image"})
+			continue
+		}
+		want := map[int64]bool{}
+		for _, id := range r.missing {
+			want[id] = true
+		}
+		for j, v := range vecs[i] {
+			if !want[e.setIDs[j]] {
+				continue
+			}
+			if k := extract.BadValue(v); k >= 0 {
+				e.fail(store.Failure{Path: r.in.Path, Stage: "vector",
+					Message: fmt.Sprintf("layer %s: value %d of %d is %v", outs[j].Layer.Name, k, len(v), v[k])})
+				continue
+			}
+			it.Vectors = append(it.Vectors, store.Vector{FeatureSetID: e.setIDs[j], Data: v})
+		}
+		if len(it.Vectors) == 0 {
+			continue
+		}
+		e.counts.Extracted++
+		e.delta.Extracted++
+		e.other = append(e.other, *it)
+		e.recent.add(r.rec.SHA256)
+	}
+	e.fwd = e.fwd[:0]
+	return nil
+}
+
+// write commits the path-only items, the forward results and the failures
+// gathered so far in one transaction.
+func (e *engine) write() error {
+	if len(e.other) == 0 && len(e.fails) == 0 && e.delta == (store.Counts{}) {
+		return nil
+	}
+	t0 := time.Now()
+	err := e.db.WriteBatch(e.bg, e.runID, store.Batch{Items: e.other, Failures: e.fails, Counts: e.delta})
+	e.tWrite += time.Since(t0)
+	if err != nil {
+		return fmt.Errorf("write batch: %w (everything committed before is kept; rerun to continue)", err)
+	}
+	e.other, e.fails, e.delta = e.other[:0], e.fails[:0], store.Counts{}
+	return nil
+}
+
+// shaRing remembers the last few thousand content hashes written.
+type shaRing struct {
+	set  map[string]bool
+	ring [4096]string
+	pos  int
+}
+
+func (s *shaRing) add(sha string) {
+	if s.set == nil {
+		s.set = map[string]bool{}
+	}
+	if old := s.ring[s.pos]; old != "" {
+		delete(s.set, old)
+	}
+	s.ring[s.pos] = sha
+	s.set[sha] = true
+	s.pos = (s.pos + 1) % len(s.ring)
+}
+
+func (s *shaRing) has(sha string) bool { return s.set[sha] }
