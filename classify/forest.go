@@ -235,13 +235,17 @@ func (m *ForestClassifier) Predict(x []float64) (int, []float64) {
 	return best, probs
 }
 
+// forestClassifierState has the fields but not the methods (gob would call
+// MarshalBinary recursively).
+type forestClassifierState ForestClassifier
+
 // MarshalBinary implements Classifier.
-func (m *ForestClassifier) MarshalBinary() ([]byte, error) { return gobBytes(m) }
+func (m *ForestClassifier) MarshalBinary() ([]byte, error) { return gobBytes((*forestClassifierState)(m)) }
 
 // UnmarshalBinary implements Classifier.
 func (m *ForestClassifier) UnmarshalBinary(b []byte) error {
 	var s ForestClassifier
-	if err := ungob(b, &s); err != nil {
+	if err := ungob(b, (*forestClassifierState)(&s)); err != nil {
 		return err
 	}
 	if len(s.Trees) == 0 || s.NClasses < 2 {

@@ -131,13 +131,17 @@ func (m *KNNClassifier) Predict(x []float64) (int, []float64) {
 	return best, probs
 }
 
+// kNNClassifierState has the fields but not the methods (gob would call
+// MarshalBinary recursively).
+type kNNClassifierState KNNClassifier
+
 // MarshalBinary implements Classifier.
-func (m *KNNClassifier) MarshalBinary() ([]byte, error) { return gobBytes(m) }
+func (m *KNNClassifier) MarshalBinary() ([]byte, error) { return gobBytes((*kNNClassifierState)(m)) }
 
 // UnmarshalBinary implements Classifier.
 func (m *KNNClassifier) UnmarshalBinary(b []byte) error {
 	var s KNNClassifier
-	if err := ungob(b, &s); err != nil {
+	if err := ungob(b, (*kNNClassifierState)(&s)); err != nil {
 		return err
 	}
 	if s.K < 1 || s.K > len(s.X) || len(s.X) != len(s.Y) {

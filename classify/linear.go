@@ -151,13 +151,17 @@ func (m *LinearClassifier) Predict(x []float64) (int, []float64) {
 	return m.Labels[best], probs
 }
 
+// linearClassifierState has the fields but not the methods (gob would call
+// MarshalBinary recursively).
+type linearClassifierState LinearClassifier
+
 // MarshalBinary implements Classifier.
-func (m *LinearClassifier) MarshalBinary() ([]byte, error) { return gobBytes(m) }
+func (m *LinearClassifier) MarshalBinary() ([]byte, error) { return gobBytes((*linearClassifierState)(m)) }
 
 // UnmarshalBinary implements Classifier.
 func (m *LinearClassifier) UnmarshalBinary(b []byte) error {
 	var s LinearClassifier
-	if err := ungob(b, &s); err != nil {
+	if err := ungob(b, (*linearClassifierState)(&s)); err != nil {
 		return err
 	}
 	if (s.Loss != Linear && s.Loss != LogReg) || len(s.Labels) < 2 || len(s.W) != len(s.Bias) || len(s.W) == 0 {

@@ -528,13 +528,17 @@ func multiclassProbability(k int, r [][]float64) []float64 {
 	return p
 }
 
+// sVMClassifierState has the fields but not the methods (gob would call
+// MarshalBinary recursively).
+type sVMClassifierState SVMClassifier
+
 // MarshalBinary implements Classifier.
-func (m *SVMClassifier) MarshalBinary() ([]byte, error) { return gobBytes(m) }
+func (m *SVMClassifier) MarshalBinary() ([]byte, error) { return gobBytes((*sVMClassifierState)(m)) }
 
 // UnmarshalBinary implements Classifier.
 func (m *SVMClassifier) UnmarshalBinary(b []byte) error {
 	var s SVMClassifier
-	if err := ungob(b, &s); err != nil {
+	if err := ungob(b, (*sVMClassifierState)(&s)); err != nil {
 		return err
 	}
 	if len(s.Labels) < 2 || len(s.NSV) != len(s.Labels) || len(s.Coef) != len(s.Labels)-1 || s.Kernel < 0 || s.Kernel >= len(Kernels) {
