@@ -240,7 +240,9 @@ func (m *ForestClassifier) Predict(x []float64) (int, []float64) {
 type forestClassifierState ForestClassifier
 
 // MarshalBinary implements Classifier.
-func (m *ForestClassifier) MarshalBinary() ([]byte, error) { return gobBytes((*forestClassifierState)(m)) }
+func (m *ForestClassifier) MarshalBinary() ([]byte, error) {
+	return gobBytes((*forestClassifierState)(m))
+}
 
 // UnmarshalBinary implements Classifier.
 func (m *ForestClassifier) UnmarshalBinary(b []byte) error {

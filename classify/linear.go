@@ -156,7 +156,9 @@ func (m *LinearClassifier) Predict(x []float64) (int, []float64) {
 type linearClassifierState LinearClassifier
 
 // MarshalBinary implements Classifier.
-func (m *LinearClassifier) MarshalBinary() ([]byte, error) { return gobBytes((*linearClassifierState)(m)) }
+func (m *LinearClassifier) MarshalBinary() ([]byte, error) {
+	return gobBytes((*linearClassifierState)(m))
+}
 
 // UnmarshalBinary implements Classifier.
 func (m *LinearClassifier) UnmarshalBinary(b []byte) error {
