@@ -69,3 +69,33 @@ func BenchmarkLinearClassifier_Fit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFitTransform_PCA times standard scaling + PCA to 256
+// components of the typical training set (gonum thin SVD).
+func BenchmarkFitTransform_PCA(b *testing.B) {
+	ds := benchData()
+	for i := 0; i < b.N; i++ {
+		if _, err := FitTransform(TransformSpec{Scale: ScaleStandard, PCA: 256}, ds.X); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFit_PCA256 times the whole Fit with --scale standard --pca 256:
+// the cheap way to an RBF SVM on 4096-d codes with libsvm-go (its kernel
+// cost is proportional to the non-zeros per vector).
+func BenchmarkFit_PCA256(b *testing.B) {
+	ds := benchData()
+	for _, kernel := range []string{"rbf", "linear"} {
+		b.Run(kernel, func(b *testing.B) {
+			p := DefaultParams(SVM)
+			p.Kernel = kernel
+			p.Transform = TransformSpec{Scale: ScaleStandard, PCA: 256}
+			for i := 0; i < b.N; i++ {
+				if _, err := Fit(ds, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

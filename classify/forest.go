@@ -22,6 +22,7 @@ import (
 // whatever the number of cores.
 type ForestClassifier struct {
 	NClasses int
+	Dim      int
 	Trees    []Tree
 }
 
@@ -70,7 +71,7 @@ func (m *ForestClassifier) Fit(X [][]float64, y []int, nClasses int, p Params) e
 	if err != nil {
 		return err
 	}
-	*m = ForestClassifier{NClasses: nClasses, Trees: trees}
+	*m = ForestClassifier{NClasses: nClasses, Dim: d, Trees: trees}
 	return nil
 }
 
@@ -259,6 +260,9 @@ func (m *ForestClassifier) UnmarshalBinary(b []byte) error {
 			return fmt.Errorf("forest tree %d inconsistent: %w", ti, ErrBadModel)
 		}
 		for i := 0; i < n; i++ {
+			if int(t.Feature[i]) >= s.Dim {
+				return fmt.Errorf("forest tree %d node %d: feature %d of %d: %w", ti, i, t.Feature[i], s.Dim, ErrBadModel)
+			}
 			if t.Feature[i] < 0 {
 				if len(t.Value[i]) != s.NClasses {
 					return fmt.Errorf("forest tree %d leaf %d: %w", ti, i, ErrBadModel)
@@ -272,3 +276,5 @@ func (m *ForestClassifier) UnmarshalBinary(b []byte) error {
 	*m = s
 	return nil
 }
+
+func (m *ForestClassifier) shape() (int, int) { return m.Dim, m.NClasses }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync/atomic"
 )
 
 // GridSpec configures GridSearch. The zero value means libsvm grid.py's
@@ -97,6 +96,7 @@ func GridSearch(ds *Dataset, p Params, g GridSpec) (*GridResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	final := p
 	p.Probability = false
 
 	res := &GridResult{}
@@ -173,7 +173,7 @@ func GridSearch(ds *Dataset, p Params, g GridSpec) (*GridResult, error) {
 		best = pickBest(res.Points)
 	}
 	res.Best = best
-	res.Params = p
+	res.Params = final
 	res.Params.C = best.C
 	if withGamma {
 		res.Params.Gamma = Gamma{Value: best.Gamma}
@@ -231,8 +231,7 @@ type foldData struct {
 	testY  []int
 	trainZ [][]float64
 	testZ  [][]float64
-	prob   any // *libSvm.Problem for svm, shared by all points
-	fits   atomic.Int64
+	prob   *libSvmProblem // svm only: built once, read by all points' fits
 }
 
 func prepareFolds(ds *Dataset, p Params, folds [][]int) ([]*foldData, error) {
@@ -265,11 +264,10 @@ func prepareFolds(ds *Dataset, p Params, folds [][]int) ([]*foldData, error) {
 
 // score fits q on the fold's training part and scores its test part.
 func (f *foldData) score(q Params, ds *Dataset) (acc, macroF1 float64, err error) {
-	f.fits.Add(1)
 	var clf Classifier
 	if q.Classifier == SVM {
 		s := &SVMClassifier{}
-		err = s.fitProblem(f.prob.(*libSvmProblem), f.trainZ, f.trainY, len(ds.Classes), q)
+		err = s.fitProblem(f.prob, f.trainZ, f.trainY, len(ds.Classes), q)
 		clf = s
 	} else {
 		clf, _ = NewClassifier(q.Classifier)

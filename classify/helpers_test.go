@@ -1,7 +1,6 @@
 package classify
 
 import (
-	"bufio"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -80,15 +79,7 @@ func writeLibsvmFile(t *testing.T, dir, name string, X [][]float64, y []int) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := bufio.NewWriter(f)
-	yf := make([]float64, len(y))
-	for i, c := range y {
-		yf[i] = float64(c)
-	}
-	if err := WriteLibsvm(w, X, yf); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
+	if err := WriteLibsvm(f, X, labelsFloat(y)); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

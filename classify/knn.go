@@ -144,10 +144,16 @@ func (m *KNNClassifier) UnmarshalBinary(b []byte) error {
 	if err := ungob(b, (*kNNClassifierState)(&s)); err != nil {
 		return err
 	}
-	if s.K < 1 || s.K > len(s.X) || len(s.X) != len(s.Y) {
+	ok := s.K >= 1 && s.K <= len(s.X) && len(s.X) == len(s.Y) && (s.Metric == "euclidean" || s.Metric == "cosine")
+	for i, x := range s.X {
+		ok = ok && len(x) == len(s.X[0]) && s.Y[i] >= 0 && s.Y[i] < s.NClasses
+	}
+	if !ok {
 		return fmt.Errorf("knn state inconsistent: %w", ErrBadModel)
 	}
 	*m = s
 	m.derive()
 	return nil
 }
+
+func (m *KNNClassifier) shape() (int, int) { return len(m.X[0]), m.NClasses }

@@ -17,6 +17,7 @@ package classify
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"runtime"
@@ -123,11 +124,7 @@ func libsvmProblemViaFile(X [][]float64, y []float64) (*libSvm.Problem, error) {
 		return nil, fmt.Errorf("libsvm problem file: %w", err)
 	}
 	defer os.Remove(f.Name())
-	w := bufio.NewWriterSize(f, 1<<20)
-	err = WriteLibsvm(w, X, y)
-	if err == nil {
-		err = w.Flush()
-	}
+	err = WriteLibsvm(f, X, y)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -146,7 +143,8 @@ func libsvmProblemViaFile(X [][]float64, y []float64) (*libSvm.Problem, error) {
 // WriteLibsvm writes rows in libsvm's sparse text format ("label i:v ...",
 // 1-based indices, zeros left out). Values use the shortest representation
 // that reads back to the same float64.
-func WriteLibsvm(w *bufio.Writer, X [][]float64, y []float64) error {
+func WriteLibsvm(out io.Writer, X [][]float64, y []float64) error {
+	w := bufio.NewWriterSize(out, 1<<20)
 	var buf []byte
 	for i, row := range X {
 		buf = strconv.AppendFloat(buf[:0], y[i], 'g', -1, 64)
@@ -164,7 +162,7 @@ func WriteLibsvm(w *bufio.Writer, X [][]float64, y []float64) error {
 			return err
 		}
 	}
-	return nil
+	return w.Flush()
 }
 
 // libsvmSpec is one C-SVC training run.

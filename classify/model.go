@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"fmt"
+	"slices"
 )
 
 // Model is a trained classifier with everything needed to apply it to raw
@@ -84,7 +85,7 @@ func (m *Model) Evaluate(ds *Dataset) (*Metrics, []Prediction, error) {
 	if err := ds.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if fmt.Sprint(ds.Classes) != fmt.Sprint(m.Classes) {
+	if !slices.Equal(ds.Classes, m.Classes) {
 		return nil, nil, fmt.Errorf("evaluate: data classes %v differ from model classes %v: %w", ds.Classes, m.Classes, ErrBadData)
 	}
 	preds, err := m.PredictAll(ds.X)
@@ -155,9 +156,21 @@ func (m *Model) UnmarshalBinary(data []byte) error {
 	if env.Transform == nil || env.Transform.InDim != env.Dim || len(env.Classes) < 2 {
 		return fmt.Errorf("decode model: inconsistent envelope (dim %d, classes %d): %w", env.Dim, len(env.Classes), ErrBadModel)
 	}
+	// A classifier that disagrees with its envelope would index out of
+	// range at predict time; refuse it now.
+	if s, ok := clf.(shaped); ok {
+		if d, k := s.shape(); d != env.Transform.OutDim() || k != len(env.Classes) {
+			return fmt.Errorf("decode model: %s expects %d features and %d classes, envelope has %d and %d: %w",
+				env.Kind, d, k, env.Transform.OutDim(), len(env.Classes), ErrBadModel)
+		}
+	}
 	*m = Model{Params: env.Params, Classes: env.Classes, Dim: env.Dim, Transform: env.Transform, Clf: clf}
 	return nil
 }
+
+// shaped classifiers report the vector length and class count they were
+// trained for.
+type shaped interface{ shape() (dim, classes int) }
 
 // Load decodes a model blob.
 func Load(data []byte) (*Model, error) {

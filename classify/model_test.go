@@ -100,6 +100,20 @@ func TestModel_UnmarshalBinary(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ErrBadModel/Shape", func(t *testing.T) {
+		// A classifier for 8 features inside an envelope for 6: refused at
+		// load, not left to index out of range at predict.
+		other, _ := FitTransform(TransformSpec{}, synthCodes(10, 6, 2, 1).X)
+		bad := *m
+		bad.Transform, bad.Dim = other, 6
+		b, err := bad.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(b); !errors.Is(err, ErrBadModel) || !strings.Contains(err.Error(), "expects 8 features") {
+			t.Errorf("err = %v, want ErrBadModel naming 8 features", err)
+		}
+	})
 	t.Run("ErrBadModel/VersionNamed", func(t *testing.T) {
 		_, err := Load(bad["version"])
 		if err == nil || !strings.Contains(err.Error(), "version 99") {

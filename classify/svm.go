@@ -541,10 +541,28 @@ func (m *SVMClassifier) UnmarshalBinary(b []byte) error {
 	if err := ungob(b, (*sVMClassifierState)(&s)); err != nil {
 		return err
 	}
-	if len(s.Labels) < 2 || len(s.NSV) != len(s.Labels) || len(s.Coef) != len(s.Labels)-1 || s.Kernel < 0 || s.Kernel >= len(Kernels) {
+	total := 0
+	for _, n := range s.NSV {
+		total += n
+	}
+	ok := len(s.Labels) >= 2 && len(s.NSV) == len(s.Labels) && len(s.Coef) == len(s.Labels)-1 &&
+		len(s.Rho) == len(s.Labels)*(len(s.Labels)-1)/2 && s.Kernel >= 0 && s.Kernel < len(Kernels) &&
+		total == len(s.SV) && total > 0 && (s.ProbA == nil || (len(s.ProbA) == len(s.Rho) && len(s.ProbB) == len(s.Rho)))
+	for _, c := range s.Coef {
+		ok = ok && len(c) == total
+	}
+	for _, sv := range s.SV {
+		ok = ok && len(sv) == len(s.SV[0])
+	}
+	for _, l := range s.Labels {
+		ok = ok && l >= 0 && l < s.NClasses
+	}
+	if !ok {
 		return fmt.Errorf("svm state inconsistent: %w", ErrBadModel)
 	}
 	*m = s
 	m.derive()
 	return nil
 }
+
+func (m *SVMClassifier) shape() (int, int) { return len(m.SV[0]), m.NClasses }
