@@ -71,8 +71,8 @@ type neighbour struct {
 	i    int
 }
 
-// Neighbours returns the k nearest training samples of x, nearest first.
-func (m *KNNClassifier) Neighbours(x []float64) []neighbour {
+// neighbours returns the k nearest training samples of x, nearest first.
+func (m *KNNClassifier) neighbours(x []float64) []neighbour {
 	if m.norms == nil {
 		m.derive()
 	}
@@ -117,7 +117,7 @@ func (m *KNNClassifier) Neighbours(x []float64) []neighbour {
 // Predict implements Classifier.
 func (m *KNNClassifier) Predict(x []float64) (int, []float64) {
 	votes := make([]int, m.NClasses)
-	for _, n := range m.Neighbours(x) {
+	for _, n := range m.neighbours(x) {
 		votes[m.Y[n.i]]++
 	}
 	best := 0
