@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -21,9 +22,15 @@ func BenchmarkSVMClassifier_Fit(b *testing.B) {
 	X := float64s(ds.X)
 	dir := b.TempDir()
 	path := filepath.Join(dir, "train")
-	{
-		t := &testing.T{}
-		path = writeLibsvmFile(t, dir, "train", X, ds.Y)
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := WriteLibsvm(f, X, labelsFloat(ds.Y)); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
 	}
 	for _, kernel := range []string{"rbf", "linear"} {
 		p := DefaultParams(SVM)
