@@ -1,0 +1,108 @@
+package classify
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// benchData is the product's typical training set: 650 4096-d codes, 4
+// classes (built once; ~10 MB).
+var benchData = sync.OnceValue(func() *Dataset { return synthCodes(650, 4096, 4, 11) })
+
+// BenchmarkSVMClassifier_Fit times libsvm-go training through our bridge
+// and, for comparison, C svm-train on the same data and parameters (its
+// time includes parsing the 9 MB libsvm file, ~0.4 s of it). Run with
+//
+//	go test -run '^$' -bench SVMClassifier_Fit -benchtime 3x ./classify/
+func BenchmarkSVMClassifier_Fit(b *testing.B) {
+	ds := benchData()
+	X := float64s(ds.X)
+	dir := b.TempDir()
+	path := filepath.Join(dir, "train")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := WriteLibsvm(f, X, labelsFloat(ds.Y)); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for _, kernel := range []string{"rbf", "linear"} {
+		p := DefaultParams(SVM)
+		p.Kernel = kernel
+		gamma := p.Gamma.resolve(X)
+		b.Run("go/"+kernel, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				var m SVMClassifier
+				if err := m.Fit(X, ds.Y, 4, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("svm-train/"+kernel, func(b *testing.B) {
+			if _, err := exec.LookPath("svm-train"); err != nil {
+				b.Skip("svm-train not installed")
+			}
+			for i := 0; i < b.N; i++ {
+				cmd := exec.Command("svm-train", "-q", "-t", map[string]string{"rbf": "2", "linear": "0"}[kernel],
+					"-g", g17(gamma), path, filepath.Join(dir, "model"))
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("%v: %s", err, out)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLinearClassifier_Fit times liblinear (through golearn) on the
+// same data.
+func BenchmarkLinearClassifier_Fit(b *testing.B) {
+	ds := benchData()
+	X := float64s(ds.X)
+	for _, loss := range []string{Linear, LogReg} {
+		b.Run(loss, func(b *testing.B) {
+			p := DefaultParams(loss)
+			for i := 0; i < b.N; i++ {
+				m := &LinearClassifier{Loss: loss}
+				if err := m.Fit(X, ds.Y, 4, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFitTransform_PCA times standard scaling + PCA to 256
+// components of the typical training set (gonum thin SVD).
+func BenchmarkFitTransform_PCA(b *testing.B) {
+	ds := benchData()
+	for i := 0; i < b.N; i++ {
+		if _, err := FitTransform(TransformSpec{Scale: ScaleStandard, PCA: 256}, ds.X); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFit_PCA256 times the whole Fit with --scale standard --pca 256:
+// the cheap way to an RBF SVM on 4096-d codes with libsvm-go (its kernel
+// cost is proportional to the non-zeros per vector).
+func BenchmarkFit_PCA256(b *testing.B) {
+	ds := benchData()
+	for _, kernel := range []string{"rbf", "linear"} {
+		b.Run(kernel, func(b *testing.B) {
+			p := DefaultParams(SVM)
+			p.Kernel = kernel
+			p.Transform = TransformSpec{Scale: ScaleStandard, PCA: 256}
+			for i := 0; i < b.N; i++ {
+				if _, err := Fit(ds, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,288 @@
+package classify
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// GridSpec configures GridSearch. The zero value means libsvm grid.py's
+// ranges, 5 folds, a fine stage and GOMAXPROCS workers.
+type GridSpec struct {
+	Folds int // default 5
+	// Log2C and Log2Gamma are {begin, end, step} in log2 units, as
+	// grid.py's -log2c and -log2g (defaults {-5,15,2} and {3,-15,-2}).
+	// Gamma is searched only for svm with a non-linear kernel.
+	Log2C     [3]float64
+	Log2Gamma [3]float64
+	// NoFine skips the second stage: steps of 0.5 within +-1 (log2) of
+	// the best coarse point in each searched dimension.
+	NoFine  bool
+	Workers int // concurrent fits; default GOMAXPROCS
+}
+
+// GridPoint is one evaluated parameter setting.
+type GridPoint struct {
+	Stage        string // coarse or fine
+	Log2C        float64
+	Log2Gamma    float64 // NaN when gamma is not searched
+	C            float64
+	Gamma        float64 // 0 when gamma is not searched
+	MeanAccuracy float64
+	StdAccuracy  float64
+	MeanMacroF1  float64
+	StdMacroF1   float64
+}
+
+// GridResult is the whole table, in evaluation order, and the pick.
+type GridResult struct {
+	Points []GridPoint
+	Best   GridPoint
+	// Params are the input params with the best C (and gamma) set, ready
+	// for the final Fit on all the training data.
+	Params Params
+}
+
+// gridJobHook, when set (tests), is called with +1 when a fit starts and
+// -1 when it ends.
+var gridJobHook func(delta int)
+
+// GridSearch evaluates C (and gamma for kernel SVMs) by stratified k-fold
+// CV on ds and picks the highest mean CV accuracy; ties (within 1e-12) go
+// to the smaller C, then the smaller gamma, i.e. the smoother model. The
+// transform is fitted once per fold on that fold's training part; the
+// fits of all (point, fold) pairs are spread over the workers, each with
+// its own libsvm-go or liblinear state (libsvm-go has no global state but
+// GOMAXPROCS, which we keep unchanged; see libsvmgo.go). Probability
+// estimates are not fitted during the search (points are scored on the
+// predicted labels).
+func GridSearch(ds *Dataset, p Params, g GridSpec) (*GridResult, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	switch p.Classifier {
+	case SVM, Linear, LogReg:
+	default:
+		return nil, fmt.Errorf("grid search tunes svm, linear and logreg, not %s: %w", p.Classifier, ErrBadParam)
+	}
+	if err := ds.validateTrain(); err != nil {
+		return nil, err
+	}
+	if g.Folds == 0 {
+		g.Folds = 5
+	}
+	if g.Log2C == ([3]float64{}) {
+		g.Log2C = [3]float64{-5, 15, 2}
+	}
+	if g.Log2Gamma == ([3]float64{}) {
+		g.Log2Gamma = [3]float64{3, -15, -2}
+	}
+	withGamma := p.Classifier == SVM && p.Kernel != "linear"
+	cs, err := gridRange("log2c", g.Log2C)
+	if err != nil {
+		return nil, err
+	}
+	gs := []float64{math.NaN()}
+	if withGamma {
+		if gs, err = gridRange("log2g", g.Log2Gamma); err != nil {
+			return nil, err
+		}
+	}
+	folds, err := StratifiedFolds(ds.Y, ds.Classes, g.Folds, p.Seed)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := prepareFolds(ds, p, folds)
+	if err != nil {
+		return nil, err
+	}
+	final := p
+	p.Probability = false
+
+	res := &GridResult{}
+	seen := map[[2]float64]bool{}
+	run := func(stage string, cs, gs []float64) error {
+		var pts []GridPoint
+		for _, lc := range cs {
+			for _, lg := range gs {
+				key := [2]float64{lc, lg}
+				if math.IsNaN(lg) {
+					key[1] = 0
+				}
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				pt := GridPoint{Stage: stage, Log2C: lc, Log2Gamma: lg, C: math.Exp2(lc)}
+				if withGamma {
+					pt.Gamma = math.Exp2(lg)
+				}
+				pts = append(pts, pt)
+			}
+		}
+		nf := len(fd)
+		acc := make([]float64, len(pts)*nf)
+		f1 := make([]float64, len(pts)*nf)
+		err := parallelFor(len(pts)*nf, g.Workers, func(job int) error {
+			if h := gridJobHook; h != nil {
+				h(+1)
+				defer h(-1)
+			}
+			pt, f := pts[job/nf], fd[job%nf]
+			q := p
+			q.C = pt.C
+			if withGamma {
+				q.Gamma = Gamma{Value: pt.Gamma}
+			}
+			a, m, err := f.score(q, ds)
+			if err != nil {
+				return fmt.Errorf("C=%g gamma=%g fold %d: %w", pt.C, pt.Gamma, job%nf+1, err)
+			}
+			acc[job], f1[job] = a, m
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i := range pts {
+			pts[i].MeanAccuracy, pts[i].StdAccuracy = meanStd(acc[i*nf : (i+1)*nf])
+			pts[i].MeanMacroF1, pts[i].StdMacroF1 = meanStd(f1[i*nf : (i+1)*nf])
+		}
+		res.Points = append(res.Points, pts...)
+		return nil
+	}
+	if err := run("coarse", cs, gs); err != nil {
+		return nil, err
+	}
+	best := pickBest(res.Points)
+	if !g.NoFine {
+		fine := func(center float64) []float64 {
+			var v []float64
+			for d := -1.0; d <= 1.0; d += 0.5 {
+				v = append(v, center+d)
+			}
+			return v
+		}
+		fgs := gs
+		if withGamma {
+			fgs = fine(best.Log2Gamma)
+		}
+		if err := run("fine", fine(best.Log2C), fgs); err != nil {
+			return nil, err
+		}
+		best = pickBest(res.Points)
+	}
+	res.Best = best
+	res.Params = final
+	res.Params.C = best.C
+	if withGamma {
+		res.Params.Gamma = Gamma{Value: best.Gamma}
+	}
+	return res, nil
+}
+
+func gridRange(name string, r [3]float64) ([]float64, error) {
+	begin, end, step := r[0], r[1], r[2]
+	if step == 0 || math.IsNaN(step) || (end-begin)/step < 0 || (end-begin)/step > 1000 {
+		return nil, fmt.Errorf("%s range %v,%v,%v is empty or too long: %w", name, begin, end, step, ErrBadParam)
+	}
+	var v []float64
+	for i := 0; ; i++ {
+		x := begin + float64(i)*step
+		if (step > 0 && x > end+1e-9) || (step < 0 && x < end-1e-9) {
+			break
+		}
+		v = append(v, x)
+	}
+	return v, nil
+}
+
+// pickBest: highest mean accuracy, then smaller C, then smaller gamma.
+func pickBest(pts []GridPoint) GridPoint {
+	s := slices.Clone(pts)
+	slices.SortStableFunc(s, func(a, b GridPoint) int {
+		if math.Abs(a.MeanAccuracy-b.MeanAccuracy) > 1e-12 {
+			if a.MeanAccuracy > b.MeanAccuracy {
+				return -1
+			}
+			return 1
+		}
+		if a.Log2C != b.Log2C {
+			if a.Log2C < b.Log2C {
+				return -1
+			}
+			return 1
+		}
+		if a.Log2Gamma < b.Log2Gamma {
+			return -1
+		}
+		if a.Log2Gamma > b.Log2Gamma {
+			return 1
+		}
+		return 0
+	})
+	return s[0]
+}
+
+// foldData is one CV round with its transform already fitted on the
+// training part.
+type foldData struct {
+	trainY []int
+	testY  []int
+	trainZ [][]float64
+	testZ  [][]float64
+	prob   *libSvmProblem // svm only: built once, read by all points' fits
+}
+
+func prepareFolds(ds *Dataset, p Params, folds [][]int) ([]*foldData, error) {
+	fd := make([]*foldData, len(folds))
+	err := parallelFor(len(folds), 0, func(f int) error {
+		test := folds[f]
+		train := trainIndices(len(ds.Y), test)
+		tr, te := ds.subset(train), ds.subset(test)
+		t, err := FitTransform(p.Transform, tr.X)
+		if err != nil {
+			return fmt.Errorf("fold %d: %w", f+1, err)
+		}
+		d := &foldData{trainY: tr.Y, testY: te.Y}
+		if d.trainZ, err = t.ApplyAll(tr.X); err != nil {
+			return err
+		}
+		if d.testZ, err = t.ApplyAll(te.X); err != nil {
+			return err
+		}
+		if p.Classifier == SVM {
+			if d.prob, err = newLibsvmProblem(d.trainZ, labelsFloat(d.trainY)); err != nil {
+				return err
+			}
+		}
+		fd[f] = d
+		return nil
+	})
+	return fd, err
+}
+
+// score fits q on the fold's training part and scores its test part.
+func (f *foldData) score(q Params, ds *Dataset) (acc, macroF1 float64, err error) {
+	var clf Classifier
+	if q.Classifier == SVM {
+		s := &SVMClassifier{}
+		err = s.fitProblem(f.prob, f.trainZ, f.trainY, len(ds.Classes), q)
+		clf = s
+	} else {
+		clf, _ = NewClassifier(q.Classifier)
+		err = clf.Fit(f.trainZ, f.trainY, len(ds.Classes), q)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	pred := make([]int, len(f.testZ))
+	for i, z := range f.testZ {
+		pred[i], _ = clf.Predict(z)
+	}
+	met, err := Score(f.testY, pred, ds.Classes)
+	if err != nil {
+		return 0, 0, err
+	}
+	return met.Accuracy, met.MacroF1, nil
+}
