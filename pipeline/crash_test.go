@@ -111,7 +111,7 @@ func TestExtract_CrashResume(t *testing.T) {
 				break watch
 			case <-time.After(time.Millisecond):
 			}
-			if c, ok := countFeatures(crash.DB); ok && c >= target {
+			if c, ok := tryCount(crash.DB, `SELECT count(*) FROM features`); ok && c >= target {
 				time.Sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
 				cmd.Process.Kill() // SIGKILL
 				<-done
@@ -186,10 +186,8 @@ func TestExtract_Lock(t *testing.T) {
 	// Wait until the child holds the lock and has started its run.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := os.Stat(db); err == nil {
-			if r := query(t, db, `SELECT count(*) FROM runs WHERE status = 'running'`, nil); asInt(r[0][0]) == 1 {
-				break
-			}
+		if n, ok := tryCount(db, `SELECT count(*) FROM runs WHERE status = 'running'`); ok && n == 1 {
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the first extract never started")
@@ -224,8 +222,8 @@ func TestExtract_Lock(t *testing.T) {
 	}
 }
 
-// countFeatures counts vectors, or says the database is not ready yet.
-func countFeatures(path string) (int64, bool) {
+// tryCount runs a count query, or says the database is not ready yet.
+func tryCount(path, q string) (int64, bool) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, false
 	}
@@ -234,7 +232,7 @@ func countFeatures(path string) (int64, bool) {
 		return 0, false
 	}
 	defer db.Close()
-	_, rows, err := db.Query(context.Background(), `SELECT count(*) FROM features`, nil, false)
+	_, rows, err := db.Query(context.Background(), q, nil, false)
 	if err != nil {
 		return 0, false
 	}

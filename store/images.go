@@ -528,3 +528,20 @@ func (db *DB) LabelConflicts(ctx context.Context) ([]LabelConflict, error) {
 	}
 	return out, nil
 }
+
+// Vector returns the stored vector of an image in a feature set.
+func (db *DB) Vector(ctx context.Context, imageID, setID int64) ([]float32, bool, error) {
+	var blob []byte
+	err := db.reader().QueryRowContext(ctx, `SELECT vector FROM features WHERE image_id = ? AND feature_set_id = ?`, imageID, setID).Scan(&blob)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("vector of image %d in set %d: %w", imageID, setID, err)
+	}
+	v, err := DecodeVector(blob)
+	if err != nil {
+		return nil, false, fmt.Errorf("vector of image %d in set %d: %w", imageID, setID, err)
+	}
+	return v, true, nil
+}
