@@ -185,7 +185,7 @@ func (c *caffeTwin) conv(name, bottom, top string, out, k, stride, pad int, bias
 	c.step(name, top, []int{out, oh, ow})
 }
 
-// inPlace layers read and write the same blob, as in the deploy files.
+// relu and dropout are in place (bottom = top), as in the deploy files.
 func (c *caffeTwin) relu(name, blob string) {
 	c.layer(name, "ReLU", []string{blob}, []string{blob}, "")
 	c.b.Relu(name, c.tensor[blob], name)
@@ -362,10 +362,12 @@ func testInput(t *testing.T, p Preprocess, seed uint64) ([]float32, []float64) {
 	return blob, referenceInput(p, pix, p.Width, p.Height)
 }
 
-// extract runs layers (aliases or OpenCV names) in one forward pass, unpooled.
-func extract(t *testing.T, model Model, layers []string, blob []float32) ([][]float32, []Output) {
+// extract runs cfg.Layers (aliases or OpenCV names) on one image in one
+// forward pass, unpooled.
+func extract(t *testing.T, cfg ExtractorConfig, blob []float32) ([][]float32, []Output) {
 	t.Helper()
-	ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: layers, Pool: "none"})
+	cfg.Pool = "none"
+	ex, err := NewExtractor(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,6 +461,8 @@ func TestCaffe_VGGDeploy(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			c := tinyCaffeVGG(t, v1)
+			// The preset only makes the input blob: torch's values of
+			// order 1 keep the random net's softmax away from saturation.
 			model, om := c.write(t.TempDir(), "torch", "prob")
 			net, g, err := OpenNet(model)
 			if err != nil {
@@ -502,7 +506,7 @@ func TestCaffe_VGGDeploy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, outs := extract(t, model, layers, blob)
+			got, outs := extract(t, ExtractorConfig{Model: model, Layers: layers}, blob)
 			if len(outs) != len(c.layers) { // aliases are the same layers again
 				t.Errorf("%d outputs, want one per Caffe layer (%d)", len(outs), len(c.layers))
 			}
@@ -522,10 +526,44 @@ func TestCaffe_VGGDeploy(t *testing.T) {
 				t.Errorf("softmax is saturated (max %.3f): the comparison would not see wrong logits", slicesMax(p))
 			}
 
+			// The prototxt declares a batch of 1; OpenCV takes 3 anyway.
+			t.Run("Batch3", func(t *testing.T) {
+				aliases := g.AliasNames()
+				ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: aliases, Pool: "none", Batch: 3})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ex.Close()
+				if ex.BatchSize() != 3 {
+					t.Errorf("batch size %d, want 3 (notes %q)", ex.BatchSize(), ex.Notes)
+				}
+				var blobs []float32
+				var ins [][]float64
+				for i := range 3 {
+					b, in := testInput(t, model.Preprocess, uint64(20+i))
+					blobs, ins = append(blobs, b...), append(ins, in)
+				}
+				got, err := ex.Forward(blobs, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, in := range ins {
+					ref, err := onnx.Run(om, map[string]*onnx.Tensor{"data": onnx.NewFloat64("data", c.dims, in)}, tensors[:len(aliases)]...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for j, a := range aliases {
+						if e := relErr(got[i][j], ref[g.Alias(a).Name].Float64); e > 1e-5 {
+							t.Errorf("image %d, %s: max relative error %.3g > 1e-5", i, a, e)
+						}
+					}
+				}
+			})
+
 			// "fc7" requested alone (so no other request keeps OpenCV from
 			// fusing relu7 into it) is still pre-activation.
 			t.Run("InPlaceReLU", func(t *testing.T) {
-				got, _ := extract(t, model, []string{"fc7"}, blob)
+				got, _ := extract(t, ExtractorConfig{Model: model, Layers: []string{"fc7"}}, blob)
 				want := ref["fc7"].Float64
 				if slicesMin(want) >= 0 {
 					t.Fatalf("reference fc7 has no negative value: the test cannot tell pre- from post-ReLU")
@@ -644,7 +682,7 @@ func TestCaffe_ResNetDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, outs := extract(t, model, names, blob)
+	got, outs := extract(t, ExtractorConfig{Model: model, Layers: names}, blob)
 	for i, o := range outs {
 		want := ref[o.Layer.Name].Float64
 		if len(got[i]) != len(want) {
@@ -660,6 +698,30 @@ func TestCaffe_ResNetDeploy(t *testing.T) {
 	if p := ref["prob"].Float64; slicesMax(p) > 0.95 {
 		t.Errorf("softmax is saturated (max %.3f): the comparison would not see wrong logits", slicesMax(p))
 	}
+
+	// OpenCV 4.6 fuses Convolution → BatchNorm → Scale → ReLU into the
+	// convolution whenever the convolution's own output is not requested,
+	// even when the BatchNorm's or the Scale's output is: the fused layer
+	// writes the ReLU's buffer, and the requested one is returned unwritten
+	// (garbage such as 1e+32) or the forward pass fails an assertion
+	// (inputs[0].data != outputs[0].data). Only a layer that ends the chain
+	// is safe (scale2a_branch2c above, followed by the join). The same
+	// happens with ONNX (Conv → BatchNormalization → Relu) and TensorFlow
+	// (Conv2D → FusedBatchNormV3 → Relu). With fusion off the values are
+	// right, which is what this checks.
+	t.Run("ScaleBeforeReLU", func(t *testing.T) {
+		layers := []string{"scale_conv1", "scale2a_branch2a", "scale3a_branch2b"}
+		got, _ := extract(t, ExtractorConfig{Model: model, Layers: layers, NoFusion: true}, blob)
+		ref, err := onnx.Run(om, map[string]*onnx.Tensor{"data": onnx.NewFloat64("data", c.dims, in)}, layers...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range layers {
+			if e := relErr(got[i], ref[l].Float64); e > 1e-5 {
+				t.Errorf("%s (fusion off): max relative error %.3g > 1e-5", l, e)
+			}
+		}
+	})
 
 	// Caffe rounds pooling output sizes up: pool1 (kernel 3, stride 2) on
 	// 16x16 gives 8x8 in Caffe (7x7 with ONNX's floor), as on ResNet-50's
@@ -880,121 +942,262 @@ func softmaxF64(v []float64) []float64 {
 	return out
 }
 
-// tinyTF is a Keras VGG-style frozen graph: two conv blocks, flatten, fc1
-// (ReLU) and predictions (softmax), with Keras' node names. block2_conv1
-// has stride 2 with SAME padding on an even map, where TensorFlow pads
-// asymmetrically (0 top/left, 1 bottom/right). It returns the file and the
-// reference activations (NHWC) for an NCHW input blob.
-func tinyTF(t *testing.T, dir string, kerasFlatten bool) (string, func(in []float64) map[string][]float64) {
-	t.Helper()
-	r := rand.New(rand.NewPCG(3, 11))
-	normal := func(n int, std float64) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64() * std)
-		}
-		return v
-	}
-	bias := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(0.02 + 0.08*r.Float64())
-			if r.IntN(2) == 0 {
-				v[i] = -v[i]
-			}
-		}
-		return v
-	}
-	const size = 16
-	k1, b1 := normal(3*3*3*4, math.Sqrt(2.0/27)), bias(4)
-	k2, b2 := normal(3*3*4*6, math.Sqrt(2.0/36)), bias(6)
-	const flat = 2 * 2 * 6
-	w1, c1 := normal(flat*10, math.Sqrt(2.0/flat)), bias(10)
-	w2, c2 := normal(10*5, 0.3*math.Sqrt(2.0/10)), bias(5)
+// tfTwin writes a frozen GraphDef node by node and records TensorFlow's
+// computation of each node in float64 (NHWC; a vector is 1 x 1 x n), to be
+// replayed on any input. Node names follow Keras: "<layer>/<Op>".
+type tfTwin struct {
+	t     *testing.T
+	g     tfGraph
+	r     *rand.Rand
+	size  int
+	ops   []func(env map[string]nhwc)
+	shape map[string][3]int // node → H, W, C
+}
 
-	var g tfGraph
-	T := tfType("T", dtFloat)
-	nhwcAttr := tfString("data_format", "NHWC")
-	g.node("input_1", "Placeholder", nil, tfType("dtype", dtFloat), tfShape("shape", -1, size, size, 3))
-	conv := func(name, in string, k, b []float32, kdims []int, stride int64) string {
-		g.constFloat(name+"/kernel", kdims, k)
-		g.node(name+"/Conv2D", "Conv2D", []string{in, name + "/kernel"}, T, nhwcAttr,
-			tfInts("dilations", 1, 1, 1, 1), tfString("padding", "SAME"), tfInts("strides", 1, stride, stride, 1),
-			tfBool("use_cudnn_on_gpu", true))
-		g.constFloat(name+"/bias", []int{len(b)}, b)
-		g.node(name+"/BiasAdd", "BiasAdd", []string{name + "/Conv2D", name + "/bias"}, T, nhwcAttr)
-		g.node(name+"/Relu", "Relu", []string{name + "/BiasAdd"}, T)
-		return name + "/Relu"
+var (
+	tfT    = tfType("T", dtFloat)
+	tfNHWC = tfString("data_format", "NHWC")
+)
+
+func newTFTwin(t *testing.T, seed uint64, size int) *tfTwin {
+	tw := &tfTwin{t: t, r: rand.New(rand.NewPCG(seed, 11)), size: size, shape: map[string][3]int{}}
+	tw.g.node("input_1", "Placeholder", nil, tfType("dtype", dtFloat), tfShape("shape", -1, size, size, 3))
+	tw.shape["input_1"] = [3]int{size, size, 3}
+	return tw
+}
+
+func (tw *tfTwin) normal(n int, std float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(tw.r.NormFloat64() * std)
 	}
-	pool := func(name, in string) string {
-		g.node(name+"/MaxPool", "MaxPool", []string{in}, T, nhwcAttr,
-			tfInts("ksize", 1, 2, 2, 1), tfString("padding", "VALID"), tfInts("strides", 1, 2, 2, 1))
-		return name + "/MaxPool"
+	return v
+}
+
+func (tw *tfTwin) uniform(n int, lo, hi float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(lo + (hi-lo)*tw.r.Float64())
 	}
-	dense := func(name, in string, w, b []float32) string {
-		g.constFloat(name+"/kernel", []int{len(w) / len(b), len(b)}, w)
-		g.node(name+"/MatMul", "MatMul", []string{in, name + "/kernel"}, T, tfBool("transpose_a", false), tfBool("transpose_b", false))
-		g.constFloat(name+"/bias", []int{len(b)}, b)
-		g.node(name+"/BiasAdd", "BiasAdd", []string{name + "/MatMul", name + "/bias"}, T, nhwcAttr)
-		return name + "/BiasAdd"
+	return v
+}
+
+// bias is never zero, so that a lost bias shows.
+func (tw *tfTwin) bias(n int) []float32 {
+	v := tw.uniform(n, 0.02, 0.1)
+	for i := range v {
+		if tw.r.IntN(2) == 0 {
+			v[i] = -v[i]
+		}
 	}
-	x := pool("block1_pool", conv("block1_conv1", "input_1", k1, b1, []int{3, 3, 3, 4}, 1))
-	x = pool("block2_pool", conv("block2_conv1", x, k2, b2, []int{3, 3, 4, 6}, 2))
-	if kerasFlatten {
-		// Keras' Flatten (K.batch_flatten): reshape to
-		// stack([-1, prod(shape(x)[1:])]), computed in the graph.
+	return v
+}
+
+// op records how node is computed from the values of earlier nodes.
+func (tw *tfTwin) op(node string, shape [3]int, f func(env map[string]nhwc) nhwc) string {
+	tw.shape[node] = shape
+	tw.ops = append(tw.ops, func(env map[string]nhwc) { env[node] = f(env) })
+	return node
+}
+
+// conv is Conv2D (He-normal HWIO kernel) + BiasAdd.
+func (tw *tfTwin) conv(name, in string, out, k, stride int, same bool) string {
+	s := tw.shape[in]
+	kernel, bias := tw.normal(k*k*s[2]*out, math.Sqrt(2/float64(k*k*s[2]))), tw.bias(out)
+	pad := "VALID"
+	oh, ow := (s[0]-k)/stride+1, (s[1]-k)/stride+1
+	if same {
+		pad = "SAME"
+		oh, ow = (s[0]+stride-1)/stride, (s[1]+stride-1)/stride
+	}
+	tw.g.constFloat(name+"/kernel", []int{k, k, s[2], out}, kernel)
+	tw.g.node(name+"/Conv2D", "Conv2D", []string{in, name + "/kernel"}, tfT, tfNHWC,
+		tfInts("dilations", 1, 1, 1, 1), tfString("padding", pad), tfInts("strides", 1, int64(stride), int64(stride), 1),
+		tfBool("use_cudnn_on_gpu", true))
+	tw.g.constFloat(name+"/bias", []int{out}, bias)
+	tw.g.node(name+"/BiasAdd", "BiasAdd", []string{name + "/Conv2D", name + "/bias"}, tfT, tfNHWC)
+	return tw.op(name+"/BiasAdd", [3]int{oh, ow, out}, func(env map[string]nhwc) nhwc {
+		return tfConv2D(env[in], kernel, bias, k, out, stride, same)
+	})
+}
+
+// batchNorm is FusedBatchNormV3 in inference mode with Keras' epsilon.
+func (tw *tfTwin) batchNorm(name, in string) string {
+	s := tw.shape[in]
+	c := s[2]
+	scale, offset := tw.uniform(c, 0.5, 1.5), tw.bias(c)
+	mean, variance := tw.uniform(c, -0.1, 0.1), tw.uniform(c, 0.5, 1.5)
+	const eps = 1.001e-5
+	for _, p := range []struct {
+		n string
+		v []float32
+	}{{"gamma", scale}, {"beta", offset}, {"moving_mean", mean}, {"moving_variance", variance}} {
+		tw.g.constFloat(name+"/"+p.n, []int{c}, p.v)
+	}
+	node := name + "/FusedBatchNormV3"
+	tw.g.node(node, "FusedBatchNormV3",
+		[]string{in, name + "/gamma", name + "/beta", name + "/moving_mean", name + "/moving_variance"},
+		tfT, tfType("U", dtFloat), tfNHWC, tfAttr{"epsilon", func(v *pbuf) { v.float(4, eps) }}, tfBool("is_training", false))
+	return tw.op(node, s, func(env map[string]nhwc) nhwc {
+		x := env[in]
+		y := nhwc{x.h, x.w, x.c, make([]float64, len(x.v))}
+		for i, v := range x.v {
+			k := i % c
+			y.v[i] = (v-float64(mean[k]))/math.Sqrt(float64(variance[k])+float64(float32(eps)))*float64(scale[k]) + float64(offset[k])
+		}
+		return y
+	})
+}
+
+func (tw *tfTwin) relu(name, in string) string {
+	tw.g.node(name+"/Relu", "Relu", []string{in}, tfT)
+	return tw.op(name+"/Relu", tw.shape[in], func(env map[string]nhwc) nhwc {
+		x := env[in]
+		return nhwc{x.h, x.w, x.c, reluF64(x.v)}
+	})
+}
+
+func (tw *tfTwin) maxPool(name, in string, k, stride int) string {
+	s := tw.shape[in]
+	tw.g.node(name+"/MaxPool", "MaxPool", []string{in}, tfT, tfNHWC,
+		tfInts("ksize", 1, int64(k), int64(k), 1), tfString("padding", "VALID"), tfInts("strides", 1, int64(stride), int64(stride), 1))
+	return tw.op(name+"/MaxPool", [3]int{(s[0]-k)/stride + 1, (s[1]-k)/stride + 1, s[2]}, func(env map[string]nhwc) nhwc {
+		return tfMaxPool(env[in], k, stride)
+	})
+}
+
+// add is a residual join (AddV2, as TensorFlow 2 writes x + y).
+func (tw *tfTwin) add(name, a, b string) string {
+	tw.g.node(name+"/add", "AddV2", []string{a, b}, tfT)
+	return tw.op(name+"/add", tw.shape[a], func(env map[string]nhwc) nhwc {
+		x, y := env[a], env[b]
+		z := nhwc{x.h, x.w, x.c, make([]float64, len(x.v))}
+		for i := range z.v {
+			z.v[i] = x.v[i] + y.v[i]
+		}
+		return z
+	})
+}
+
+// mean is Keras' GlobalAveragePooling2D: Mean over axes 1 and 2.
+func (tw *tfTwin) mean(name, in string) string {
+	s := tw.shape[in]
+	tw.g.constInt32(name+"/Mean/reduction_indices", []int{2}, 1, 2)
+	tw.g.node(name+"/Mean", "Mean", []string{in, name + "/Mean/reduction_indices"}, tfT, tfType("Tidx", dtInt32), tfBool("keep_dims", false))
+	return tw.op(name+"/Mean", [3]int{1, 1, s[2]}, func(env map[string]nhwc) nhwc {
+		x := env[in]
+		y := nhwc{1, 1, x.c, make([]float64, x.c)}
+		for i, v := range x.v {
+			y.v[i%x.c] += v / float64(x.h*x.w)
+		}
+		return y
+	})
+}
+
+// flatten is a Reshape to a constant [-1, n], or Keras' Flatten
+// (K.batch_flatten: reshape to stack([-1, prod(shape(x)[1:])]), computed in
+// the graph). Either way TensorFlow flattens NHWC row-major.
+func (tw *tfTwin) flatten(name, in string, keras bool) string {
+	s := tw.shape[in]
+	n := s[0] * s[1] * s[2]
+	shape := name + "/Reshape/shape"
+	if keras {
 		i32 := tfType("T", dtInt32)
-		g.node("flatten/Shape", "Shape", []string{x}, T, tfType("out_type", dtInt32))
-		g.constInt32("flatten/strided_slice/stack", []int{1}, 1)
-		g.constInt32("flatten/strided_slice/stack_1", []int{1}, 0)
-		g.constInt32("flatten/strided_slice/stack_2", []int{1}, 1)
-		g.node("flatten/strided_slice", "StridedSlice",
-			[]string{"flatten/Shape", "flatten/strided_slice/stack", "flatten/strided_slice/stack_1", "flatten/strided_slice/stack_2"},
+		tw.g.node(name+"/Shape", "Shape", []string{in}, tfT, tfType("out_type", dtInt32))
+		tw.g.constInt32(name+"/strided_slice/stack", []int{1}, 1)
+		tw.g.constInt32(name+"/strided_slice/stack_1", []int{1}, 0)
+		tw.g.constInt32(name+"/strided_slice/stack_2", []int{1}, 1)
+		tw.g.node(name+"/strided_slice", "StridedSlice",
+			[]string{name + "/Shape", name + "/strided_slice/stack", name + "/strided_slice/stack_1", name + "/strided_slice/stack_2"},
 			tfType("Index", dtInt32), i32, tfInt("begin_mask", 0), tfInt("ellipsis_mask", 0), tfInt("end_mask", 1),
 			tfInt("new_axis_mask", 0), tfInt("shrink_axis_mask", 0))
-		g.constInt32("flatten/Const", []int{1}, 0)
-		g.node("flatten/Prod", "Prod", []string{"flatten/strided_slice", "flatten/Const"}, i32, tfType("Tidx", dtInt32), tfBool("keep_dims", false))
-		g.constInt32("flatten/stack/0", nil, -1)
-		g.node("flatten/stack", "Pack", []string{"flatten/stack/0", "flatten/Prod"}, tfInt("N", 2), i32, tfInt("axis", 0))
-		g.node("flatten/Reshape", "Reshape", []string{x, "flatten/stack"}, T, tfType("Tshape", dtInt32))
+		tw.g.constInt32(name+"/Const", []int{1}, 0)
+		tw.g.node(name+"/Prod", "Prod", []string{name + "/strided_slice", name + "/Const"}, i32, tfType("Tidx", dtInt32), tfBool("keep_dims", false))
+		tw.g.constInt32(name+"/stack/0", nil, -1)
+		tw.g.node(name+"/stack", "Pack", []string{name + "/stack/0", name + "/Prod"}, tfInt("N", 2), i32, tfInt("axis", 0))
+		shape = name + "/stack"
 	} else {
-		g.constInt32("flatten/Reshape/shape", []int{2}, -1, flat)
-		g.node("flatten/Reshape", "Reshape", []string{x, "flatten/Reshape/shape"}, T, tfType("Tshape", dtInt32))
+		tw.g.constInt32(shape, []int{2}, -1, int32(n))
 	}
-	x = dense("fc1", "flatten/Reshape", w1, c1)
-	g.node("fc1/Relu", "Relu", []string{x}, T)
-	x = dense("predictions", "fc1/Relu", w2, c2)
-	g.node("predictions/Softmax", "Softmax", []string{x}, T)
+	tw.g.node(name+"/Reshape", "Reshape", []string{in, shape}, tfT, tfType("Tshape", dtInt32))
+	return tw.op(name+"/Reshape", [3]int{1, 1, n}, func(env map[string]nhwc) nhwc {
+		return nhwc{1, 1, n, env[in].v}
+	})
+}
 
+// dense is MatMul ([in, out] kernel, He-normal times gain) + BiasAdd.
+func (tw *tfTwin) dense(name, in string, out int, gain float64) string {
+	n := tw.shape[in][2]
+	if s := tw.shape[in]; s[0] != 1 || s[1] != 1 {
+		tw.t.Fatalf("dense %s: input %s is %v, not a vector", name, in, s)
+	}
+	kernel, bias := tw.normal(n*out, gain*math.Sqrt(2/float64(n))), tw.bias(out)
+	tw.g.constFloat(name+"/kernel", []int{n, out}, kernel)
+	tw.g.node(name+"/MatMul", "MatMul", []string{in, name + "/kernel"}, tfT, tfBool("transpose_a", false), tfBool("transpose_b", false))
+	tw.g.constFloat(name+"/bias", []int{out}, bias)
+	tw.g.node(name+"/BiasAdd", "BiasAdd", []string{name + "/MatMul", name + "/bias"}, tfT, tfNHWC)
+	return tw.op(name+"/BiasAdd", [3]int{1, 1, out}, func(env map[string]nhwc) nhwc {
+		return nhwc{1, 1, out, tfMatMul(env[in].v, kernel, bias)}
+	})
+}
+
+func (tw *tfTwin) softmax(name, in string) string {
+	tw.g.node(name+"/Softmax", "Softmax", []string{in}, tfT)
+	return tw.op(name+"/Softmax", tw.shape[in], func(env map[string]nhwc) nhwc {
+		x := env[in]
+		return nhwc{1, 1, x.c, softmaxF64(x.v)}
+	})
+}
+
+// write saves the graph and returns the Model (the tf preset at the
+// graph's size).
+func (tw *tfTwin) write(dir string) Model {
+	tw.t.Helper()
 	path := filepath.Join(dir, "frozen.pb")
-	if err := os.WriteFile(path, g.p.b, 0o644); err != nil {
-		t.Fatal(err)
+	if err := os.WriteFile(path, tw.g.p.b, 0o644); err != nil {
+		tw.t.Fatal(err)
 	}
-	ref := func(in []float64) map[string][]float64 {
-		// The input blob is NCHW; the graph's input is its NHWC transpose.
-		x := nhwc{size, size, 3, make([]float64, len(in))}
-		for c := 0; c < 3; c++ {
-			for i := 0; i < size*size; i++ {
-				x.v[i*3+c] = in[c*size*size+i]
-			}
-		}
-		a0 := tfConv2D(x, k1, b1, 3, 4, 1, true)
-		a := nhwc{a0.h, a0.w, a0.c, reluF64(a0.v)}
-		p1 := tfMaxPool(a, 2, 2)
-		b0 := tfConv2D(p1, k2, b2, 3, 6, 2, true)
-		b := nhwc{b0.h, b0.w, b0.c, reluF64(b0.v)}
-		p2 := tfMaxPool(b, 2, 2)
-		f0 := tfMatMul(p2.v, w1, c1) // p2.v is TensorFlow's row-major NHWC flatten
-		f1 := reluF64(f0)
-		logits := tfMatMul(f1, w2, c2)
-		return map[string][]float64{
-			"block1_conv1/BiasAdd": a0.nchw(), "block1_conv1/Relu": a.nchw(), "block1_pool/MaxPool": p1.nchw(),
-			"block2_conv1/BiasAdd": b0.nchw(), "block2_conv1/Relu": b.nchw(), "block2_pool/MaxPool": p2.nchw(),
-			"flatten/Reshape": p2.v, "fc1/BiasAdd": f0, "fc1/Relu": f1,
-			"predictions/BiasAdd": logits, "predictions/Softmax": softmaxF64(logits),
+	p := Presets["tf"]
+	p.Width, p.Height, p.Resize = tw.size, tw.size, Resize{}
+	return Model{Name: "tiny-tf", Format: "tensorflow", Path: path, Preprocess: p, HasPreprocess: true}
+}
+
+// reference computes every node for an NCHW input blob (the graph's input
+// is its NHWC transpose) and returns the values in OpenCV's layout: NCHW
+// for 4-D nodes, flat for vectors.
+func (tw *tfTwin) reference(in []float64) map[string][]float64 {
+	x := nhwc{tw.size, tw.size, 3, make([]float64, len(in))}
+	hw := tw.size * tw.size
+	for c := 0; c < 3; c++ {
+		for i := 0; i < hw; i++ {
+			x.v[i*3+c] = in[c*hw+i]
 		}
 	}
-	return path, ref
+	env := map[string]nhwc{"input_1": x}
+	for _, op := range tw.ops {
+		op(env)
+	}
+	out := map[string][]float64{}
+	for k, v := range env {
+		out[k] = v.nchw()
+	}
+	return out
+}
+
+// tinyTFVGG is a Keras VGG-style frozen graph: two conv blocks, flatten,
+// fc1 (ReLU) and predictions (softmax). block2_conv1 has stride 2 with
+// SAME padding on an even map, where TensorFlow pads asymmetrically
+// (0 top/left, 1 bottom/right).
+func tinyTFVGG(t *testing.T, kerasFlatten bool) *tfTwin {
+	tw := newTFTwin(t, 3, 16)
+	x := tw.relu("block1_conv1", tw.conv("block1_conv1", "input_1", 4, 3, 1, true))
+	x = tw.maxPool("block1_pool", x, 2, 2)
+	x = tw.relu("block2_conv1", tw.conv("block2_conv1", x, 6, 3, 2, true))
+	x = tw.maxPool("block2_pool", x, 2, 2)
+	x = tw.flatten("flatten", x, kerasFlatten)
+	x = tw.relu("fc1", tw.dense("fc1", x, 10, 1))
+	tw.softmax("predictions", tw.dense("predictions", x, 5, 0.3))
+	return tw
 }
 
 // TestTensorFlow_FrozenGraph loads a frozen NHWC graph and checks the
@@ -1046,10 +1249,8 @@ func TestTensorFlow_FrozenGraph(t *testing.T) {
 		{"KerasFlatten", true, []layer{{"flatten/Reshape/nchw", "Permute", []int{2, 2, 6}}, {"flatten/Reshape", "Flatten", []int{24}}}, true},
 	} {
 		t.Run(v.name, func(t *testing.T) {
-			path, reference := tinyTF(t, t.TempDir(), v.keras)
-			p := Presets["tf"]
-			p.Width, p.Height, p.Resize = 16, 16, Resize{}
-			model := Model{Name: "tiny-tf", Format: "tensorflow", Path: path, Preprocess: p, HasPreprocess: true}
+			tw := tinyTFVGG(t, v.keras)
+			model := tw.write(t.TempDir())
 			net, g, err := OpenNet(model)
 			if err != nil {
 				t.Fatal(err)
@@ -1075,29 +1276,33 @@ func TestTensorFlow_FrozenGraph(t *testing.T) {
 				wantAliases["flatten"] = "flatten/Reshape"
 			}
 			checkAliases(t, g, "vgg", wantAliases)
-			checkTFValues(t, model, reference)
+			// What is asked for, and the TensorFlow node whose value it must be.
+			checkTFValues(t, model, tw, false, []tfCheck{
+				{"block1_conv1/Conv2D", "block1_conv1/BiasAdd"}, // the bias is folded in
+				{"block1_conv1/Relu", "block1_conv1/Relu"},
+				{"block1_pool", "block1_pool/MaxPool"},
+				{"block2_conv1/Conv2D", "block2_conv1/BiasAdd"}, // asymmetric SAME padding
+				{"block2_conv1/Relu", "block2_conv1/Relu"},
+				{"block2_pool", "block2_pool/MaxPool"},
+				{"flatten/Reshape", "flatten/Reshape"}, // TensorFlow's NHWC order
+				{"fc1/MatMul", "fc1/BiasAdd"},
+				{"fc1", "fc1/Relu"},
+				{"predictions/MatMul", "predictions/BiasAdd"},
+				{"predictions", "predictions/Softmax"},
+			})
 		})
 	}
 }
 
-// checkTFValues compares the layers of tinyTF with the TensorFlow
-// reference, for batches of 1 and 3 (the flatten's -1 takes the batch).
-func checkTFValues(t *testing.T, model Model, reference func([]float64) map[string][]float64) {
+// tfCheck is a layer to extract (an alias or an OpenCV name) and the
+// TensorFlow node whose value it must have.
+type tfCheck struct{ layer, node string }
+
+// checkTFValues extracts the layers of a tfTwin graph and compares them
+// with its reference, for batches of 1 and 3 (the flatten's -1 takes the
+// batch).
+func checkTFValues(t *testing.T, model Model, tw *tfTwin, noFusion bool, checks []tfCheck) {
 	t.Helper()
-	// What is asked for, and the TensorFlow node whose value it must be.
-	checks := []struct{ layer, node string }{
-		{"block1_conv1/Conv2D", "block1_conv1/BiasAdd"}, // the bias is folded in
-		{"block1_conv1/Relu", "block1_conv1/Relu"},
-		{"block1_pool", "block1_pool/MaxPool"},
-		{"block2_conv1/Conv2D", "block2_conv1/BiasAdd"}, // asymmetric SAME padding
-		{"block2_conv1/Relu", "block2_conv1/Relu"},
-		{"block2_pool", "block2_pool/MaxPool"},
-		{"flatten/Reshape", "flatten/Reshape"}, // TensorFlow's NHWC order
-		{"fc1/MatMul", "fc1/BiasAdd"},
-		{"fc1", "fc1/Relu"},
-		{"predictions/MatMul", "predictions/BiasAdd"},
-		{"predictions", "predictions/Softmax"},
-	}
 	var layers []string
 	for _, c := range checks {
 		layers = append(layers, c.layer)
@@ -1109,7 +1314,7 @@ func checkTFValues(t *testing.T, model Model, reference func([]float64) map[stri
 	for i := range n {
 		b, in := testInput(t, p, uint64(10+i))
 		blobs = append(blobs, b...)
-		refs = append(refs, reference(in))
+		refs = append(refs, tw.reference(in))
 	}
 	for _, c := range checks {
 		if strings.HasSuffix(c.node, "/BiasAdd") && slicesMin(refs[0][c.node]) >= 0 {
@@ -1121,7 +1326,7 @@ func checkTFValues(t *testing.T, model Model, reference func([]float64) map[stri
 	}
 	for _, batch := range []int{1, n} {
 		t.Run(fmt.Sprintf("Batch%d", batch), func(t *testing.T) {
-			ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: layers, Pool: "none", Batch: batch})
+			ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: layers, Pool: "none", Batch: batch, NoFusion: noFusion})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1149,4 +1354,99 @@ func checkTFValues(t *testing.T, model Model, reference func([]float64) map[stri
 			}
 		})
 	}
+}
+
+// tinyTFResNet is tf.keras.applications.ResNet50 frozen, in small and with
+// its node names: conv1 + FusedBatchNormV3 + ReLU, pool1, bottleneck
+// blocks conv2_block1 (projection), conv2_block2 (identity), conv3_block1
+// (projection, stride 2), each joined by AddV2 and a ReLU "<block>_out",
+// then avg_pool (Mean over H and W) and predictions.
+func tinyTFResNet(t *testing.T) *tfTwin {
+	tw := newTFTwin(t, 4, 16)
+	x := tw.conv("conv1_conv", "input_1", 4, 3, 1, true)
+	x = tw.relu("conv1_relu", tw.batchNorm("conv1_bn", x))
+	x = tw.maxPool("pool1_pool", x, 2, 2)
+	block := func(name, in string, filters, out, stride int, project bool) string {
+		short := in
+		if project {
+			short = tw.batchNorm(name+"_0_bn", tw.conv(name+"_0_conv", in, out, 1, stride, true))
+		}
+		y := tw.relu(name+"_1_relu", tw.batchNorm(name+"_1_bn", tw.conv(name+"_1_conv", in, filters, 1, stride, true)))
+		y = tw.relu(name+"_2_relu", tw.batchNorm(name+"_2_bn", tw.conv(name+"_2_conv", y, filters, 3, 1, true)))
+		y = tw.batchNorm(name+"_3_bn", tw.conv(name+"_3_conv", y, out, 1, 1, true))
+		return tw.relu(name+"_out", tw.add(name+"_add", short, y))
+	}
+	x = block("conv2_block1", x, 2, 8, 1, true)
+	x = block("conv2_block2", x, 2, 8, 1, false)
+	x = block("conv3_block1", x, 4, 12, 2, true)
+	x = tw.mean("avg_pool", x)
+	tw.softmax("predictions", tw.dense("predictions", x, 5, 0.3))
+	return tw
+}
+
+// TestTensorFlow_ResNet checks the ResNet aliases on a Keras-style frozen
+// graph and their values. OpenCV 4.6 makes AddV2 of two tensors an Eltwise
+// layer named after the node, keeps FusedBatchNormV3 as a BatchNorm layer
+// (fused at run time), and turns Mean over H and W into a global average
+// Pooling layer "<node>/Pooling" followed by a Flatten layer with the
+// node's name; avg_pool is that pooling. It also reorders the layers: a
+// block's shortcut comes after its main branch.
+func TestTensorFlow_ResNet(t *testing.T) {
+	tw := tinyTFResNet(t)
+	model := tw.write(t.TempDir())
+	net, g, err := OpenNet(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.Close()
+	logGraph(t, g)
+	checkAliases(t, g, "resnet", map[string]string{
+		"conv1_relu": "conv1_relu/Relu", "pool1_pool": "pool1_pool/MaxPool",
+		"conv2_block1_out": "conv2_block1_out/Relu", "conv2_block2_out": "conv2_block2_out/Relu",
+		"conv3_block1_out": "conv3_block1_out/Relu", "avg_pool": "avg_pool/Mean/Pooling",
+		"predictions": "predictions/Softmax",
+	})
+	for _, c := range []struct {
+		name, typ string
+		shape     []int
+	}{
+		{"conv1_bn/FusedBatchNormV3", "BatchNorm", []int{4, 16, 16}},
+		{"conv2_block1_add/add", "Eltwise", []int{8, 8, 8}},
+		{"conv3_block1_0_conv/Conv2D", "Convolution", []int{12, 4, 4}},
+		{"avg_pool/Mean/Pooling", "Pooling", []int{12, 1, 1}},
+		{"avg_pool/Mean", "Flatten", []int{12}},
+	} {
+		l := g.Layer(c.name)
+		if l == nil {
+			t.Errorf("no layer %s", c.name)
+			continue
+		}
+		if l.Type != c.typ || !equalInts(l.Shape, c.shape) {
+			t.Errorf("layer %s: %s %v, want %s %v", c.name, l.Type, l.Shape, c.typ, c.shape)
+		}
+	}
+	checkTFValues(t, model, tw, false, []tfCheck{
+		{"conv1_relu", "conv1_relu/Relu"},
+		{"pool1_pool", "pool1_pool/MaxPool"},
+		{"conv2_block1_add/add", "conv2_block1_add/add"},
+		{"conv2_block1_out", "conv2_block1_out/Relu"},
+		{"conv2_block2_out", "conv2_block2_out/Relu"},
+		{"conv3_block1_0_conv/Conv2D", "conv3_block1_0_conv/BiasAdd"},
+		{"conv3_block1_out", "conv3_block1_out/Relu"},
+		{"avg_pool", "avg_pool/Mean"},
+		{"avg_pool/Mean", "avg_pool/Mean"},
+		{"predictions/MatMul", "predictions/BiasAdd"},
+		{"predictions", "predictions/Softmax"},
+		{"conv2_block1_3_bn/FusedBatchNormV3", "conv2_block1_3_bn/FusedBatchNormV3"}, // followed by the join
+	})
+	// A BatchNorm followed by a ReLU: with fusion on, OpenCV 4.6 folds the
+	// BatchNorm and the ReLU into the convolution even when the BatchNorm's
+	// output is requested, and returns a buffer nobody wrote (see
+	// TestCaffe_ResNetDeploy). The import itself is right, as fusion off shows.
+	t.Run("BatchNormBeforeReLU", func(t *testing.T) {
+		checkTFValues(t, model, tw, true, []tfCheck{
+			{"conv1_bn/FusedBatchNormV3", "conv1_bn/FusedBatchNormV3"},
+			{"conv2_block1_1_bn/FusedBatchNormV3", "conv2_block1_1_bn/FusedBatchNormV3"},
+		})
+	})
 }
