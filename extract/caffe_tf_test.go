@@ -707,11 +707,12 @@ func TestCaffe_ResNetDeploy(t *testing.T) {
 	// (inputs[0].data != outputs[0].data). Only a layer that ends the chain
 	// is safe (scale2a_branch2c above, followed by the join). The same
 	// happens with ONNX (Conv → BatchNormalization → Relu) and TensorFlow
-	// (Conv2D → FusedBatchNormV3 → Relu). With fusion off the values are
-	// right, which is what this checks.
+	// (Conv2D → FusedBatchNormV3 → Relu). The extractor pins the chain's
+	// convolution as a hidden output (pinFusedInputs), which keeps fusion on
+	// and the values right: this checks that, with fusion on.
 	t.Run("ScaleBeforeReLU", func(t *testing.T) {
 		layers := []string{"scale_conv1", "scale2a_branch2a", "scale3a_branch2b"}
-		got, _ := extract(t, ExtractorConfig{Model: model, Layers: layers, NoFusion: true}, blob)
+		got, _ := extract(t, ExtractorConfig{Model: model, Layers: layers}, blob)
 		ref, err := onnx.Run(om, map[string]*onnx.Tensor{"data": onnx.NewFloat64("data", c.dims, in)}, layers...)
 		if err != nil {
 			t.Fatal(err)
@@ -1277,7 +1278,7 @@ func TestTensorFlow_FrozenGraph(t *testing.T) {
 			}
 			checkAliases(t, g, "vgg", wantAliases)
 			// What is asked for, and the TensorFlow node whose value it must be.
-			checkTFValues(t, model, tw, false, []tfCheck{
+			checkTFValues(t, model, tw, []tfCheck{
 				{"block1_conv1/Conv2D", "block1_conv1/BiasAdd"}, // the bias is folded in
 				{"block1_conv1/Relu", "block1_conv1/Relu"},
 				{"block1_pool", "block1_pool/MaxPool"},
@@ -1301,7 +1302,7 @@ type tfCheck struct{ layer, node string }
 // checkTFValues extracts the layers of a tfTwin graph and compares them
 // with its reference, for batches of 1 and 3 (the flatten's -1 takes the
 // batch).
-func checkTFValues(t *testing.T, model Model, tw *tfTwin, noFusion bool, checks []tfCheck) {
+func checkTFValues(t *testing.T, model Model, tw *tfTwin, checks []tfCheck) {
 	t.Helper()
 	var layers []string
 	for _, c := range checks {
@@ -1326,7 +1327,7 @@ func checkTFValues(t *testing.T, model Model, tw *tfTwin, noFusion bool, checks 
 	}
 	for _, batch := range []int{1, n} {
 		t.Run(fmt.Sprintf("Batch%d", batch), func(t *testing.T) {
-			ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: layers, Pool: "none", Batch: batch, NoFusion: noFusion})
+			ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: layers, Pool: "none", Batch: batch})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1425,7 +1426,7 @@ func TestTensorFlow_ResNet(t *testing.T) {
 			t.Errorf("layer %s: %s %v, want %s %v", c.name, l.Type, l.Shape, c.typ, c.shape)
 		}
 	}
-	checkTFValues(t, model, tw, false, []tfCheck{
+	checkTFValues(t, model, tw, []tfCheck{
 		{"conv1_relu", "conv1_relu/Relu"},
 		{"pool1_pool", "pool1_pool/MaxPool"},
 		{"conv2_block1_add/add", "conv2_block1_add/add"},
@@ -1439,12 +1440,12 @@ func TestTensorFlow_ResNet(t *testing.T) {
 		{"predictions", "predictions/Softmax"},
 		{"conv2_block1_3_bn/FusedBatchNormV3", "conv2_block1_3_bn/FusedBatchNormV3"}, // followed by the join
 	})
-	// A BatchNorm followed by a ReLU: with fusion on, OpenCV 4.6 folds the
-	// BatchNorm and the ReLU into the convolution even when the BatchNorm's
-	// output is requested, and returns a buffer nobody wrote (see
-	// TestCaffe_ResNetDeploy). The import itself is right, as fusion off shows.
+	// A BatchNorm followed by a ReLU: OpenCV 4.6 would fold the BatchNorm and
+	// the ReLU into the convolution even though the BatchNorm's output is
+	// requested, and return a buffer nobody wrote (see TestCaffe_ResNetDeploy);
+	// the extractor's hidden outputs (pinFusedInputs) prevent that.
 	t.Run("BatchNormBeforeReLU", func(t *testing.T) {
-		checkTFValues(t, model, tw, true, []tfCheck{
+		checkTFValues(t, model, tw, []tfCheck{
 			{"conv1_bn/FusedBatchNormV3", "conv1_bn/FusedBatchNormV3"},
 			{"conv2_block1_1_bn/FusedBatchNormV3", "conv2_block1_1_bn/FusedBatchNormV3"},
 		})

@@ -36,6 +36,9 @@ func OpenNet(m Model) (*Net, *Graph, error) {
 		net.Close()
 		return nil, nil, fmt.Errorf("model %s: %w", m.Path, err)
 	}
+	if m.Format == "caffe" {
+		noteCaffeInPlace(g)
+	}
 	if m.Format == "onnx" {
 		if err := addONNXSources(g, m.Path); err != nil {
 			net.Close()
@@ -43,6 +46,20 @@ func OpenNet(m Model) (*Net, *Graph, error) {
 		}
 	}
 	return net, g, nil
+}
+
+// noteCaffeInPlace explains Caffe's in-place ReLUs: in Caffe, "fc7" and
+// "relu7" share one blob, so pycaffe's net.blobs['fc7'] holds the values
+// after the ReLU; OpenCV keeps them apart, and layer fc7 is before it.
+func noteCaffeInPlace(g *Graph) {
+	for _, l := range g.Layers {
+		if l.Type != "InnerProduct" && l.Type != "Convolution" {
+			continue
+		}
+		if r := g.onlyConsumer(l, "ReLU"); r != nil {
+			l.Note = fmt.Sprintf("before the ReLU; pycaffe's blobs['%s'] (in-place ReLU) is layer %s", l.Name, r.Name)
+		}
+	}
 }
 
 // Graph describes the network for a batch of one h x w image.
@@ -83,8 +100,8 @@ type Extractor struct {
 	net     *Net
 	graph   *Graph
 	outs    []Output
-	names   []string
-	sizes   []int // raw floats per image, per output
+	names   []string // OpenCV layers to fetch: the outputs, then hidden ones
+	sizes   []int    // raw floats per image, per name
 	batch   int
 	inLen   int
 	Notes   []string // things the user should know (batch fallback, OpenCL setup)
@@ -148,7 +165,9 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 		}
 		seen[r.Layer.Name] = true
 		o := Output{Resolved: r, Shape: r.Layer.Shape, Pool: pool}
-		if !r.Layer.Spatial() {
+		// A Permute's output (TensorFlow's NHWC views) is not C x H x W:
+		// pooling would average the wrong axes, so it is flattened as is.
+		if !r.Layer.Spatial() || r.Layer.Type == "Permute" {
 			o.Pool = "none"
 		}
 		o.Dim = r.Layer.Dim(o.Pool)
@@ -160,6 +179,7 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 		e.names = append(e.names, r.Layer.Name)
 		e.sizes = append(e.sizes, prod(r.Layer.Shape))
 	}
+	e.pinFusedInputs(seen)
 	p := cfg.Model.Preprocess
 	e.inLen = 3 * p.Width * p.Height
 	if e.batch > 1 {
@@ -171,6 +191,38 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 	return e, nil
 }
 
+// pinFusedInputs works around an OpenCV 4.6 fusion bug: a requested
+// BatchNorm or Scale layer between a Convolution and a ReLU is folded into
+// the convolution together with the ReLU, and OpenCV then returns a buffer
+// nothing wrote (or fails an assertion), in ONNX, Caffe and TensorFlow
+// graphs alike. Fusion keeps the outputs that are requested, so the chain's
+// convolution and every BatchNorm/Scale in between are fetched too, as
+// hidden outputs that Forward drops.
+func (e *Extractor) pinFusedInputs(seen map[string]bool) {
+	isNorm := func(l *Layer) bool { return l.Type == "BatchNorm" || l.Type == "Scale" }
+	for _, o := range e.outs {
+		if !isNorm(o.Layer) {
+			continue
+		}
+		l := o.Layer
+		for len(l.Inputs) == 1 {
+			up := e.graph.byID[l.Inputs[0]]
+			if up == nil {
+				break
+			}
+			if !seen[up.Name] {
+				seen[up.Name] = true
+				e.names = append(e.names, up.Name)
+				e.sizes = append(e.sizes, prod(up.Shape))
+			}
+			if !isNorm(up) {
+				break
+			}
+			l = up
+		}
+	}
+}
+
 // checkBatch verifies that the net really takes batches: a file that fixes
 // the batch dimension to 1 in a reshape would give wrong shapes.
 func (e *Extractor) checkBatch() error {
@@ -180,8 +232,12 @@ func (e *Extractor) checkBatch() error {
 		return fmt.Errorf("batch %d not supported by this model (%v): using batch 1", e.batch, err)
 	}
 	want := map[string][]int{}
-	for _, o := range e.outs {
-		want[o.Layer.Name] = o.Shape
+	for i, name := range e.names {
+		if l := e.graph.Layer(name); l != nil {
+			want[name] = l.Shape
+		} else if i < len(e.outs) {
+			want[name] = e.outs[i].Shape
+		}
 	}
 	for _, r := range raw {
 		s, ok := want[r.Name]
@@ -258,7 +314,7 @@ func (e *Extractor) forward(in []float32, k int) ([][][]float32, error) {
 		res[i] = make([][]float32, len(e.outs))
 	}
 	off := 0
-	for j, o := range e.outs {
+	for j, o := range e.outs { // the hidden outputs after them are dropped
 		per := e.sizes[j]
 		for i := 0; i < k; i++ {
 			res[i][j] = poolVector(buf[off+i*per:off+(i+1)*per], o.Shape, o.Pool)

@@ -22,6 +22,7 @@ type Layer struct {
 	Shape     []int    // output shape for one image, batch dimension removed (C,H,W or D)
 	Aliases   []string // Keras-style names that resolve to this layer
 	Source    []string // names in the model file that resolve here (ONNX node and tensor names)
+	Note      string   // what a user of the source framework could get wrong about this layer
 }
 
 // Dim is the vector length the layer gives with the given pooling.

@@ -293,3 +293,41 @@ func TestGraph_Resolve(t *testing.T) {
 		}
 	})
 }
+
+// TestExtractor_FusedBatchNorm: a BatchNormalization between a Conv and a
+// Relu, requested alone, must give its own values (OpenCV 4.6 would fuse it
+// away and return an unwritten buffer; see pinFusedInputs).
+func TestExtractor_FusedBatchNorm(t *testing.T) {
+	model, om := loadTestModel(t, "resnet-v1-torch-tiny.onnx", "torch")
+	p := model.Preprocess
+	layers := []string{"/bn1/BatchNormalization", "/layer1/layer1.0/bn1/BatchNormalization"}
+	ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: layers, Pool: "none", Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	pix, img := randomImage(t, 9, p.Width, p.Height)
+	defer img.Close()
+	blob := make([]float32, ex.InputLen())
+	if err := p.Blob(img, blob); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ex.Forward(blob, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got[0]) != 2 {
+		t.Fatalf("%d vectors, want 2 (hidden outputs must not show)", len(got[0]))
+	}
+	in := onnx.NewFloat64(model.Input, []int{1, 3, p.Height, p.Width}, referenceInput(p, pix, p.Width, p.Height))
+	tensors := []string{"/bn1/BatchNormalization_output_0", "/layer1/layer1.0/bn1/BatchNormalization_output_0"}
+	ref, err := onnx.Run(om, map[string]*onnx.Tensor{model.Input: in}, tensors...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range layers {
+		if e := relErr(got[0][i], ref[tensors[i]].Float64); e > 1e-5 {
+			t.Errorf("%s: max rel err %.3g > 1e-5", l, e)
+		}
+	}
+}

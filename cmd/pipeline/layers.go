@@ -21,6 +21,7 @@ type layerJSON struct {
 	Shape   []int    `json:"shape"`
 	Aliases []string `json:"aliases,omitempty"`
 	Source  []string `json:"source_names,omitempty"`
+	Note    string   `json:"note,omitempty"`
 }
 
 func cmdLayers(e *env, args []string) error {
@@ -59,7 +60,7 @@ func cmdLayers(e *env, args []string) error {
 			if *onlyAliases && len(l.Aliases) == 0 {
 				continue
 			}
-			out.Layers = append(out.Layers, layerJSON{l.ID, l.Name, l.Type, l.Shape, l.Aliases, l.Source})
+			out.Layers = append(out.Layers, layerJSON{l.ID, l.Name, l.Type, l.Shape, l.Aliases, l.Source, l.Note})
 		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -72,7 +73,7 @@ func cmdLayers(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "model %s (%s, %s)\nsha256 %s\ninput 1x3x%dx%d, alias family: %s\n\n",
 		model.Name, model.Format, model.Path, model.SHA256, p.Height, p.Width, family)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tLAYER (OpenCV name)\tTYPE\tOUTPUT\tALIAS")
+	fmt.Fprintln(tw, "ID\tLAYER (OpenCV name)\tTYPE\tOUTPUT\tALIAS\tNOTE")
 	for _, l := range g.Layers {
 		if *onlyAliases && len(l.Aliases) == 0 {
 			continue
@@ -81,7 +82,7 @@ func cmdLayers(e *env, args []string) error {
 		if l.Pool != "" {
 			typ += " (" + l.Pool + ")"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", l.ID, l.Name, typ, l.ShapeString(), strings.Join(l.Aliases, ","))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.Name, typ, l.ShapeString(), strings.Join(l.Aliases, ","), l.Note)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -91,7 +92,10 @@ func cmdLayers(e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "\nnote: %s: %s", a, n)
 		}
 	}
-	if len(g.Notes) > 0 {
+	for _, w := range g.Warnings {
+		fmt.Fprintf(e.stdout, "\nwarning: %s", w)
+	}
+	if len(g.Notes)+len(g.Warnings) > 0 {
 		fmt.Fprintln(e.stdout)
 	}
 	return nil
