@@ -2,7 +2,10 @@
 // it is what the CLI's commands call. It owns no C library itself.
 package pipeline
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrInterrupted: the run stopped on a signal after committing the
@@ -15,3 +18,14 @@ var (
 // ErrUsage marks a request that cannot work as given (conflicting or
 // missing flags, a model without a preprocessing convention, ...).
 var ErrUsage = errors.New("usage")
+
+// usageErr is an ErrUsage whose message is only the details.
+type usageErr struct{ msg string }
+
+func (e *usageErr) Error() string        { return e.msg }
+func (e *usageErr) Is(target error) bool { return target == ErrUsage }
+
+// usagef makes an error that errors.Is ErrUsage, without a "usage:" prefix.
+func usagef(format string, args ...any) error {
+	return &usageErr{fmt.Sprintf(format, args...)}
+}

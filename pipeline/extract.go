@@ -41,6 +41,27 @@ type ExtractOptions struct {
 
 	// Events receives progress and per-file failure reports; may be nil.
 	Events Events
+
+	// Hooks for predict, which runs the same engine.
+	command   string                             // runs.command and lock holder ("extract" if empty)
+	readOnly  bool                               // no lock, no run, no writes: vectors only flow to onFile
+	fixedSets []store.FeatureSet                 // use these sets (checked against the outputs) instead of creating them
+	onFile    func(FileOutcome) error            // every file, in input order, once its vector is known
+	skip      func(imageID int64) bool           // files of these known images are passed over (predict --new-only)
+	inputs    func(emit func(Input) error) error // the files, instead of Images or List
+	onDB      func(db *store.DB, runID int64)    // called once the run is recorded (writing runs)
+	// beforeFinish runs after the last batch, before the run is closed.
+	beforeFinish func() error
+}
+
+// FileOutcome is what became of one input file (predict's view).
+type FileOutcome struct {
+	Input   Input
+	SHA256  string
+	ImageID int64     // 0 when the content is not in the database
+	Vector  []float32 // of the first feature set; nil on failure or skip
+	Failure *store.Failure
+	Skipped bool // passed over (--new-only)
 }
 
 // Events are the hooks the CLI uses for progress and messages.
@@ -113,6 +134,7 @@ type result struct {
 	rec     store.ImageRecord
 	path    store.PathRecord
 	write   bool    // kindPresent/kindDup: the path row needs writing
+	imageID int64   // kindPresent/kindDup: the stored image
 	missing []int64 // kindForward: feature sets without a vector
 	blob    []float32
 	fail    store.Failure
@@ -121,49 +143,69 @@ type result struct {
 // Extract runs the extraction: every input file's CNN codes for every
 // requested layer end up in the database, computing only what is missing.
 func Extract(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err error) {
+	o.command, o.readOnly, o.fixedSets, o.onFile, o.skip = "extract", false, nil, nil, nil
+	return runEngine(ctx, o)
+}
+
+func runEngine(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err error) {
 	start := time.Now()
 	sum.DB, sum.Model, sum.Status = o.DB, o.Model.Name, "failed"
-	if o.Images == "" && o.List == "" {
-		return sum, fmt.Errorf("%w: give --images DIR or --list FILE", ErrUsage)
+	if o.Images == "" && o.List == "" && o.inputs == nil {
+		return sum, usagef("give --images DIR or --list FILE")
 	}
 	if o.Images != "" && o.List != "" {
-		return sum, fmt.Errorf("%w: give --images or --list, not both", ErrUsage)
+		return sum, usagef("give --images or --list, not both")
 	}
 	ev := o.Events
 	if ev == nil {
 		ev = nopEvents{}
 	}
-	db, err := store.Open(o.DB, store.Options{})
+	db, err := store.Open(o.DB, store.Options{ReadOnly: o.readOnly})
 	if err != nil {
 		return sum, err
 	}
 	defer db.Close()
-	release, err := db.Lock(ctx, o.Wait, store.Holder{Command: "extract"})
+	bg := context.WithoutCancel(ctx) // database writes finish even after Ctrl-C
+	e := &engine{o: o, db: db, ev: ev, bg: bg}
+	if o.readOnly {
+		sum.Status = store.RunOK
+		runErr := e.run(ctx)
+		e.summarize(&sum, start)
+		if runErr == nil && e.counts.Failed > 0 {
+			runErr = fmt.Errorf("%w: %d of %d files", ErrPartial, e.counts.Failed, e.counts.Seen)
+			sum.Status = store.RunPartial
+		} else if runErr != nil {
+			sum.Status = store.RunFailed
+			if errors.Is(runErr, ErrInterrupted) {
+				sum.Status = store.RunInterrupted
+			}
+		}
+		return sum, runErr
+	}
+	release, err := db.Lock(ctx, o.Wait, store.Holder{Command: o.command})
 	if err != nil {
 		return sum, err
 	}
 	defer release()
-	bg := context.WithoutCancel(ctx) // database writes finish even after Ctrl-C
 	if _, err := db.AbandonStaleRuns(bg); err != nil {
 		return sum, err
 	}
-	runID, err := db.StartRun(bg, "extract", o.Args)
+	runID, err := db.StartRun(bg, o.command, o.Args)
 	if err != nil {
 		return sum, err
 	}
 	sum.RunID = runID
-	e := &engine{o: o, db: db, ev: ev, runID: runID, bg: bg}
-	runErr := e.run(ctx)
-	sum.Counts = e.counts
-	sum.Skipped = e.skipped
-	sum.Notes = e.notes
-	sum.FeatureSets = e.sets
-	sum.Batch, sum.Threads, sum.Workers = e.batch, extract.NumThreads(), e.workers
-	sum.Timing = Timing{Forward: e.tForward.Seconds(), Write: e.tWrite.Seconds(), Wait: e.tWait.Seconds()}
-	sum.WallSeconds = time.Since(start).Seconds()
-	if sum.WallSeconds > 0 {
-		sum.ImagesPerSec = float64(e.counts.Extracted) / sum.WallSeconds
+	e.runID = runID
+	if o.onDB != nil {
+		o.onDB(db, runID)
 	}
+	runErr := e.run(ctx)
+	if o.beforeFinish != nil {
+		if err := o.beforeFinish(); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	e.summarize(&sum, start)
 	status, code, msg := store.RunOK, 0, ""
 	switch {
 	case runErr != nil && errors.Is(runErr, ErrInterrupted):
@@ -181,6 +223,19 @@ func Extract(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err err
 		runErr = ferr
 	}
 	return sum, runErr
+}
+
+func (e *engine) summarize(sum *ExtractSummary, start time.Time) {
+	sum.Counts = e.counts
+	sum.Skipped = e.skipped
+	sum.Notes = e.notes
+	sum.FeatureSets = e.sets
+	sum.Batch, sum.Threads, sum.Workers = e.batch, extract.NumThreads(), e.workers
+	sum.Timing = Timing{Forward: e.tForward.Seconds(), Write: e.tWrite.Seconds(), Wait: e.tWait.Seconds()}
+	sum.WallSeconds = time.Since(start).Seconds()
+	if sum.WallSeconds > 0 {
+		sum.ImagesPerSec = float64(e.counts.Extracted) / sum.WallSeconds
+	}
 }
 
 type nopEvents struct{}
@@ -216,6 +271,11 @@ type engine struct {
 	fails    []store.Failure
 	recent   shaRing // shas written by this run recently (closes a lookup race)
 
+	// For onFile: outcomes in input order, waiting for their vectors.
+	queue      []*outcome
+	waiting    map[string][]*outcome // sha → outcomes in the forward batch
+	recentVecs map[string][]float32  // sha → vector, for shas in recent (onFile only)
+
 	blobs sync.Pool
 
 	tForward, tWrite, tWait time.Duration
@@ -241,7 +301,15 @@ func (e *engine) run(ctx context.Context) error {
 	}
 	e.batch = ex.BatchSize()
 	pre := ex.Preprocess()
+	if o.fixedSets != nil {
+		if err := e.useFixedSets(pre.Key()); err != nil {
+			return err
+		}
+	}
 	for _, out := range ex.Outputs() {
+		if o.fixedSets != nil {
+			break
+		}
 		fs, err := e.db.EnsureFeatureSet(e.bg, store.FeatureSet{
 			ModelSHA256: o.Model.SHA256, ModelName: o.Model.Name, Layer: out.Layer.Name, Alias: out.Alias,
 			Pooling: out.Pool, Preprocess: pre.Key(), Precision: o.Compute.Precision(),
@@ -261,6 +329,8 @@ func (e *engine) run(ctx context.Context) error {
 	inLen := ex.InputLen()
 	e.blobs.New = func() any { return make([]float32, inLen) }
 	e.fwdItems = map[string]*store.Item{}
+	e.waiting = map[string][]*outcome{}
+	e.recentVecs = map[string][]float32{}
 
 	// In-flight files are bounded: memory does not grow with the dataset.
 	window := 2*e.batch + 4*e.workers
@@ -291,7 +361,9 @@ func (e *engine) run(ctx context.Context) error {
 			return nil
 		}
 		var err error
-		if o.Images != "" {
+		if o.inputs != nil {
+			err = o.inputs(emit)
+		} else if o.Images != "" {
 			var st WalkStats
 			st, err = WalkImages(o.Images, emit)
 			walkMu.Lock()
@@ -389,6 +461,25 @@ func (e *engine) run(ctx context.Context) error {
 	return nil
 }
 
+// useFixedSets takes the feature sets predict was given, after checking that
+// the extractor really computes them.
+func (e *engine) useFixedSets(preKey string) error {
+	outs := e.ex.Outputs()
+	if len(outs) != len(e.o.fixedSets) {
+		return fmt.Errorf("internal: %d outputs for %d feature sets", len(outs), len(e.o.fixedSets))
+	}
+	for i, fs := range e.o.fixedSets {
+		o := outs[i]
+		if o.Layer.Name != fs.Layer || o.Pool != fs.Pooling || o.Dim != fs.Dim || preKey != fs.Preprocess {
+			return fmt.Errorf("model %s does not reproduce feature set %s: layer %s, pooling %s, %d-d, preprocessing %s",
+				e.o.Model.Name, fs, o.Layer.Name, o.Pool, o.Dim, preKey)
+		}
+		e.sets = append(e.sets, fs)
+		e.setIDs = append(e.setIDs, fs.ID)
+	}
+	return nil
+}
+
 func (e *engine) readList(emit func(Input) error) error {
 	o := e.o
 	if o.List == "-" {
@@ -448,7 +539,7 @@ func (e *engine) prepare(j job) result {
 			return fail("read", err)
 		}
 		if len(missing) == 0 {
-			r.kind = kindPresent
+			r.kind, r.imageID = kindPresent, pi.ImageID
 			r.rec = store.ImageRecord{SHA256: pi.SHA256}
 			r.write = pi.Label != j.in.Label || pi.RelPath != j.in.RelPath
 			return r
@@ -469,7 +560,7 @@ func (e *engine) prepare(j job) result {
 			return fail("read", err)
 		}
 		if len(missing) == 0 {
-			r.kind, r.write = kindDup, true
+			r.kind, r.write, r.imageID = kindDup, true, img.ID
 			r.rec = store.ImageRecord{SHA256: sha, Width: img.Width, Height: img.Height, Bytes: img.Bytes, Format: img.Format}
 			if pi, ok, _ := e.db.LookupPath(ctx, j.in.Path); ok && pi.SHA256 == sha {
 				r.kind = kindPresent // same path, same bytes, new mtime
@@ -516,11 +607,28 @@ func unwrapPathErr(err error) error {
 
 // consume handles one prepared file in input order.
 func (e *engine) consume(r result) error {
+	var out *outcome
+	if e.o.onFile != nil {
+		out = &outcome{FileOutcome: FileOutcome{Input: r.in, SHA256: r.rec.SHA256, ImageID: r.imageID}}
+		e.queue = append(e.queue, out)
+		if (r.kind == kindPresent || r.kind == kindDup) && e.o.skip != nil && e.o.skip(r.imageID) {
+			e.counts.Seen++
+			e.delta.Seen++
+			e.counts.Present++
+			e.delta.Present++
+			out.Skipped, out.done = true, true
+			return e.drain()
+		}
+	}
 	e.counts.Seen++
 	e.delta.Seen++
 	switch r.kind {
 	case kindFailed:
 		e.fail(r.fail)
+		if out != nil {
+			f := r.fail
+			out.Failure, out.done = &f, true
+		}
 	case kindPresent, kindDup:
 		if r.kind == kindPresent {
 			e.counts.Present++
@@ -536,6 +644,16 @@ func (e *engine) consume(r result) error {
 				e.other = append(e.other, store.Item{Image: r.rec, Paths: []store.PathRecord{r.path}})
 			}
 		}
+		if out != nil {
+			v, ok, err := e.db.Vector(e.bg, r.imageID, e.setIDs[0])
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%s: image %d has no vector in %s although the lookup said so", r.in.Path, r.imageID, e.sets[0])
+			}
+			out.Vector, out.done = v, true
+		}
 	case kindForward:
 		sha := r.rec.SHA256
 		if it := e.fwdItems[sha]; it != nil || e.recent.has(sha) {
@@ -546,13 +664,22 @@ func (e *engine) consume(r result) error {
 			e.delta.Duplicates++
 			if it != nil {
 				it.Paths = append(it.Paths, r.path)
+				if out != nil {
+					e.waiting[sha] = append(e.waiting[sha], out)
+				}
 			} else {
 				e.other = append(e.other, store.Item{Image: r.rec, Paths: []store.PathRecord{r.path}})
+				if out != nil {
+					out.Vector, out.done = e.recentVecs[sha], true
+				}
 			}
 			break
 		}
 		e.fwd = append(e.fwd, &r)
 		e.fwdItems[sha] = &store.Item{Image: r.rec, Paths: []store.PathRecord{r.path}}
+		if out != nil {
+			e.waiting[sha] = append(e.waiting[sha], out)
+		}
 		if len(e.fwd) >= e.batch {
 			return e.flush()
 		}
@@ -560,7 +687,28 @@ func (e *engine) consume(r result) error {
 	// Without forward passes (a rerun with nothing new), still commit
 	// path updates and failures regularly.
 	if len(e.fwd) == 0 && len(e.other)+len(e.fails) >= 512 {
-		return e.write()
+		if err := e.write(); err != nil {
+			return err
+		}
+	}
+	return e.drain()
+}
+
+// outcome is a FileOutcome waiting in the queue.
+type outcome struct {
+	FileOutcome
+	done bool
+}
+
+// drain hands the finished outcomes at the head of the queue to onFile, so
+// that they come out in input order.
+func (e *engine) drain() error {
+	for len(e.queue) > 0 && e.queue[0].done {
+		out := e.queue[0]
+		e.queue = e.queue[1:]
+		if err := e.o.onFile(out.FileOutcome); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -579,7 +727,13 @@ func (e *engine) flush() error {
 			return err
 		}
 	}
-	return e.write()
+	if err := e.write(); err != nil {
+		return err
+	}
+	if e.o.onFile != nil {
+		return e.drain()
+	}
+	return nil
 }
 
 func (e *engine) forward() error {
@@ -615,8 +769,17 @@ func (e *engine) forward() error {
 		r.blob = nil
 		it := e.fwdItems[r.rec.SHA256]
 		delete(e.fwdItems, r.rec.SHA256)
+		waiting := e.waiting[r.rec.SHA256]
+		delete(e.waiting, r.rec.SHA256)
+		settle := func(v []float32, f *store.Failure) {
+			for _, out := range waiting {
+				out.Vector, out.Failure, out.done = v, f, true
+			}
+		}
 		if vecs[i] == nil {
-			e.fail(store.Failure{Path: r.in.Path, Stage: "forward", Message: "OpenCV's forward pass failed on this image"})
+			f := store.Failure{Path: r.in.Path, Stage: "forward", Message: "OpenCV's forward pass failed on this image"}
+			e.fail(f)
+			settle(nil, &f)
 			continue
 		}
 		want := map[int64]bool{}
@@ -628,11 +791,21 @@ func (e *engine) forward() error {
 				continue
 			}
 			if k := extract.BadValue(v); k >= 0 {
-				e.fail(store.Failure{Path: r.in.Path, Stage: "vector",
-					Message: fmt.Sprintf("layer %s: value %d of %d is %v", outs[j].Layer.Name, k, len(v), v[k])})
+				f := store.Failure{Path: r.in.Path, Stage: "vector",
+					Message: fmt.Sprintf("layer %s: value %d of %d is %v", outs[j].Layer.Name, k, len(v), v[k])}
+				e.fail(f)
+				if j == 0 {
+					settle(nil, &f)
+				}
 				continue
 			}
 			it.Vectors = append(it.Vectors, store.Vector{FeatureSetID: e.setIDs[j], Data: v})
+			if j == 0 {
+				settle(v, nil)
+				if e.o.onFile != nil {
+					e.recentVecs[r.rec.SHA256] = v
+				}
+			}
 		}
 		if len(it.Vectors) == 0 {
 			continue
@@ -640,7 +813,9 @@ func (e *engine) forward() error {
 		e.counts.Extracted++
 		e.delta.Extracted++
 		e.other = append(e.other, *it)
-		e.recent.add(r.rec.SHA256)
+		if old := e.recent.add(r.rec.SHA256); old != "" {
+			delete(e.recentVecs, old)
+		}
 	}
 	e.fwd = e.fwd[:0]
 	return nil
@@ -649,6 +824,10 @@ func (e *engine) forward() error {
 // write commits the path-only items, the forward results and the failures
 // gathered so far in one transaction.
 func (e *engine) write() error {
+	if e.o.readOnly {
+		e.other, e.fails, e.delta = e.other[:0], e.fails[:0], store.Counts{}
+		return nil
+	}
 	if len(e.other) == 0 && len(e.fails) == 0 && e.delta == (store.Counts{}) {
 		return nil
 	}
@@ -669,16 +848,19 @@ type shaRing struct {
 	pos  int
 }
 
-func (s *shaRing) add(sha string) {
+// add remembers sha and returns the one it forgot, if any.
+func (s *shaRing) add(sha string) (forgot string) {
 	if s.set == nil {
 		s.set = map[string]bool{}
 	}
 	if old := s.ring[s.pos]; old != "" {
 		delete(s.set, old)
+		forgot = old
 	}
 	s.ring[s.pos] = sha
 	s.set[sha] = true
 	s.pos = (s.pos + 1) % len(s.ring)
+	return forgot
 }
 
 func (s *shaRing) has(sha string) bool { return s.set[sha] }

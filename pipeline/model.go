@@ -58,11 +58,11 @@ func ResolveModel(s ModelSpec) (extract.Model, error) {
 		return m, err
 	}
 	if s.NeedPreprocess && !m.HasPreprocess && s.Overrides.Preset == "" {
-		return m, fmt.Errorf("%w: model %s comes without a preprocessing convention: pass --preprocess caffe (Keras VGG16/ResNet50 and the Caffe originals: BGR, mean subtracted), torch (torchvision and the ONNX model zoo: RGB, /255, ImageNet mean and std) or tf (Keras tf mode: RGB scaled to [-1, 1]); or register it once with `pipeline models add NAME --file %s --preprocess ...`",
-			ErrUsage, m.Path, m.Path)
+		return m, usagef("model %s comes without a preprocessing convention: pass --preprocess caffe (Keras VGG16/ResNet50 and the Caffe originals: BGR, mean subtracted), torch (torchvision and the ONNX model zoo: RGB, /255, ImageNet mean and std) or tf (Keras tf mode: RGB scaled to [-1, 1]); or register it once with `pipeline models add NAME --file %s --preprocess ...`",
+			m.Path, m.Path)
 	}
 	if m.Preprocess, err = s.Overrides.Apply(m.Preprocess); err != nil {
-		return m, fmt.Errorf("%w: model %s: %v", ErrUsage, m.Name, err)
+		return m, usagef("model %s: %v", m.Name, err)
 	}
 	if s.Overrides.Preset != "" {
 		m.HasPreprocess = true
@@ -107,7 +107,7 @@ func modelFromPath(path, config string) (extract.Model, error) {
 		if m.Config == "" {
 			guess := strings.TrimSuffix(abs, filepath.Ext(abs)) + ".prototxt"
 			if _, err := os.Stat(guess); err != nil {
-				return m, fmt.Errorf("%w: model %s: a Caffe model needs its network definition: pass --config deploy.prototxt", ErrUsage, path)
+				return m, usagef("model %s: a Caffe model needs its network definition: pass --config deploy.prototxt", path)
 			}
 			m.Config = guess
 		}
@@ -119,7 +119,7 @@ func modelFromPath(path, config string) (extract.Model, error) {
 	case ".pb":
 		m.Format = "tensorflow"
 	default:
-		return m, fmt.Errorf("%w: model %s: cannot tell the format from %q: want .onnx, .caffemodel (with --config .prototxt) or .pb", ErrUsage, path, ext)
+		return m, usagef("model %s: cannot tell the format from %q: want .onnx, .caffemodel (with --config .prototxt) or .pb", path, ext)
 	}
 	if err := hashModel(&m); err != nil {
 		return m, err

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 
+	"pipeline/classify"
 	"pipeline/extract"
 	"pipeline/pipeline"
+	"pipeline/store"
 )
 
 // Exit codes, documented in README.md. Scripts and cron jobs rely on them.
@@ -59,7 +61,16 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, pipeline.ErrPartial):
 		return ExitPartial
-	case errors.Is(err, extract.ErrUnknownLayer), errors.Is(err, extract.ErrBackendUnavailable):
+	case errors.Is(err, store.ErrLocked):
+		return ExitLocked
+	case errors.Is(err, classify.ErrTooFewClasses), errors.Is(err, classify.ErrTooFewSamples),
+		errors.Is(err, classify.ErrDimMismatch), errors.Is(err, pipeline.ErrNoFeatures), errors.Is(err, store.ErrSplitFrac):
+		return ExitData
+	case errors.Is(err, extract.ErrUnknownLayer), errors.Is(err, extract.ErrBackendUnavailable),
+		errors.Is(err, extract.ErrUnknownModel), errors.Is(err, classify.ErrUnknownClassifier),
+		errors.Is(err, classify.ErrUnknownKernel), errors.Is(err, classify.ErrBadParam),
+		errors.Is(err, store.ErrUnknownClassifier), errors.Is(err, store.ErrClassifierExists),
+		errors.Is(err, pipeline.ErrAmbiguous), errors.Is(err, store.ErrUnknownFeatureSet):
 		return ExitUsage
 	}
 	return ExitError

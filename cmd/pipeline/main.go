@@ -24,5 +24,9 @@ func main() {
 		os.Exit(ExitInterrupted)
 	}()
 	err := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	os.Exit(ExitCode(err))
+	code := ExitCode(err)
+	if err != nil && code != ExitOK {
+		fmt.Fprintf(os.Stderr, "pipeline: %v\n", err)
+	}
+	os.Exit(code)
 }

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"pipeline/classify"
+	"pipeline/extract"
+	"pipeline/pipeline"
+)
+
+func init() {
+	register(command{"fit", "train a classifier on stored CNN codes", cmdFit})
+	register(command{"eval", "score a classifier on the held-out split", cmdEval})
+	register(command{"predict", "classify image files with a stored classifier", cmdPredict})
+	register(command{"export", "write stored CNN codes as libsvm, CSV or .npy", cmdExport})
+}
+
+func addSetFlags(fs *flag.FlagSet, q *pipeline.SetQuery) {
+	fs.StringVar(&q.Layer, "layer", "", "feature set: layer alias or OpenCV name as extract stored it (e.g. fc2)")
+	fs.StringVar(&q.Model, "model", "", "model name, when several models have that layer")
+	fs.Int64Var(&q.ID, "set", 0, "feature set id (see `pipeline sql \"SELECT * FROM feature_sets\"`)")
+}
+
+func cmdFit(e *env, args []string) error {
+	fs := newFlags(e, "fit", "fit --layer NAME --clf svm|linear|logreg|knn|forest --name NAME [flags]")
+	db := addDBFlag(fs)
+	var q pipeline.SetQuery
+	addSetFlags(fs, &q)
+	name := fs.String("name", "", "name to store the classifier under")
+	replace := fs.Bool("replace", false, "replace an existing classifier of that name")
+	clf := fs.String("clf", "logreg", "classifier: svm, linear, logreg, knn or forest")
+	kernel := fs.String("kernel", "rbf", "svm kernel: linear, rbf, poly or sigmoid")
+	c := fs.Float64("C", 1, "regularisation C (svm, linear, logreg)")
+	gamma := fs.String("gamma", "scale", "svm gamma: scale (1/(d*var)), auto (1/d) or a number")
+	degree := fs.Int("degree", 3, "poly kernel degree")
+	coef0 := fs.Float64("coef0", 0, "poly/sigmoid kernel coef0")
+	prob := fs.Bool("probability", true, "svm: fit probability estimates (Platt scaling, 5 more fits)")
+	balanced := fs.Bool("balanced", false, "weight classes by n/(k*n_class) (svm, linear, logreg)")
+	k := fs.Int("k", 5, "knn: neighbours")
+	metric := fs.String("metric", "euclidean", "knn: euclidean or cosine")
+	trees := fs.Int("trees", 100, "forest: trees")
+	scale := fs.String("scale", "none", "feature scaling fitted on the training split: standard, minmax or none")
+	l2 := fs.Bool("l2", false, "L2-normalise each vector first")
+	pca := fs.Int("pca", 0, "project on this many principal components (fitted on the training split)")
+	cv := fs.Int("cv", 0, "report stratified K-fold cross-validation on the training split")
+	grid := fs.Bool("grid", false, "search C (and gamma for rbf) with cross-validation first (libsvm grid.py ranges), using all cores")
+	testFrac := fs.Float64("test-frac", 0.2, "held-out fraction per class (fixed by the first fit of a database)")
+	seed := fs.Int64("seed", 1, "seed for folds, Platt scaling and the forest")
+	wait := fs.Duration("wait", 0, "wait this long if another process is writing the database")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *name == "" {
+		return usageError("fit: --name is required (e.g. --name cats-svm)")
+	}
+	p := classify.DefaultParams(*clf)
+	p.Kernel, p.C, p.Degree, p.Coef0, p.Probability, p.Balanced = *kernel, *c, *degree, *coef0, *prob, *balanced
+	p.K, p.Metric, p.Trees, p.Seed = *k, *metric, *trees, *seed
+	p.Transform = classify.TransformSpec{Scale: *scale, L2: *l2, PCA: *pca}
+	g, err := classify.ParseGamma(*gamma)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	p.Gamma = g
+	res, err := pipeline.Fit(e.ctx, pipeline.FitOptions{DB: *db, Set: q, Name: *name, Replace: *replace, Params: p, CV: *cv,
+		Grid: *grid, TestFrac: *testFrac, Wait: *wait, Args: e.args, Log: e.infof})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(e, res)
+	}
+	w := e.stdout
+	if res.Grid != nil {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "stage\tlog2 C\tlog2 gamma\tCV accuracy\t±\tCV macro-F1\t")
+		for _, pt := range res.Grid.Points {
+			lg := "-"
+			if pt.Gamma != 0 {
+				lg = strconv.FormatFloat(pt.Log2Gamma, 'f', 1, 64)
+			}
+			fmt.Fprintf(tw, "%s\t%.1f\t%s\t%.4f\t%.4f\t%.4f\t\n", pt.Stage, pt.Log2C, lg, pt.MeanAccuracy, pt.StdAccuracy, pt.MeanMacroF1)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "grid: best C=%g", res.Grid.Best.C)
+		if res.Grid.Best.Gamma != 0 {
+			fmt.Fprintf(w, " gamma=%g", res.Grid.Best.Gamma)
+		}
+		fmt.Fprintf(w, " (CV accuracy %.4f), %d points in %.1fs\n", res.Grid.Best.MeanAccuracy, len(res.Grid.Points), res.GridSeconds)
+	}
+	fmt.Fprintf(w, "classifier %s: %s on %s\n", res.Name, res.Kind, res.FeatureSet)
+	fmt.Fprintf(w, "training split: %d vectors, classes %s; held out: %d", res.Train, strings.Join(res.Classes, ", "), res.Test)
+	if res.Unlabeled > 0 {
+		fmt.Fprintf(w, "; unlabeled (never trained on): %d", res.Unlabeled)
+	}
+	fmt.Fprintln(w)
+	if res.CV != nil {
+		fmt.Fprintf(w, "%d-fold CV: accuracy %.4f ± %.4f, macro-F1 %.4f ± %.4f (%.1fs)\n", res.CV.Folds,
+			res.CV.MeanAccuracy, res.CV.StdAccuracy, res.CV.MeanMacroF1, res.CV.StdMacroF1, res.CVSeconds)
+	}
+	fmt.Fprintf(w, "fit in %.2fs, model %d bytes; next: pipeline eval %s\n", res.FitSeconds, res.ModelBytes, res.Name)
+	return nil
+}
+
+func writeJSON(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cmdEval(e *env, args []string) error {
+	fs := newFlags(e, "eval", "eval NAME [--json] [--plot FILE.png] [--errors]")
+	db := addDBFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	plot := fs.String("plot", "", "draw the confusion matrix into this PNG file")
+	errs := fs.Bool("errors", false, "list the misclassified held-out images")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("eval: want one classifier name")
+	}
+	res, err := pipeline.Eval(e.ctx, *db, pos[0])
+	if err != nil {
+		return err
+	}
+	if *plot != "" {
+		var names []string
+		for _, c := range res.Metrics.PerClass {
+			names = append(names, c.Class)
+		}
+		png, err := classify.PlotConfusion(res.Metrics.Confusion, names, fmt.Sprintf("%s on %s (held out, n=%d)", res.Classifier, res.FeatureSet.Alias, res.Metrics.N))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*plot, png, 0o644); err != nil {
+			return err
+		}
+	}
+	if !*errs {
+		res.Errors = nil
+	}
+	if *asJSON {
+		return writeJSON(e, res)
+	}
+	w := e.stdout
+	m := res.Metrics
+	fmt.Fprintf(w, "classifier %s (%s) on %s, held-out split: %d images\n", res.Classifier, res.Kind, res.FeatureSet, m.N)
+	fmt.Fprintf(w, "accuracy %.4f, macro-F1 %.4f, weighted-F1 %.4f\n\n", m.Accuracy, m.MacroF1, m.WeightedF1)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "class\tprecision\trecall\tF1\tsupport\t")
+	for _, c := range m.PerClass {
+		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%d\t\n", c.Class, c.Precision, c.Recall, c.F1, c.Support)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nconfusion matrix (rows: true class, columns: predicted):")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "\t")
+	for _, c := range m.PerClass {
+		fmt.Fprintf(tw, "%s\t", c.Class)
+	}
+	fmt.Fprintln(tw)
+	for i, row := range m.Confusion {
+		fmt.Fprintf(tw, "%s\t", m.PerClass[i].Class)
+		for _, v := range row {
+			fmt.Fprintf(tw, "%d\t", v)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	if res.UnknownClass > 0 {
+		fmt.Fprintf(w, "\n%d held-out images have a class the classifier was not trained on (left out)\n", res.UnknownClass)
+	}
+	if res.Unsplit > 0 {
+		fmt.Fprintf(w, "\n%d labeled images came after the split (the next `pipeline fit` assigns them)\n", res.Unsplit)
+	}
+	if *errs {
+		fmt.Fprintf(w, "\n%d misclassified:\n", len(res.Errors))
+		for _, x := range res.Errors {
+			prob := ""
+			if x.Probability != nil {
+				prob = fmt.Sprintf(" (%.3f)", *x.Probability)
+			}
+			fmt.Fprintf(w, "  %s: %s, predicted %s%s\n", x.Path, x.True, x.Predicted, prob)
+		}
+	}
+	if *plot != "" {
+		fmt.Fprintf(w, "\nconfusion matrix drawn in %s\n", *plot)
+	}
+	return nil
+}
+
+func cmdPredict(e *env, args []string) error {
+	fs := newFlags(e, "predict", "predict NAME FILE|DIR... [--list FILE|-] [--store] [--new-only] [--top K] [--csv|--json]")
+	db := addDBFlag(fs)
+	list := fs.String("list", "", "file listing images (one per line, or CSV path,label); - for stdin")
+	storeIt := fs.Bool("store", false, "store the images, their codes and the predictions (predictions table)")
+	newOnly := fs.Bool("new-only", false, "skip images this classifier has already predicted")
+	top := fs.Int("top", 1, "list the K most probable classes")
+	asCSV := fs.Bool("csv", false, "print CSV")
+	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	model := fs.String("model", "", "the classifier's CNN file, when it cannot be found by the name it was extracted with")
+	batch := fs.Int("batch", 8, "images per forward pass")
+	threads := fs.Int("threads", 0, "OpenCV threads (0 = all cores)")
+	backend := fs.String("backend", "cpu", "cpu, opencl or cuda")
+	maxPixels := fs.Int64("max-pixels", 100_000_000, "skip images with more pixels than this")
+	wait := fs.Duration("wait", 0, "with --store: wait this long if another process is writing the database")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 {
+		return usageError("predict: want a classifier name, then image files or folders")
+	}
+	name, paths := pos[0], pos[1:]
+	var cw *csv.Writer
+	var tw *tabwriter.Writer
+	switch {
+	case *asCSV:
+		cw = csv.NewWriter(e.stdout)
+		cw.Write([]string{"path", "label", "probability", "top", "error"})
+	case *asJSON:
+	default:
+		tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	}
+	header := false
+	enc := json.NewEncoder(e.stdout)
+	emit := func(r pipeline.PredictRow) error {
+		prob, top := "", ""
+		if r.Probability != nil {
+			prob = strconv.FormatFloat(*r.Probability, 'f', 4, 64)
+		}
+		var tops []string
+		for _, t := range r.Top {
+			tops = append(tops, fmt.Sprintf("%s:%.4f", t.Label, t.Probability))
+		}
+		top = strings.Join(tops, " ")
+		switch {
+		case cw != nil:
+			msg := r.Error
+			if r.Skipped {
+				msg = "skipped: already predicted"
+			}
+			cw.Write([]string{r.Path, r.Label, prob, top, msg})
+			cw.Flush()
+			return cw.Error()
+		case tw != nil:
+			if !header {
+				fmt.Fprintln(tw, "PATH\tLABEL\tPROBABILITY\tTOP")
+				header = true
+			}
+			if r.Error != "" {
+				fmt.Fprintf(tw, "%s\t-\t-\t%s: %s\n", r.Path, r.Stage, r.Error)
+			} else if r.Skipped {
+				fmt.Fprintf(tw, "%s\t-\t-\tskipped: already predicted\n", r.Path)
+			} else {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Path, r.Label, prob, top)
+			}
+			return nil
+		}
+		return enc.Encode(r)
+	}
+	pr := newProgress(e, "predict")
+	sum, err := pipeline.Predict(e.ctx, pipeline.PredictOptions{
+		DB: *db, Name: name, Paths: paths, List: *list, ListReader: e.stdin, Store: *storeIt, NewOnly: *newOnly, TopK: *top,
+		ModelPath: *model, Batch: *batch, Compute: extract.Compute{Backend: *backend, Threads: *threads},
+		MaxPixels: *maxPixels, Wait: *wait, Args: e.args, Events: pr, Emit: emit,
+	})
+	pr.Done()
+	if tw != nil {
+		tw.Flush()
+	}
+	if !e.quiet && (sum.Predicted+sum.Skipped > 0 || err == nil) {
+		c := sum.Counts
+		msg := fmt.Sprintf("predict: %d files, %d predicted, %d failed", c.Seen, sum.Predicted, c.Failed)
+		if sum.Skipped > 0 {
+			msg += fmt.Sprintf(", %d skipped (already predicted)", sum.Skipped)
+		}
+		if sum.Stored > 0 {
+			msg += fmt.Sprintf(", %d stored in run %d", sum.Stored, sum.RunID)
+		}
+		e.infof("%s", msg)
+	}
+	return err
+}
+
+func cmdExport(e *env, args []string) error {
+	fs := newFlags(e, "export", "export --layer NAME --format libsvm|csv|npy [--split all|train|test] [--out FILE] > file")
+	db := addDBFlag(fs)
+	var q pipeline.SetQuery
+	addSetFlags(fs, &q)
+	format := fs.String("format", "csv", "libsvm, csv or npy")
+	split := fs.String("split", "all", "all, train or test")
+	unlabeled := fs.Bool("unlabeled", false, "include unlabeled images (csv, npy)")
+	out := fs.String("out", "", "write here instead of stdout")
+	labels := fs.String("labels", "", "npy: write row,path,label lines to this file")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	o := pipeline.ExportOptions{DB: *db, Set: q, Format: *format, Part: *split, Unlabeled: *unlabeled, Out: e.stdout}
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		o.Out = f
+	}
+	if *labels != "" {
+		f, err := os.Create(*labels)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		o.Labels = f
+	}
+	sum, err := pipeline.Export(e.ctx, o)
+	if err != nil {
+		return err
+	}
+	if *format == "libsvm" {
+		var m []string
+		for i, c := range sum.Classes {
+			m = append(m, fmt.Sprintf("%d=%s", i, c))
+		}
+		e.infof("export: %d rows of %s; labels %s", sum.Rows, sum.Set, strings.Join(m, " "))
+	} else {
+		e.infof("export: %d rows of %s", sum.Rows, sum.Set)
+	}
+	return nil
+}

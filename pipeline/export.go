@@ -1,0 +1,189 @@
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"pipeline/store"
+)
+
+// ExportOptions configure `pipeline export`.
+type ExportOptions struct {
+	DB     string
+	Set    SetQuery
+	Format string // libsvm, csv or npy
+	Part   string // all, train or test
+	// Unlabeled includes images without a label (csv and npy; libsvm rows
+	// need a label and never include them).
+	Unlabeled bool
+	Out       io.Writer
+	// Labels, for npy (which holds only the matrix): gets "row,path,label"
+	// lines in the matrix's row order.
+	Labels io.Writer
+}
+
+// ExportSummary says what was written.
+type ExportSummary struct {
+	Set     store.FeatureSet `json:"feature_set"`
+	Rows    int              `json:"rows"`
+	Classes []string         `json:"classes"` // libsvm label i is Classes[i]
+}
+
+// Export writes the vectors of a feature set for other tools: libsvm
+// (label index, then 1-based index:value pairs of the non-zero values),
+// CSV (path, sha256, label, split, then one column per dimension) or a
+// NumPy .npy float32 matrix. Values are written so that they read back as
+// the same float32.
+func Export(ctx context.Context, o ExportOptions) (ExportSummary, error) {
+	var sum ExportSummary
+	switch o.Format {
+	case "libsvm", "csv", "npy":
+	default:
+		return sum, usagef("--format %q: want libsvm, csv or npy", o.Format)
+	}
+	switch o.Part {
+	case "", "all", store.PartTrain, store.PartTest:
+	default:
+		return sum, usagef("--split %q: want all, train or test", o.Part)
+	}
+	db, err := store.Open(o.DB, store.Options{ReadOnly: true})
+	if err != nil {
+		return sum, err
+	}
+	defer db.Close()
+	fs, err := ResolveFeatureSet(ctx, db, o.Set)
+	if err != nil {
+		return sum, err
+	}
+	sum.Set = fs
+	keep := func(r store.VectorRow) bool {
+		if r.Label == "" && (!o.Unlabeled || o.Format == "libsvm") {
+			return false
+		}
+		return o.Part == "" || o.Part == "all" || r.Part == o.Part
+	}
+	// First pass: the classes and the row count (npy's header needs it).
+	labels := map[string]bool{}
+	err = db.Vectors(ctx, fs.ID, func(r store.VectorRow) error {
+		if keep(r) {
+			sum.Rows++
+			if r.Label != "" {
+				labels[r.Label] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	for l := range labels {
+		sum.Classes = append(sum.Classes, l)
+	}
+	sort.Strings(sum.Classes)
+	index := map[string]int{}
+	for i, l := range sum.Classes {
+		index[l] = i
+	}
+	w := bufio.NewWriterSize(o.Out, 1<<20)
+	var cw *csv.Writer
+	switch o.Format {
+	case "csv":
+		cw = csv.NewWriter(w)
+		head := []string{"path", "sha256", "label", "split"}
+		for i := 0; i < fs.Dim; i++ {
+			head = append(head, "f"+strconv.Itoa(i))
+		}
+		if err := cw.Write(head); err != nil {
+			return sum, err
+		}
+	case "npy":
+		if err := writeNpyHeader(w, sum.Rows, fs.Dim); err != nil {
+			return sum, err
+		}
+	}
+	row := 0
+	buf := make([]byte, 0, 64)
+	err = db.Vectors(ctx, fs.ID, func(r store.VectorRow) error {
+		if !keep(r) {
+			return nil
+		}
+		switch o.Format {
+		case "libsvm":
+			w.WriteString(strconv.Itoa(index[r.Label]))
+			for i, v := range r.Vector {
+				if v == 0 {
+					continue
+				}
+				buf = buf[:0]
+				buf = append(buf, ' ')
+				buf = strconv.AppendInt(buf, int64(i+1), 10)
+				buf = append(buf, ':')
+				buf = strconv.AppendFloat(buf, float64(v), 'g', -1, 32)
+				w.Write(buf)
+			}
+			w.WriteByte('\n')
+		case "csv":
+			rec := []string{r.Path, r.SHA256, r.Label, r.Part}
+			for _, v := range r.Vector {
+				rec = append(rec, strconv.FormatFloat(float64(v), 'g', -1, 32))
+			}
+			if err := cw.Write(rec); err != nil {
+				return err
+			}
+		case "npy":
+			var b [4]byte
+			for _, v := range r.Vector {
+				binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+				w.Write(b[:])
+			}
+			if o.Labels != nil {
+				fmt.Fprintf(o.Labels, "%d,%s,%s\n", row, csvField(r.Path), csvField(r.Label))
+			}
+		}
+		row++
+		return nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	if cw != nil {
+		cw.Flush()
+		if err := cw.Error(); err != nil {
+			return sum, err
+		}
+	}
+	return sum, w.Flush()
+}
+
+func csvField(s string) string {
+	if strings.ContainsAny(s, ",\"\n\r") {
+		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	}
+	return s
+}
+
+// writeNpyHeader writes a NumPy format 1.0 header for a C-order float32
+// matrix of rows x cols.
+func writeNpyHeader(w io.Writer, rows, cols int) error {
+	dict := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols)
+	// magic(6) + version(2) + header length(2) + dict + padding + '\n' is a multiple of 64.
+	total := 10 + len(dict) + 1
+	pad := (64 - total%64) % 64
+	header := dict + strings.Repeat(" ", pad) + "\n"
+	if _, err := w.Write([]byte("\x93NUMPY\x01\x00")); err != nil {
+		return err
+	}
+	if err := binary.Write(w, binary.LittleEndian, uint16(len(header))); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, header)
+	return err
+}
