@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 if ! command -v go >/dev/null; then
-  echo "demo: Go is needed to build pipeline (https://go.dev/dl/, 1.22 or later)" >&2
+  echo "demo: Go 1.26 or later is needed to build pipeline (https://go.dev/dl/)" >&2
   exit 1
 fi
 go build -o bin/pipeline ./cmd/pipeline
