@@ -44,8 +44,12 @@ func (p *progress) Started(info pipeline.StartInfo) {
 	for _, s := range info.Sets {
 		sets = append(sets, s.String())
 	}
-	p.e.infof("%s: run %d, %s; batch %d, %d OpenCV threads, %d decode workers",
-		p.verb, info.RunID, strings.Join(sets, "; "), info.Batch, info.Threads, info.Workers)
+	run := ""
+	if info.RunID != 0 {
+		run = fmt.Sprintf("run %d, ", info.RunID)
+	}
+	p.e.infof("%s: %s%s; batch %d, %d OpenCV threads, %d decode workers",
+		p.verb, run, strings.Join(sets, "; "), info.Batch, info.Threads, info.Workers)
 }
 
 func (p *progress) Note(msg string) {
