@@ -73,7 +73,9 @@ func TestExtract_CrashResume(t *testing.T) {
 		writePicture(t, filepath.Join(imgs, fmt.Sprintf("c%d", i%3), fmt.Sprintf("%03d.png", i)), uint64(i), 24+i%17, 24+i%13)
 	}
 	model, _ := filepath.Abs(tinyVGG)
-	spec := childSpec{Images: imgs, Model: model, Preset: "caffe", Layers: []string{"fc2", "block2_pool"}, Batch: 3}
+	// Two networks side by side: batches finish out of order, the hardest
+	// case for "no gap, no duplicate".
+	spec := childSpec{Images: imgs, Model: model, Preset: "caffe", Layers: []string{"fc2", "block2_pool"}, Batch: 3, Nets: 2}
 
 	// The uninterrupted run, for comparison.
 	clean := spec

@@ -27,6 +27,11 @@ type ExtractOptions struct {
 	Compute extract.Compute
 	Batch   int // images per forward pass
 	Workers int // decode goroutines (0 = number of CPUs)
+	// Nets is the number of copies of the network run side by side on
+	// different batches (0 = 1). With Nets > 1 and Compute.Threads = 0,
+	// OpenCV gets cores/Nets threads (the copies share the cores instead of
+	// every layer being split across them).
+	Nets int
 
 	Images     string    // --images DIR, or
 	List       string    // --list FILE ("-" = ListReader)
@@ -83,6 +88,7 @@ type StartInfo struct {
 	Sets    []store.FeatureSet
 	Outputs []extract.Output
 	Batch   int
+	Nets    int
 	Threads int
 	Workers int
 }
@@ -100,6 +106,7 @@ type ExtractSummary struct {
 	ImagesPerSec float64            `json:"images_per_second"` // extracted files / wall time
 	Timing       Timing             `json:"timing"`
 	Batch        int                `json:"batch"`
+	Nets         int                `json:"nets"`
 	Threads      int                `json:"threads"`
 	Workers      int                `json:"workers"`
 	Notes        []string           `json:"notes,omitempty"`
@@ -108,7 +115,7 @@ type ExtractSummary struct {
 
 // Timing splits the wall time of the main loop (seconds).
 type Timing struct {
-	Forward float64 `json:"forward"` // inside OpenCV's forward pass
+	Forward float64 `json:"forward"` // inside OpenCV's forward pass (summed over the nets)
 	Write   float64 `json:"write"`   // SQLite transactions
 	Wait    float64 `json:"wait"`    // waiting for decoded images (the forward pass starved)
 }
@@ -230,7 +237,7 @@ func (e *engine) summarize(sum *ExtractSummary, start time.Time) {
 	sum.Skipped = e.skipped
 	sum.Notes = e.notes
 	sum.FeatureSets = e.sets
-	sum.Batch, sum.Threads, sum.Workers = e.batch, extract.NumThreads(), e.workers
+	sum.Batch, sum.Threads, sum.Workers, sum.Nets = e.batch, extract.NumThreads(), e.workers, len(e.nets)
 	sum.Timing = Timing{Forward: e.tForward.Seconds(), Write: e.tWrite.Seconds(), Wait: e.tWait.Seconds()}
 	sum.WallSeconds = time.Since(start).Seconds()
 	if sum.WallSeconds > 0 {
@@ -278,6 +285,16 @@ type engine struct {
 
 	blobs sync.Pool
 
+	// Forward passes run on len(nets) goroutines, one network each; batches
+	// are finished (checked, written) in the order they were made.
+	nets        []*extract.Extractor
+	fwdJobs     chan *fwdBatch
+	fwdDone     chan *fwdBatch
+	inFlight    int
+	nextSeq     int
+	doneSeq     int
+	doneBatches map[int]*fwdBatch
+
 	tForward, tWrite, tWait time.Duration
 }
 
@@ -288,14 +305,39 @@ func (e *engine) note(msg string) {
 
 func (e *engine) run(ctx context.Context) error {
 	o := e.o
-	ex, err := extract.NewExtractor(extract.ExtractorConfig{
-		Model: o.Model, Layers: o.Layers, Pool: o.Pool, Compute: o.Compute, Batch: o.Batch,
-	})
-	if err != nil {
-		return err
+	nets := max(o.Nets, 1)
+	compute := o.Compute
+	if nets > 1 && compute.Threads == 0 {
+		compute.Threads = max(1, runtime.NumCPU()/nets)
 	}
-	defer ex.Close()
+	for i := 0; i < nets; i++ {
+		ex, err := extract.NewExtractor(extract.ExtractorConfig{
+			Model: o.Model, Layers: o.Layers, Pool: o.Pool, Compute: compute, Batch: o.Batch,
+		})
+		if err != nil {
+			return err
+		}
+		defer ex.Close()
+		e.nets = append(e.nets, ex)
+	}
+	ex := e.nets[0]
 	e.ex = ex
+	e.fwdJobs = make(chan *fwdBatch)
+	e.fwdDone = make(chan *fwdBatch, nets+1)
+	e.doneBatches = map[int]*fwdBatch{}
+	var fwg sync.WaitGroup
+	for _, net := range e.nets {
+		fwg.Add(1)
+		go func(net *extract.Extractor) {
+			defer fwg.Done()
+			for b := range e.fwdJobs {
+				b.run(net)
+				e.fwdDone <- b
+			}
+		}(net)
+	}
+	defer fwg.Wait()
+	defer close(e.fwdJobs)
 	for _, n := range ex.Notes {
 		e.note(n)
 	}
@@ -325,7 +367,7 @@ func (e *engine) run(ctx context.Context) error {
 	if e.workers <= 0 {
 		e.workers = runtime.NumCPU()
 	}
-	e.ev.Started(StartInfo{RunID: e.runID, Sets: e.sets, Outputs: ex.Outputs(), Batch: e.batch, Threads: extract.NumThreads(), Workers: e.workers})
+	e.ev.Started(StartInfo{RunID: e.runID, Sets: e.sets, Outputs: ex.Outputs(), Batch: e.batch, Nets: len(e.nets), Threads: extract.NumThreads(), Workers: e.workers})
 	inLen := ex.InputLen()
 	e.blobs.New = func() any { return make([]float32, inLen) }
 	e.fwdItems = map[string]*store.Item{}
@@ -333,7 +375,7 @@ func (e *engine) run(ctx context.Context) error {
 	e.recentVecs = map[string][]float32{}
 
 	// In-flight files are bounded: memory does not grow with the dataset.
-	window := 2*e.batch + 4*e.workers
+	window := (len(e.nets)+1)*e.batch + 4*e.workers
 	tokens := make(chan struct{}, window)
 	jobs := make(chan job, window)
 	results := make(chan result, window)
@@ -444,9 +486,12 @@ func (e *engine) run(ctx context.Context) error {
 		// gathered for the next forward pass, keep everything else.
 		for _, r := range e.fwd {
 			e.blobs.Put(r.blob)
+			delete(e.fwdItems, r.rec.SHA256)
 		}
 		e.fwd = nil
-		e.fwdItems = map[string]*store.Item{}
+		if err := e.settleAll(); err != nil {
+			return err
+		}
 		if err := e.write(); err != nil {
 			return err
 		}
@@ -681,7 +726,7 @@ func (e *engine) consume(r result) error {
 			e.waiting[sha] = append(e.waiting[sha], out)
 		}
 		if len(e.fwd) >= e.batch {
-			return e.flush()
+			return e.dispatch()
 		}
 	}
 	// Without forward passes (a rerun with nothing new), still commit
@@ -720,12 +765,14 @@ func (e *engine) fail(f store.Failure) {
 	e.ev.Failed(f)
 }
 
-// flush runs the forward pass on the gathered images and writes the batch.
+// flush hands the gathered images to a network, then finishes every batch
+// that is done; at the end of the input, it waits for all of them.
 func (e *engine) flush() error {
-	if len(e.fwd) > 0 {
-		if err := e.forward(); err != nil {
-			return err
-		}
+	if err := e.dispatch(); err != nil {
+		return err
+	}
+	if err := e.settleAll(); err != nil {
+		return err
 	}
 	if err := e.write(); err != nil {
 		return err
@@ -736,37 +783,121 @@ func (e *engine) flush() error {
 	return nil
 }
 
-func (e *engine) forward() error {
-	n := len(e.fwd)
-	inLen := e.ex.InputLen()
-	in := make([]float32, n*inLen)
-	for i, r := range e.fwd {
-		copy(in[i*inLen:], r.blob)
-	}
+// fwdBatch is one forward pass: the images, and what came out.
+type fwdBatch struct {
+	seq   int
+	items []*result
+	in    []float32
+	n     int
+	vecs  [][][]float32 // per image; nil for an image the network failed on
+	err   error         // every image failed
+	dur   time.Duration
+}
+
+// run does the forward pass on one network. One bad image should not sink
+// its batch: on an error, the images are retried one by one.
+func (b *fwdBatch) run(ex *extract.Extractor) {
 	t0 := time.Now()
-	vecs, err := e.ex.Forward(in, n)
-	if err != nil {
-		// One bad image should not sink its batch: retry one by one.
-		vecs = make([][][]float32, n)
-		bad := 0
-		for i := range e.fwd {
-			v, err1 := e.ex.Forward(in[i*inLen:(i+1)*inLen], 1)
-			if err1 != nil {
-				bad++
-				continue
-			}
-			vecs[i] = v[0]
-		}
-		if bad == n {
-			e.tForward += time.Since(t0)
-			return fmt.Errorf("forward pass: %w", err)
-		}
+	defer func() { b.dur = time.Since(t0) }()
+	vecs, err := ex.Forward(b.in, b.n)
+	if err == nil {
+		b.vecs = vecs
+		return
 	}
-	e.tForward += time.Since(t0)
-	outs := e.ex.Outputs()
+	inLen := ex.InputLen()
+	b.vecs = make([][][]float32, b.n)
+	bad := 0
+	for i := 0; i < b.n; i++ {
+		v, err1 := ex.Forward(b.in[i*inLen:(i+1)*inLen], 1)
+		if err1 != nil {
+			bad++
+			continue
+		}
+		b.vecs[i] = v[0]
+	}
+	if bad == b.n {
+		b.err = err
+	}
+}
+
+// dispatch sends the gathered images to the networks (blocking while they
+// are all busy), and finishes the batches that are done meanwhile.
+func (e *engine) dispatch() error {
+	if len(e.fwd) == 0 {
+		return nil
+	}
+	inLen := e.ex.InputLen()
+	b := &fwdBatch{seq: e.nextSeq, items: e.fwd, n: len(e.fwd), in: make([]float32, len(e.fwd)*inLen)}
 	for i, r := range e.fwd {
+		copy(b.in[i*inLen:], r.blob)
 		e.blobs.Put(r.blob)
 		r.blob = nil
+	}
+	e.nextSeq++
+	e.fwd = nil
+	for {
+		select {
+		case e.fwdJobs <- b:
+			e.inFlight++
+			return e.collect(false)
+		case done := <-e.fwdDone:
+			if err := e.received(done); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// collect finishes the batches that are done, in order; with wait, it
+// waits for every batch in flight.
+func (e *engine) collect(wait bool) error {
+	for e.inFlight > 0 {
+		if wait {
+			if err := e.received(<-e.fwdDone); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case done := <-e.fwdDone:
+			if err := e.received(done); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func (e *engine) received(b *fwdBatch) error {
+	e.doneBatches[b.seq] = b
+	for {
+		b, ok := e.doneBatches[e.doneSeq]
+		if !ok {
+			return nil
+		}
+		delete(e.doneBatches, e.doneSeq)
+		e.doneSeq++
+		e.inFlight--
+		if err := e.finish(b); err != nil {
+			return err
+		}
+	}
+}
+
+// settleAll waits for every batch in flight and finishes it.
+func (e *engine) settleAll() error { return e.collect(true) }
+
+// finish checks a batch's vectors and queues them for writing.
+func (e *engine) finish(b *fwdBatch) error {
+	e.tForward += b.dur
+	if b.err != nil {
+		return fmt.Errorf("forward pass: %w", b.err)
+	}
+	vecs := b.vecs
+	outs := e.ex.Outputs()
+	for i, r := range b.items {
 		it := e.fwdItems[r.rec.SHA256]
 		delete(e.fwdItems, r.rec.SHA256)
 		waiting := e.waiting[r.rec.SHA256]
@@ -817,7 +948,13 @@ func (e *engine) forward() error {
 			delete(e.recentVecs, old)
 		}
 	}
-	e.fwd = e.fwd[:0]
+	// One transaction per batch: what a crash can lose is bounded by it.
+	if err := e.write(); err != nil {
+		return err
+	}
+	if e.o.onFile != nil {
+		return e.drain()
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -197,5 +198,52 @@ func TestExtract_Interrupt(t *testing.T) {
 	}
 	if sum.Counts.Extracted != 60-stored || sum.Counts.Present != stored {
 		t.Errorf("rerun extracted %d present %d, want %d and %d", sum.Counts.Extracted, sum.Counts.Present, 60-stored, stored)
+	}
+}
+
+// TestExtract_Nets: several networks side by side give the same vectors,
+// byte for byte, as one, and the same rows.
+func TestExtract_Nets(t *testing.T) {
+	dir := t.TempDir()
+	imgs := filepath.Join(dir, "images")
+	for i := 0; i < 50; i++ {
+		writePicture(t, filepath.Join(imgs, strconv.Itoa(i%2), fmt.Sprintf("%02d.png", i)), uint64(i), 30+i%7, 28)
+	}
+	// Duplicates across batches and within one.
+	dup, err := os.ReadFile(filepath.Join(imgs, "0", "00.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(imgs, "1", "zz-dup.png"), dup)
+	writeFile(t, filepath.Join(imgs, "0", "01-dup.png"), dup)
+	model := tinyModel(t, tinyVGG, "caffe")
+	var snaps []snapshot
+	for _, nets := range []int{1, 2, 3} {
+		db := filepath.Join(dir, fmt.Sprintf("n%d.db", nets))
+		sum, err := Extract(context.Background(), ExtractOptions{DB: db, Model: model, Layers: []string{"fc2", "block3_pool"}, Batch: 3, Nets: nets, Images: imgs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Nets != nets || sum.Counts.Extracted != 50 || sum.Counts.Duplicates != 2 {
+			t.Errorf("nets %d: summary %+v", nets, sum)
+		}
+		snaps = append(snaps, takeSnapshot(t, db))
+		integrityOK(t, db)
+	}
+	for i := 1; i < len(snaps); i++ {
+		if len(snaps[i].vectors) != len(snaps[0].vectors) {
+			t.Fatalf("nets %d: %d vectors, nets 1: %d", i+1, len(snaps[i].vectors), len(snaps[0].vectors))
+		}
+		for k, v := range snaps[0].vectors {
+			if snaps[i].vectors[k] != v {
+				t.Errorf("nets %d: vector %s differs from nets 1", i+1, k)
+				break
+			}
+		}
+		for p, sha := range snaps[0].paths {
+			if snaps[i].paths[p] != sha {
+				t.Errorf("nets %d: path %s → %s, nets 1: %s", i+1, p, snaps[i].paths[p], sha)
+			}
+		}
 	}
 }

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 type childSpec struct {
 	DB, Images, Model, Preset string
 	Layers                    []string
-	Batch                     int
+	Batch, Nets               int
 	Wait                      string
 }
 
@@ -49,7 +49,7 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	o := ExtractOptions{DB: s.DB, Model: m, Layers: s.Layers, Batch: s.Batch, Images: s.Images, Args: []string{"child"}}
+	o := ExtractOptions{DB: s.DB, Model: m, Layers: s.Layers, Batch: s.Batch, Nets: s.Nets, Images: s.Images, Args: []string{"child"}}
 	if s.Wait != "" {
 		fmt.Sscan(s.Wait, &o.Wait)
 	}

@@ -58,7 +58,8 @@ func cmdExtract(e *env, args []string) error {
 	images := fs.String("images", "", "folder of images; the first-level sub-folder is the label")
 	list := fs.String("list", "", "file listing images, one path per line or CSV path,label; - for stdin")
 	batch := fs.Int("batch", 8, "images per forward pass")
-	threads := fs.Int("threads", 0, "OpenCV threads (0 = all cores)")
+	threads := fs.Int("threads", 0, "OpenCV threads (0 = all cores, or cores/nets)")
+	nets := fs.Int("nets", 1, "copies of the network working side by side on different batches")
 	workers := fs.Int("workers", 0, "decode goroutines (0 = number of cores)")
 	backend := fs.String("backend", "cpu", "cpu, opencl or cuda (checked: never a silent fallback)")
 	target := fs.String("target", "fp32", "fp32 or fp16 (fp16 needs opencl or cuda)")
@@ -85,7 +86,7 @@ func cmdExtract(e *env, args []string) error {
 	opts := pipeline.ExtractOptions{
 		DB: *db, Model: model, Layers: commaList(*layers), Pool: *pool,
 		Compute: extract.Compute{Backend: *backend, Target: *target, Threads: *threads},
-		Batch:   *batch, Workers: *workers, Images: *images, List: *list, ListReader: e.stdin,
+		Batch:   *batch, Nets: *nets, Workers: *workers, Images: *images, List: *list, ListReader: e.stdin,
 		MaxPixels: *maxPixels, Reduce: *fast, Wait: *wait, Args: e.args, Events: pr,
 	}
 	sum, err := pipeline.Extract(e.ctx, opts)
@@ -113,8 +114,8 @@ func printExtractSummary(e *env, s pipeline.ExtractSummary) {
 	if s.Skipped > 0 {
 		fmt.Fprintf(w, " (%d non-image files skipped)", s.Skipped)
 	}
-	fmt.Fprintf(w, "\n%s wall, %.2f images/s (batch %d, %d threads, %d workers) into %s\n",
-		fmtDuration(time.Duration(s.WallSeconds*float64(time.Second))), s.ImagesPerSec, s.Batch, s.Threads, s.Workers, s.DB)
+	fmt.Fprintf(w, "\n%s wall, %.2f images/s (batch %d, %d net(s) x %d threads, %d decode workers) into %s\n",
+		fmtDuration(time.Duration(s.WallSeconds*float64(time.Second))), s.ImagesPerSec, s.Batch, s.Nets, s.Threads, s.Workers, s.DB)
 	for _, fs := range s.FeatureSets {
 		fmt.Fprintf(w, "  feature set %s\n", fs)
 	}

@@ -48,8 +48,8 @@ func (p *progress) Started(info pipeline.StartInfo) {
 	if info.RunID != 0 {
 		run = fmt.Sprintf("run %d, ", info.RunID)
 	}
-	p.e.infof("%s: %s%s; batch %d, %d OpenCV threads, %d decode workers",
-		p.verb, run, strings.Join(sets, "; "), info.Batch, info.Threads, info.Workers)
+	p.e.infof("%s: %s%s; batch %d, %d net(s) x %d OpenCV threads, %d decode workers",
+		p.verb, run, strings.Join(sets, "; "), info.Batch, info.Nets, info.Threads, info.Workers)
 }
 
 func (p *progress) Note(msg string) {
