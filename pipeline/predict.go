@@ -28,6 +28,7 @@ type PredictOptions struct {
 	ModelPath  string    // --model: where the classifier's CNN is, when not found by name
 
 	Batch     int
+	Nets      int
 	Workers   int
 	Compute   extract.Compute
 	MaxPixels int64
@@ -161,7 +162,7 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 	}
 	eo := ExtractOptions{
 		DB: o.DB, Model: model, Layers: []string{lc.Set.Layer}, Pool: lc.Set.Pooling, Compute: compute,
-		Batch: o.Batch, Workers: o.Workers, List: o.List, ListReader: o.ListReader, MaxPixels: o.MaxPixels,
+		Batch: o.Batch, Nets: o.Nets, Workers: o.Workers, List: o.List, ListReader: o.ListReader, MaxPixels: o.MaxPixels,
 		Wait: o.Wait, Args: o.Args, Events: o.Events,
 		command: "predict", readOnly: !o.Store, fixedSets: []store.FeatureSet{lc.Set}, onFile: onFile,
 		inputs: pathInputs(o.Paths),

@@ -210,7 +210,8 @@ func cmdPredict(e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	model := fs.String("model", "", "the classifier's CNN file, when it cannot be found by the name it was extracted with")
 	batch := fs.Int("batch", 8, "images per forward pass")
-	threads := fs.Int("threads", 0, "OpenCV threads (0 = all cores)")
+	threads := fs.Int("threads", 0, "OpenCV threads (0 = all cores, or cores/nets)")
+	nets := fs.Int("nets", 1, "copies of the network working side by side")
 	backend := fs.String("backend", "cpu", "cpu, opencl or cuda")
 	maxPixels := fs.Int64("max-pixels", 100_000_000, "skip images with more pixels than this")
 	wait := fs.Duration("wait", 0, "with --store: wait this long if another process is writing the database")
@@ -272,7 +273,7 @@ func cmdPredict(e *env, args []string) error {
 	pr := newProgress(e, "predict")
 	sum, err := pipeline.Predict(e.ctx, pipeline.PredictOptions{
 		DB: *db, Name: name, Paths: paths, List: *list, ListReader: e.stdin, Store: *storeIt, NewOnly: *newOnly, TopK: *top,
-		ModelPath: *model, Batch: *batch, Compute: extract.Compute{Backend: *backend, Threads: *threads},
+		ModelPath: *model, Batch: *batch, Nets: *nets, Compute: extract.Compute{Backend: *backend, Threads: *threads},
 		MaxPixels: *maxPixels, Wait: *wait, Args: e.args, Events: pr, Emit: emit,
 	})
 	pr.Done()
