@@ -78,8 +78,12 @@ func modelsList(e *env, args []string) error {
 	for _, g := range extract.GeneratedModels() {
 		path := extract.GeneratedPath(cat.Dir(), g.Name)
 		_, cached := statOK(path)
+		family := "vgg"
+		if strings.HasPrefix(g.Name, "resnet") {
+			family = "resnet"
+		}
 		rows = append(rows, modelRow{Name: g.Name, Kind: "generated", Format: "onnx", Input: "data Nx3x224x224",
-			Preprocess: extract.Presets["torch"].String(), Cached: cached, Path: path, About: g.About})
+			Preprocess: extract.Presets["torch"].String(), Aliases: family, Cached: cached, Path: path, About: g.About})
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -87,7 +91,7 @@ func modelsList(e *env, args []string) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tFORMAT\tSIZE\tSHA256\tINPUT\tPREPROCESS\tCACHED")
+	fmt.Fprintln(tw, "NAME\tKIND\tFORMAT\tSIZE\tSHA256\tINPUT\tPREPROCESS\tALIASES\tCACHED")
 	for _, r := range rows {
 		size, sha := "-", "-"
 		if r.Size > 0 {
@@ -104,12 +108,16 @@ func modelsList(e *env, args []string) error {
 		if i := strings.Index(pre, " ("); i > 0 {
 			pre = pre[:i]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Format, size, sha, r.Input, pre, cached)
+		aliases := r.Aliases
+		if aliases == "" {
+			aliases = "from graph"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Format, size, sha, r.Input, pre, aliases, cached)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\ncache: %s\n`pipeline models pull NAME` downloads a builtin model; generated architectures have random weights (tests, benchmarks, demos) and are written on first use.\n", cat.Dir())
+	fmt.Fprintf(e.stdout, "\ncache: %s\n`pipeline models pull NAME` downloads a builtin model; generated architectures have random weights (tests, benchmarks, demos) and are written on first use.\nAliases: vgg = block1_pool..block5_pool, flatten, fc1, fc2, predictions; resnet = conv1_relu, pool1_pool, convS_blockB_out, avg_pool, predictions (`pipeline layers --model NAME`).\n", cat.Dir())
 	return nil
 }
 
