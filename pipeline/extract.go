@@ -385,6 +385,16 @@ func (e *engine) run(ctx context.Context) error {
 	var total int64
 	var walkDone bool
 	var walkMu sync.Mutex
+	// Count the files first (a directory walk or a list read costs
+	// milliseconds), so that progress has a total and an ETA from the start;
+	// the producer below is held back by the in-flight window.
+	counted := int64(-1)
+	if o.List != "-" {
+		n := int64(0)
+		if err := e.walk(func(Input) error { n++; return nil }, nil); err == nil {
+			counted = n
+		}
+	}
 	walkErr := make(chan error, 1)
 	go func() {
 		defer close(jobs)
@@ -402,21 +412,14 @@ func (e *engine) run(ctx context.Context) error {
 			walkMu.Unlock()
 			return nil
 		}
-		var err error
-		if o.inputs != nil {
-			err = o.inputs(emit)
-		} else if o.Images != "" {
-			var st WalkStats
-			st, err = WalkImages(o.Images, emit)
+		err := e.walk(emit, func(st WalkStats) {
 			walkMu.Lock()
 			e.skipped = st.Skipped
 			walkMu.Unlock()
 			for _, u := range st.Unreadable {
 				e.ev.Failed(store.Failure{Path: u, Stage: "read", Message: "directory cannot be listed"})
 			}
-		} else {
-			err = e.readList(emit)
-		}
+		})
 		walkMu.Lock()
 		walkDone = true
 		walkMu.Unlock()
@@ -470,6 +473,9 @@ func (e *engine) run(ctx context.Context) error {
 			walkMu.Lock()
 			t, done := total, walkDone
 			walkMu.Unlock()
+			if counted >= 0 && !done {
+				t, done = max(counted, t), true
+			}
 			e.ev.Progress(e.counts, t, !done)
 			if !interrupted && ctx.Err() != nil {
 				interrupted = true
@@ -523,6 +529,23 @@ func (e *engine) useFixedSets(preKey string) error {
 		e.setIDs = append(e.setIDs, fs.ID)
 	}
 	return nil
+}
+
+// walk produces the input files in order; stats, if given, gets what a
+// directory walk passed over.
+func (e *engine) walk(emit func(Input) error, stats func(WalkStats)) error {
+	o := e.o
+	switch {
+	case o.inputs != nil:
+		return o.inputs(emit)
+	case o.Images != "":
+		st, err := WalkImages(o.Images, emit)
+		if stats != nil {
+			stats(st)
+		}
+		return err
+	}
+	return e.readList(emit)
 }
 
 func (e *engine) readList(emit func(Input) error) error {
