@@ -599,9 +599,15 @@ func (e *engine) prepare(j job) result {
 	mtime := fi.ModTime().UnixNano()
 	r.path = store.PathRecord{Path: j.in.Path, RelPath: j.in.RelPath, Label: j.in.Label, Size: fi.Size(), MtimeNS: mtime}
 	ctx := e.bg
-	if pi, ok, err := e.db.LookupPath(ctx, j.in.Path); err != nil {
+	pi, known, err := e.db.LookupPath(ctx, j.in.Path)
+	if err != nil {
 		return fail("read", err)
-	} else if ok && pi.Size == fi.Size() && pi.MtimeNS == mtime {
+	}
+	if known && j.in.KeepLabel {
+		r.path.Label, r.path.RelPath = pi.Label, pi.RelPath
+		j.in.Label, j.in.RelPath = pi.Label, pi.RelPath
+	}
+	if known && pi.Size == fi.Size() && pi.MtimeNS == mtime {
 		missing, err := e.db.MissingSets(ctx, pi.ImageID, e.setIDs)
 		if err != nil {
 			return fail("read", err)

@@ -20,6 +20,10 @@ type Input struct {
 	RelPath string // relative to the --images root, or as listed
 	Label   string // "" = unlabeled
 	Labeled bool
+	// KeepLabel: the input says nothing about the label (predict's paths, a
+	// plain --list): a path the database already knows keeps its label and
+	// relative path instead of being marked unlabeled.
+	KeepLabel bool
 }
 
 // imageExts are the extensions --images picks up. GIF and HEIF are listed
@@ -166,7 +170,8 @@ func ReadList(r io.Reader, name, base string, fn func(Input) error) error {
 		if !filepath.IsAbs(abs) {
 			abs = filepath.Join(base, abs)
 		}
-		return fn(Input{Path: filepath.Clean(abs), RelPath: path, Label: strings.TrimSpace(label), Labeled: labeled && strings.TrimSpace(label) != ""})
+		return fn(Input{Path: filepath.Clean(abs), RelPath: path, Label: strings.TrimSpace(label),
+			Labeled: labeled && strings.TrimSpace(label) != "", KeepLabel: !labeled})
 	}
 	if !isCSV {
 		sc := bufio.NewScanner(br)

@@ -221,7 +221,7 @@ func pathInputs(paths []string) func(emit func(Input) error) error {
 			fi, err := os.Stat(abs)
 			if err == nil && fi.IsDir() {
 				if _, err := WalkImages(abs, func(in Input) error {
-					in.Label, in.Labeled = "", false
+					in.Label, in.Labeled, in.KeepLabel = "", false, true
 					return emit(in)
 				}); err != nil {
 					return err
@@ -229,7 +229,7 @@ func pathInputs(paths []string) func(emit func(Input) error) error {
 				continue
 			}
 			// A missing or unreadable file is reported as that file's failure.
-			if err := emit(Input{Path: filepath.Clean(abs), RelPath: p}); err != nil {
+			if err := emit(Input{Path: filepath.Clean(abs), RelPath: p, KeepLabel: true}); err != nil {
 				return err
 			}
 		}
