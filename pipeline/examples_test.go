@@ -792,6 +792,9 @@ func TestExamples_Headers(t *testing.T) {
 			}
 			params := map[string]any{}
 			for _, p := range d.Params {
+				if _, dup := params[p.Name]; dup {
+					t.Errorf(":%s is described twice (a header line starting with :name is a parameter line)", p.Name)
+				}
 				if p.Doc == "" {
 					t.Errorf(":%s has no description", p.Name)
 				}

@@ -9,8 +9,8 @@
 --   give it different labels (image_paths.label; an unlabeled path against
 --   a labeled one counts); distance 0. images.label keeps the label of the
 --   first path.
---   kind 'near': two different images whose vectors are closer than
---   :threshold and whose labels (images.label, both set) differ.
+--   kind 'near': two different images whose vectors are closer than the
+--   threshold and whose labels (images.label, both set) differ.
 -- Exact conflicts first, then near ones, closest first.
 -- Cost: every pair of labeled images is compared: n^2/2 distances (about
 -- 2 s for 800 4096-d vectors); for large sets narrow it down first.
