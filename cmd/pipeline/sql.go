@@ -31,9 +31,9 @@ vec_to_json, vec_f32, vec_add, ...) work on the features.vector BLOBs.
 
 The query is the argument, or -f FILE, or -f NAME of an embedded example
 (pipeline sql --list), or stdin (no argument, or -f -). Parameters are
-written :name in the query and given with --param name=value: a value that
-is a number binds as a number, anything else as text (--param-text binds
-text always). A query file's header may give defaults:
+written :name in the query and given with --param name=value: a decimal
+number binds as a number ("10", "0.5"; not "007"), anything else as text
+(--param-text binds text always). A query file's header may give defaults:
     --   :k  neighbours to return (default: 10)
 
 Output: an aligned table (BLOBs shown as <N bytes>, NULL as NULL), --csv
