@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -13,6 +14,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -492,9 +494,6 @@ func TestExamples(t *testing.T) {
 					}
 				}
 				sameRanking(t, layer, g, w)
-				for _, r := range rows {
-					t.Logf("%s %v", layer, r)
-				}
 				if layer != "block2_pool" {
 					continue
 				}
@@ -557,7 +556,6 @@ func TestExamples(t *testing.T) {
 				if threshold == 1e-4 && len(got) != 1 {
 					t.Errorf("threshold %g: %v, want only the near twin", threshold, got)
 				}
-				t.Logf("threshold %g: %d near conflicts: %v", threshold, len(got), got[:min(3, len(got))])
 			}
 		},
 
@@ -764,6 +762,131 @@ func TestExamples(t *testing.T) {
 	for name := range checks {
 		t.Errorf("a check for %s.sql, which is not an embedded example", name)
 	}
+
+	t.Run("SQLiteShell", func(t *testing.T) {
+		// SCHEMA.md says the examples work in the sqlite3 shell with
+		// sqlite-vec loaded: the same rows as pipeline sql.
+		if testing.Short() {
+			t.Skip("builds sqlite-vec as a loadable extension")
+		}
+		vec0 := buildVec0(t)
+		for _, tc := range []struct {
+			name   string
+			params map[string]any
+		}{
+			{"nearest", map[string]any{"image": "cats/00.png", "layer": "", "k": int64(6)}},
+			{"nearest", map[string]any{"image": "01.png", "layer": "block2_pool", "k": int64(4)}},
+			{"centroid_outliers", map[string]any{"layer": "block2_pool", "limit": int64(5)}},
+			{"label_conflicts", map[string]any{"layer": "fc2", "threshold": 0.005}},
+			{"exact_duplicates", nil},
+			{"last_failures", map[string]any{"run": "last"}},
+			{"last_failures", map[string]any{"run": x.runs.extract}},
+			{"low_confidence", map[string]any{"run": "last", "threshold": 1.01}},
+			{"class_balance", nil},
+		} {
+			cols, want := runExample(t, x.path, tc.name, tc.params)
+			got := sqliteShell(t, vec0, x.path, tc.name, tc.params)
+			if len(got) != len(want) || len(want) == 0 {
+				t.Errorf("%s %v: sqlite3 gives %d rows, pipeline sql %d (want some)", tc.name, tc.params, len(got), len(want))
+				continue
+			}
+			for i := range want {
+				for j, c := range cols {
+					g, w := got[i][c], want[i][j]
+					if !sameValue(g, w) {
+						t.Errorf("%s %v: row %d %s: sqlite3 %v (%T), pipeline sql %v (%T)", tc.name, tc.params, i+1, c, g, g, w, w)
+					}
+				}
+			}
+		}
+	})
+}
+
+// buildVec0 compiles sqlite-vec, the source the Go bindings embed, as a
+// loadable extension for the sqlite3 shell.
+func buildVec0(t *testing.T) string {
+	t.Helper()
+	for _, tool := range []string{"sqlite3", "gcc", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: %v", tool, err)
+		}
+	}
+	if _, err := os.Stat("/usr/include/sqlite3ext.h"); err != nil {
+		t.Skip("no sqlite3ext.h (Debian: libsqlite3-dev)")
+	}
+	out, err := exec.Command("sqlite3", ":memory:", "SELECT sqlite_version() >= '3.35'").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Skipf("sqlite3 shell older than 3.35 (%s, %v)", out, err)
+	}
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/asg017/sqlite-vec-go-bindings").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	src := filepath.Join(strings.TrimSpace(string(dir)), "cgo")
+	lib := filepath.Join(t.TempDir(), "vec0.so")
+	if out, err := exec.Command("gcc", "-O2", "-shared", "-fPIC", "-I"+src, filepath.Join(src, "sqlite-vec.c"), "-o", lib, "-lm").CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return strings.TrimSuffix(lib, ".so")
+}
+
+// sqliteShell runs an example file in the sqlite3 shell, read-only, with
+// the parameters set as the docs say, and returns the rows (.mode json).
+func sqliteShell(t *testing.T, vec0, dbPath, name string, params map[string]any) []map[string]any {
+	t.Helper()
+	var script strings.Builder
+	script.WriteString(".load " + vec0 + "\n.mode json\n")
+	text, _, err := ReadQuery(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range ParseQueryDoc(text).WithDefaults(params) {
+		switch x := v.(type) {
+		case string:
+			fmt.Fprintf(&script, ".param set :%s '%s'\n", k, strings.ReplaceAll(x, "'", "''"))
+		default:
+			fmt.Fprintf(&script, ".param set :%s %v\n", k, x)
+		}
+	}
+	fmt.Fprintf(&script, ".read %s\n", filepath.Join("..", "sql", "examples", name+".sql"))
+	cmd := exec.Command("sqlite3", "-bail", "-readonly", dbPath)
+	cmd.Stdin = strings.NewReader(script.String())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("sqlite3 %s: %v\n%s\n%s", name, err, stderr.String(), script.String())
+	}
+	if strings.TrimSpace(string(out)) == "" {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	var rows []map[string]any
+	if err := dec.Decode(&rows); err != nil {
+		t.Fatalf("sqlite3 %s: %v\n%s", name, err, out)
+	}
+	return rows
+}
+
+// sameValue compares a value of the shell's JSON output with the one
+// pipeline sql returned: numbers to 15 significant digits (what the shell
+// prints), the rest exactly.
+func sameValue(shell, ours any) bool {
+	n, isNum := shell.(json.Number)
+	switch w := ours.(type) {
+	case int64:
+		return isNum && n.String() == fmt.Sprint(w)
+	case float64:
+		if !isNum {
+			return false
+		}
+		f, err := n.Float64()
+		return err == nil && math.Abs(f-w) <= 1e-14*math.Max(1, math.Abs(w))
+	case nil:
+		return shell == nil
+	}
+	return shell == ours
 }
 
 // TestExamples_Headers checks the header of every example: a summary,
