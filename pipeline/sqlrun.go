@@ -66,8 +66,10 @@ func SQL(ctx context.Context, o SQLOptions) ([]store.Statement, error) {
 	switch {
 	case errors.Is(err, context.Canceled):
 		status, code, msg = store.RunInterrupted, 130, err.Error()
+	case store.QueryFault(err):
+		status, code, msg = store.RunFailed, 2, err.Error() // the CLI's usage code
 	case err != nil:
-		status, code, msg = store.RunFailed, 2, err.Error()
+		status, code, msg = store.RunFailed, 1, err.Error()
 	}
 	// The text may have deleted its own run row (DELETE FROM runs): that
 	// is the user's choice, not a failure of the query.
