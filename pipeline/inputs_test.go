@@ -89,7 +89,7 @@ func TestReadList(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []Input{{Path: "/base/a.jpg", RelPath: "a.jpg"}, {Path: "/abs/b c.png", RelPath: "/abs/b c.png"}}
+		want := []Input{{Path: "/base/a.jpg", RelPath: "a.jpg", KeepLabel: true}, {Path: "/abs/b c.png", RelPath: "/abs/b c.png", KeepLabel: true}}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("got %+v, want %+v", got, want)
 		}
