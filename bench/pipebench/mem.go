@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"time"
 )
 
@@ -37,7 +38,7 @@ func cmdMem(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&n, "n", 0, "images of the small run, spread over the dataset (0 = all)")
 	fs.IntVar(&factor, "factor", 8, "the large run has factor x n images: marked copies with distinct contents")
 	fs.IntVar(&batch, "batch", 8, "pipeline extract --batch")
-	fs.IntVar(&threads, "threads", 0, "pipeline extract --threads (0 = all cores)")
+	fs.IntVar(&threads, "threads", runtime.NumCPU(), "pipeline extract --threads")
 	fs.IntVar(&workers, "workers", 0, "pipeline extract --workers (0 = its default)")
 	fs.Float64Var(&tol, "tolerance", 0.10, "allowed growth of the peak RSS")
 	fs.BoolVar(&keep, "keep", false, "keep the databases")
@@ -88,7 +89,7 @@ func cmdMem(args []string, stdout, stderr io.Writer) error {
 		if err := writeList(list, part); err != nil {
 			return err
 		}
-		e, err := b.e2e(spec, batch, threads, workers, []string{"--list", list}, len(part), keep)
+		e, err := b.e2e(spec, batch, threads, workers, []string{"--list", list}, part, keep)
 		if e != nil {
 			mr.Runs = append(mr.Runs, e)
 		}
@@ -113,11 +114,11 @@ func cmdMem(args []string, stdout, stderr io.Writer) error {
 func (mr *MemReport) markdown(w io.Writer) {
 	fmt.Fprintf(w, "\n## Peak RSS against dataset size (%s, layer %s)\n\n", mr.Model, mr.Layer)
 	fmt.Fprintf(w, "Copies of the dataset with a JPEG comment added (same pixels and decoding work, distinct SHA-256) in %s.\n\n", mr.Copies)
-	fmt.Fprintf(w, "| images | img/s | wall s | forward s | wait s | write s | peak RSS |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| images | img/s | wall s | forward s | wait s | write s | batch, threads, workers | peak RSS |\n|---|---|---|---|---|---|---|---|\n")
 	for _, e := range mr.Runs {
 		sm := e.Summary
-		fmt.Fprintf(w, "| %d/%d | %.2f | %.1f | %.1f | %.1f | %.1f | %s (%d KiB) |\n", sm.Counts.Extracted, e.Images, sm.ImagesPerSec,
-			sm.WallSeconds, sm.Timing.Forward, sm.Timing.Wait, sm.Timing.Write, mib(e.PeakRSSKiB), e.PeakRSSKiB)
+		fmt.Fprintf(w, "| %d/%d | %.2f | %.1f | %.1f | %.1f | %.1f | %d, %d, %d | %s (%d KiB) |\n", sm.Counts.Extracted, e.Images, sm.ImagesPerSec,
+			sm.WallSeconds, sm.Timing.Forward, sm.Timing.Wait, sm.Timing.Write, sm.Batch, sm.Threads, sm.Workers, mib(e.PeakRSSKiB), e.PeakRSSKiB)
 	}
 	if len(mr.Runs) == 2 {
 		verdict := "PASS"

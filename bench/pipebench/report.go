@@ -57,9 +57,13 @@ func (rep *Report) markdown() string {
 	if s.Workers > 0 {
 		workers = strconv.Itoa(s.Workers)
 	}
-	fmt.Fprintf(&w, "\n- data: %s, %d images; %d threads (OpenCV and PyTorch), %s decode workers\n", s.Data, s.Images, s.Threads, workers)
+	threads := fmt.Sprintf("%d OpenCV threads", s.Threads)
 	if rep.Kind == "speed" {
-		fmt.Fprintf(&w, "- timing: %d warm-up + median of %d repetitions of at least %d images (raw forward, PyTorch); one run per end-to-end batch\n",
+		threads = fmt.Sprintf("%d threads (OpenCV and PyTorch)", s.Threads)
+	}
+	fmt.Fprintf(&w, "\n- data: %s, %d images; %s, %s decode workers\n", s.Data, s.Images, threads, workers)
+	if rep.Kind == "speed" {
+		fmt.Fprintf(&w, "- timing: %d warm-up + median of %d repetitions of at least %d images (raw forward, PyTorch); one run per end-to-end batch, its wall time includes loading the model (\"other s\": wall time outside forward, wait and write)\n",
 			s.Warmup, s.Reps, s.MinImages)
 	}
 	fmt.Fprintf(&w, "- load average: %s at the start, %s at the end", m.LoadStart, m.LoadEnd)
@@ -176,12 +180,13 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 		fmt.Fprintln(w)
 	}
 	if len(nr.E2E) > 0 {
-		fmt.Fprintf(w, "\n| end-to-end | images | img/s | wall s | forward s | wait s | write s | forward-only img/s | batch, threads, workers | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "\n| end-to-end | images | img/s | wall s | forward s | wait s | write s | other s | forward-only img/s | batch, threads, workers | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, e := range nr.E2E {
 			sm := e.Summary
-			fmt.Fprintf(w, "| batch %d | %d/%d | %.2f | %.1f | %.1f | %.1f | %.1f | %.2f | %d, %d, %d | %s |\n",
-				e.RequestedBatch, sm.Counts.Extracted, e.Images, sm.ImagesPerSec, sm.WallSeconds, sm.Timing.Forward, sm.Timing.Wait, sm.Timing.Write,
-				e.ForwardOnly, sm.Batch, sm.Threads, sm.Workers, mib(e.PeakRSSKiB))
+			t := sm.Timing
+			fmt.Fprintf(w, "| batch %d | %d/%d | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %d, %d, %d | %s |\n",
+				e.RequestedBatch, sm.Counts.Extracted, e.Images, sm.ImagesPerSec, sm.WallSeconds, t.Forward, t.Wait, t.Write,
+				sm.WallSeconds-t.Forward-t.Wait-t.Write, e.ForwardOnly, sm.Batch, sm.Threads, sm.Workers, mib(e.PeakRSSKiB))
 			for _, n := range sm.Notes {
 				notes = appendOnce(notes, n)
 			}
