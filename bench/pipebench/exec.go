@@ -19,6 +19,10 @@ type Measured struct {
 	Command    string  `json:"command"`
 	WallSec    float64 `json:"process_wall_seconds"`
 	PeakRSSKiB int64   `json:"peak_rss_kib"` // ru_maxrss of the child (what GNU time -v prints)
+	// RSSByTenth is the largest VmRSS sampled (every 100 ms) in each tenth
+	// of the process's life: loading, then the steady state. A peak made
+	// while loading the model does not say anything about the dataset.
+	RSSByTenth []int64 `json:"rss_kib_by_tenth,omitempty"`
 	LoadBefore string  `json:"loadavg_before"`
 	LoadAfter  string  `json:"loadavg_after"`
 	Log        string  `json:"log,omitempty"`
@@ -61,8 +65,15 @@ func (r *runner) run(tag string, name string, args ...string) ([]byte, Measured,
 	cmd.Stderr = io.MultiWriter(r.stderr, logf)
 	m.LoadBefore = loadAvg()
 	t0 := time.Now()
-	err = cmd.Run()
-	m.WallSec = time.Since(t0).Seconds()
+	if err = cmd.Start(); err == nil {
+		done := make(chan struct{})
+		samples := make(chan []rssSample)
+		go sampleRSS(cmd.Process.Pid, t0, done, samples)
+		err = cmd.Wait()
+		close(done)
+		m.WallSec = time.Since(t0).Seconds()
+		m.RSSByTenth = byTenth(<-samples, m.WallSec)
+	}
 	m.LoadAfter = loadAvg()
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -75,6 +86,46 @@ func (r *runner) run(tag string, name string, args ...string) ([]byte, Measured,
 		m.Error = err.Error()
 	}
 	return out.Bytes(), m, err
+}
+
+type rssSample struct {
+	t   float64 // seconds since start
+	kib int64
+}
+
+// sampleRSS reads the process's VmRSS every 100 ms until done.
+func sampleRSS(pid int, t0 time.Time, done <-chan struct{}, out chan<- []rssSample) {
+	var s []rssSample
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			if kib := statusKiB(b, "VmRSS"); kib > 0 {
+				s = append(s, rssSample{time.Since(t0).Seconds(), kib})
+			}
+		}
+		select {
+		case <-done:
+			out <- s
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// byTenth is the largest sample in each tenth of wall seconds (0 where a
+// tenth has no sample).
+func byTenth(s []rssSample, wall float64) []int64 {
+	if len(s) == 0 || wall <= 0 {
+		return nil
+	}
+	out := make([]int64, 10)
+	for _, x := range s {
+		i := min(9, max(0, int(10*x.t/wall)))
+		out[i] = max(out[i], x.kib)
+	}
+	return out
 }
 
 // loadAvg is the 1, 5 and 15 minute load average: on a shared machine it

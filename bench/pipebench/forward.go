@@ -117,6 +117,11 @@ func procStatusKiB(field string) int64 {
 	if err != nil {
 		return 0
 	}
+	return statusKiB(b, field)
+}
+
+// statusKiB reads a "kB" field of a /proc/PID/status text.
+func statusKiB(b []byte, field string) int64 {
 	for _, line := range strings.Split(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(rest)

@@ -177,7 +177,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.data, "data", "", "folder of labelled images (default ../shared/datasets/seed4, then /work/shared/datasets/seed4)")
 	fs.StringVar(&o.out, "out", "bench/out", "where results, logs, binaries and temporary databases go (git-ignored)")
 	fs.StringVar(&models, "models", "vgg16,resnet50", "networks to measure: vgg16 (fc2), resnet50 (avg_pool)")
-	fs.StringVar(&o.vggArch, "vgg-arch", "vgg16-arch", "generated VGG-16 to run (vgg16-arch: model zoo file, fixed batch 1; vgg16-arch-torch: torchvision export)")
+	fs.StringVar(&o.vggArch, "vgg-arch", "vgg16-arch", "generated VGG-16 to run (vgg16-arch: model zoo naming; vgg16-arch-torch: torchvision export naming)")
 	fs.StringVar(&o.resnetArch, "resnet-arch", "resnet50-arch", "generated ResNet-50 to run (resnet50-arch: v1, model zoo; resnet50-arch-torch: v1.5, torchvision)")
 	fs.StringVar(&batches, "batches", "1,8,32", "batch sizes of the raw forward and the PyTorch peer")
 	fs.StringVar(&e2eBatches, "e2e-batches", "8", "batch sizes of the end-to-end runs (pipeline extract --batch; 8 is its default)")
