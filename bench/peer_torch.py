@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""PyTorch CPU peer for the pipeline benchmark (bench only, never a product dependency).
+
+Two measurements, each printed as one JSON object on stdout:
+
+  peer_torch.py gemm --threads 2 [--size 4096] [--reps 5]
+      float32 n x n matmul (torch.mm, and numpy/OpenBLAS as a cross-check):
+      GFLOP/s = 2 n^3 / median time. The FLOP roofline of the machine.
+
+  peer_torch.py net --model vgg16|resnet50 --threads 2 --batches 1,8,32
+                    [--warmup 1] [--reps 5] [--min-images 8]
+      torchvision's architecture with random weights (speed does not depend
+      on the values), cut at the layer pipeline extracts: vgg16 up to
+      classifier[4] (the ReLU after the second 4096-wide Linear = Keras fc2),
+      resnet50 up to avgpool (= Keras avg_pool), in eval mode under
+      torch.inference_mode(). One repetition is enough forward passes of
+      `batch` images to cover at least --min-images images; the rate is the
+      images of one repetition over the median repetition time.
+
+Progress goes to stderr; only the JSON result goes to stdout.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def set_threads(n):
+    import torch
+
+    torch.set_num_threads(n)
+    # One inter-op thread: the peer runs one net at a time, like pipeline.
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # already set in this process
+    return torch.get_num_threads()
+
+
+def peak_rss_kib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def gemm(args):
+    import torch
+
+    threads = set_threads(args.threads)
+    n = args.size
+    flop = 2.0 * n * n * n
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g, dtype=torch.float32)
+    b = torch.randn(n, n, generator=g, dtype=torch.float32)
+    out = {"kind": "gemm", "size": n, "threads": threads, "torch": torch.__version__}
+
+    def timeit(fn):
+        fn()  # warm-up: thread pools, page faults of the output
+        times = []
+        for _ in range(args.reps):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return times
+
+    t = timeit(lambda: torch.mm(a, b))
+    out["torch_seconds"] = t
+    out["torch_gflops"] = flop / statistics.median(t) / 1e9
+    try:
+        import numpy as np
+
+        # OpenBLAS reads its thread count at load time; torch already loaded
+        # numpy, so the environment cannot change it any more: report it.
+        x, y = a.numpy(), b.numpy()
+        t = timeit(lambda: x @ y)
+        out["numpy_seconds"] = t
+        out["numpy_gflops"] = flop / statistics.median(t) / 1e9
+        out["numpy"] = np.__version__
+        out["openblas_threads"] = os.environ.get("OPENBLAS_NUM_THREADS", "")
+    except ImportError:
+        pass
+    out["gflops"] = out["torch_gflops"]
+    out["self_maxrss_kib"] = peak_rss_kib()
+    return out
+
+
+def build(model):
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    if model == "vgg16":
+        m = torchvision.models.vgg16(weights=None)
+        # features -> avgpool -> flatten -> Linear, ReLU, Dropout, Linear, ReLU
+        net = torch.nn.Sequential(m.features, m.avgpool, torch.nn.Flatten(1), *list(m.classifier.children())[:5])
+        layer = "classifier[4] (ReLU after the second Linear = Keras fc2), 4096-d"
+    elif model == "resnet50":
+        m = torchvision.models.resnet50(weights=None)
+        net = torch.nn.Sequential(*list(m.children())[:-1], torch.nn.Flatten(1))  # up to avgpool
+        layer = "avgpool (= Keras avg_pool), 2048-d"
+    else:
+        raise SystemExit(f"peer_torch: unknown model {model!r}: want vgg16 or resnet50")
+    return net.eval(), layer
+
+
+def net(args):
+    import torch
+    import torchvision
+
+    threads = set_threads(args.threads)
+    model, layer = build(args.model)
+    res = {"kind": "net", "model": args.model, "layer": layer, "threads": threads,
+           "torch": torch.__version__, "torchvision": torchvision.__version__,
+           "size": args.size, "results": []}
+    with torch.inference_mode():
+        for b in args.batches:
+            x = torch.randn(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(b))
+            calls = max(1, -(-args.min_images // b))  # ceil: forward passes per repetition
+            out = model(x)  # the first pass allocates; not counted in the warm-up
+            dim = int(out.shape[1])
+            for _ in range(args.warmup * calls):
+                model(x)
+            times = []
+            for r in range(args.reps):
+                t = time.perf_counter()
+                for _ in range(calls):
+                    model(x)
+                times.append(time.perf_counter() - t)
+                log(f"torch {args.model} batch {b}: rep {r + 1}/{args.reps} {calls * b / times[-1]:.2f} img/s")
+            med = statistics.median(times)
+            res["results"].append({"batch": b, "calls_per_rep": calls, "images_per_rep": calls * b,
+                                   "seconds": times, "images_per_second": calls * b / med, "dim": dim})
+    res["self_maxrss_kib"] = peak_rss_kib()
+    return res
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("gemm")
+    g.add_argument("--threads", type=int, default=2)
+    g.add_argument("--size", type=int, default=4096)
+    g.add_argument("--reps", type=int, default=5)
+    n = sub.add_parser("net")
+    n.add_argument("--model", required=True)
+    n.add_argument("--threads", type=int, default=2)
+    n.add_argument("--batches", default="1,8,32")
+    n.add_argument("--size", type=int, default=224)
+    n.add_argument("--warmup", type=int, default=1)
+    n.add_argument("--reps", type=int, default=5)
+    n.add_argument("--min-images", type=int, default=8)
+    args = p.parse_args()
+    if args.cmd == "net":
+        args.batches = [int(s) for s in args.batches.split(",") if s.strip()]
+        if not args.batches or min(args.batches) < 1:
+            raise SystemExit("peer_torch: --batches wants positive integers, e.g. 1,8,32")
+    out = gemm(args) if args.cmd == "gemm" else net(args)
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()

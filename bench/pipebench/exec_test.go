@@ -1,0 +1,84 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		in := append([]float64(nil), c.in...)
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+		for i := range in {
+			if in[i] != c.in[i] {
+				t.Errorf("median reordered its input: %v", c.in)
+			}
+		}
+	}
+}
+
+func TestShellJoin(t *testing.T) {
+	got := shellJoin([]string{"bench/out/bin/pipeline", "extract", "--list", "a b.csv", "--layer", "it's", ""})
+	want := `bench/out/bin/pipeline extract --list 'a b.csv' --layer 'it'\''s' ''`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestRepPlan(t *testing.T) {
+	for _, c := range []struct{ batch, min, want int }{{1, 8, 8}, {8, 8, 1}, {32, 8, 1}, {3, 8, 3}, {1, 1, 1}} {
+		if got := repPlan(c.batch, c.min); got != c.want {
+			t.Errorf("repPlan(%d, %d) = %d, want %d", c.batch, c.min, got, c.want)
+		}
+	}
+}
+
+func TestNetReport_ComputeRatios(t *testing.T) {
+	nr := &NetReport{Cost: &Cost{GFLOP: 30}, PeerCost: &Cost{GFLOP: 40}}
+	nr.Forward = []*ForwardRun{
+		{ForwardResult: ForwardResult{RequestedBatch: 1, ImagesPerSec: 4}},
+		{ForwardResult: ForwardResult{RequestedBatch: 8, ImagesPerSec: 5}},
+	}
+	nr.Torch = &TorchNet{}
+	nr.Torch.Results = append(nr.Torch.Results, struct {
+		Batch        int       `json:"batch"`
+		CallsPerRep  int       `json:"calls_per_rep"`
+		ImagesPerRep int       `json:"images_per_rep"`
+		Seconds      []float64 `json:"seconds"`
+		ImagesPerSec float64   `json:"images_per_second"`
+		Dim          int       `json:"dim"`
+	}{Batch: 8, ImagesPerSec: 2})
+	e := &E2E{RequestedBatch: 8}
+	e.Summary.ImagesPerSec = 4
+	nr.E2E = []*E2E{e}
+	nr.computeRatios(&GEMMResult{GFLOPS: 300})
+	want := map[string]float64{
+		"e2e/raw_forward@b8":          4.0 / 5,
+		"e2e/torch_best@b8":           4.0 / 2,
+		"raw_forward_best/torch_best": 5.0 / 2,
+		"raw_forward_best/roofline":   5.0 / (300.0 / 30),
+		"torch_best/roofline":         2.0 / (300.0 / 40),
+	}
+	if len(nr.Ratios) != len(want) {
+		t.Errorf("ratios %v, want the keys of %v", nr.Ratios, want)
+	}
+	for k, w := range want {
+		if got := nr.Ratios[k].Value; math.Abs(got-w) > 1e-12 {
+			t.Errorf("%s = %v, want %v", k, got, w)
+		}
+	}
+	if nr.Roofline != 10 {
+		t.Errorf("roofline = %v img/s, want 10", nr.Roofline)
+	}
+	if of := nr.Ratios["e2e/raw_forward@b8"].Of; !strings.Contains(of, "batch 8") {
+		t.Errorf("ratio description %q does not name the batch", of)
+	}
+}
