@@ -25,7 +25,7 @@ type Generated struct {
 // GeneratedModels lists the generated architectures by name.
 func GeneratedModels() []Generated {
 	g := []Generated{
-		{"vgg16-arch", "VGG-16 architecture, vgg16-7.onnx (model zoo) naming, fixed batch 1, random weights",
+		{"vgg16-arch", "VGG-16 architecture, vgg16-7.onnx (model zoo) naming and declared 1x3x224x224 input, random weights",
 			func() (*onnx.Model, error) { return onnx.VGG(onnx.Options{Style: onnx.Zoo}) }},
 		{"vgg16-arch-torch", "VGG-16 architecture, torchvision export naming, random weights",
 			func() (*onnx.Model, error) { return onnx.VGG(onnx.Options{Style: onnx.Torchvision}) }},
