@@ -126,19 +126,20 @@ static void heap_offer(long long *ids, double *ds, int *n, int k, long long id, 
 	ids[i] = id; ds[i] = d;
 }
 
-// pl_nearest scans the vectors of one feature set on its own read-only
-// connection. Returns the number of results in ids/ds (a heap, unsorted),
-// or -1 with *err (malloc'd) set; *bad_id is an image whose vector has the
-// wrong length (then *bad_len is its byte count).
+// pl_nearest scans the vectors of one feature set with rowid in [lo, hi] on
+// a read-only connection of its own, mapping up to mmap bytes of the file.
+// It returns the number of results in ids/ds (a heap, unsorted), or -1
+// with *err (malloc'd) set. *bad_id is set to an image whose vector has the
+// wrong length (*bad_len bytes), which ends the scan. A non-zero *stop
+// (set by another thread) ends it with SQLITE_INTERRUPT.
 static int pl_nearest(const char *filename, long long set_id, long long lo, long long hi, int dim, const double *q, const float *qf, int metric,
-		long long exclude, int k, long long *ids, double *ds, long long mmap, int avx2, long long *scanned,
-		long long *bad_id, int *bad_len, char **err) {
+		long long exclude, int k, long long *ids, double *ds, long long mmap, int avx2,
+		long long *bad_id, int *bad_len, volatile int *stop, char **err) {
 	sqlite3 *db = 0;
 	sqlite3_stmt *st = 0;
 	int n = 0, rc;
 	*err = 0;
 	*bad_id = 0;
-	*scanned = 0;
 	dotnorm_fn dotnorm;
 	l2_fn l2;
 	double qq = 0, unused;
@@ -160,6 +161,10 @@ static int pl_nearest(const char *filename, long long set_id, long long lo, long
 		sqlite3_bind_int64(st, 2, lo);
 		sqlite3_bind_int64(st, 3, hi);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (*stop) {
+				rc = SQLITE_INTERRUPT;
+				break;
+			}
 			long long id = sqlite3_column_int64(st, 0);
 			const float *b = sqlite3_column_blob(st, 1);
 			int len = sqlite3_column_bytes(st, 1);
@@ -170,7 +175,6 @@ static int pl_nearest(const char *filename, long long set_id, long long lo, long
 				rc = SQLITE_OK;
 				break;
 			}
-			(*scanned)++;
 			double d;
 			if (metric == 1) {
 				d = l2(q, b, dim);
@@ -211,6 +215,9 @@ import (
 // useAVX2 lets tests force the baseline kernels.
 var useAVX2 = true
 
+// testHookScan, when set, runs just before the scanning threads start.
+var testHookScan func()
+
 // mmapSize is how much of the database file a scan connection maps
 // (PRAGMA mmap_size; SQLite caps it at 2 GiB - 64 KiB by default): reading
 // vectors from mapped pages saves a read(2) per 4 KiB page.
@@ -221,7 +228,8 @@ const mmapSize = 1<<31 - 1<<16
 const minRowsPerThread = 4096
 
 // cNearest scans the set in C: each thread opens its own read-only
-// connection and scans one range of features rowids.
+// connection and scans one range of features rowids. Cancelling ctx stops
+// the scan between two rows.
 func (db *DB) cNearest(ctx context.Context, fs FeatureSet, query []float32, o NearestOptions) ([]scored, error) {
 	var lo, hi sql.NullInt64
 	var count int64
@@ -242,7 +250,24 @@ func (db *DB) cNearest(ctx context.Context, fs FeatureSet, query []float32, o Ne
 		q[i] = float64(x)
 	}
 	u := url.URL{Path: db.path}
-	file := "file:" + u.EscapedPath() + "?mode=ro"
+	file := C.CString("file:" + u.EscapedPath() + "?mode=ro")
+	defer C.free(unsafe.Pointer(file))
+	// The stop flag lives in C memory: the scanning threads read it while
+	// this goroutine may write it.
+	stop := (*C.int)(C.calloc(1, C.size_t(unsafe.Sizeof(C.int(0)))))
+	defer C.free(unsafe.Pointer(stop))
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			*stop = 1
+		case <-done:
+		}
+	}()
+	if testHookScan != nil {
+		testHookScan()
+	}
 	span := (hi.Int64 - lo.Int64 + 1 + int64(threads) - 1) / int64(threads)
 	parts := make([][]scored, threads)
 	errs := make([]error, threads)
@@ -253,10 +278,13 @@ func (db *DB) cNearest(ctx context.Context, fs FeatureSet, query []float32, o Ne
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			parts[t], errs[t] = scanRange(file, fs, a, b, q, query, o)
+			parts[t], errs[t] = scanRange(file, stop, fs, a, b, q, query, o)
 		}()
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("nearest in %s: %w", fs, err)
+	}
 	h := &topK{k: o.K}
 	for t := range threads {
 		if errs[t] != nil {
@@ -270,31 +298,32 @@ func (db *DB) cNearest(ctx context.Context, fs FeatureSet, query []float32, o Ne
 }
 
 // scanRange runs pl_nearest over the features rows with rowid in [lo, hi].
-func scanRange(file string, fs FeatureSet, lo, hi int64, q []float64, qf []float32, o NearestOptions) ([]scored, error) {
+func scanRange(file *C.char, stop *C.int, fs FeatureSet, lo, hi int64, q []float64, qf []float32, o NearestOptions) ([]scored, error) {
 	metric := 0
 	if o.Metric == L2 {
 		metric = 1
 	}
 	ids := make([]int64, o.K)
 	ds := make([]float64, o.K)
-	cf := C.CString(file)
-	defer C.free(unsafe.Pointer(cf))
-	var scanned, badID C.longlong
+	var badID C.longlong
 	var badLen C.int
 	var cerr *C.char
 	avx := C.int(0)
 	if useAVX2 {
 		avx = 1
 	}
-	// The slices are Go memory without Go pointers, so C may write them
-	// for the duration of the call.
-	n := C.pl_nearest(cf, C.longlong(fs.ID), C.longlong(lo), C.longlong(hi), C.int(fs.Dim),
+	// The slices are Go memory without Go pointers, so C may read and
+	// write them for the duration of the call.
+	n := C.pl_nearest(file, C.longlong(fs.ID), C.longlong(lo), C.longlong(hi), C.int(fs.Dim),
 		(*C.double)(unsafe.Pointer(&q[0])), (*C.float)(unsafe.Pointer(&qf[0])), C.int(metric), C.longlong(o.Exclude), C.int(o.K),
 		(*C.longlong)(unsafe.Pointer(&ids[0])), (*C.double)(unsafe.Pointer(&ds[0])),
-		C.longlong(mmapSize), avx, &scanned, &badID, &badLen, &cerr)
+		C.longlong(mmapSize), avx, &badID, &badLen, stop, &cerr)
 	if n < 0 {
-		msg := C.GoString(cerr)
-		C.free(unsafe.Pointer(cerr))
+		msg := "out of memory"
+		if cerr != nil {
+			msg = C.GoString(cerr)
+			C.free(unsafe.Pointer(cerr))
+		}
 		return nil, fmt.Errorf("nearest in %s: %s", fs, msg)
 	}
 	if badID != 0 {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"testing"
+	"time"
 )
 
 // simData is a feature set of vectors we know, stored through WriteBatch.
@@ -299,6 +300,20 @@ func TestDB_NearestErrors(t *testing.T) {
 	})
 }
 
+func TestDB_NearestCancel(t *testing.T) {
+	d := newSimData(t, 50, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	testHookScan = func() {
+		cancel()
+		time.Sleep(20 * time.Millisecond) // the watcher raises the stop flag
+	}
+	defer func() { testHookScan = nil }()
+	got, err := d.db.Nearest(ctx, d.set.ID, d.vecs[1], NearestOptions{K: 5, Method: SearchC, Threads: 2})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, %v; want context.Canceled", got, err)
+	}
+}
+
 func TestDB_NearestReadOnly(t *testing.T) {
 	ctx := context.Background()
 	d := newSimData(t, 50, 8)
@@ -356,5 +371,60 @@ func TestParseMetric(t *testing.T) {
 	}
 	if _, err := ParseSearchMethod("vec0"); err == nil {
 		t.Error("ParseSearchMethod(vec0): no error")
+	}
+}
+
+// BenchmarkDB_Nearest times one k=10 cosine query over 2,000 stored
+// 4096-d vectors (VGG-16 fc2) with each method. bench/similar measures 10k
+// and 100k (docs/SIMILAR.md).
+func BenchmarkDB_Nearest(b *testing.B) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(b.TempDir(), "features.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	set, err := db.EnsureFeatureSet(ctx, FeatureSet{ModelSHA256: shaOf("m"), ModelName: "vgg16", Layer: "fc7",
+		Pooling: PoolNone, Preprocess: "{}", Shape: "4096", Dim: 4096})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	const n = 2000
+	for i := 0; i < n; i += 200 {
+		var bt Batch
+		for j := i; j < i+200; j++ {
+			it := item(fmt.Sprint("img", j), []string{fmt.Sprintf("/data/c/%d.jpg", j)})
+			it.Vectors = []Vector{{FeatureSetID: set.ID, Data: sparseVec(r, 4096, 0.3)}}
+			bt.Items = append(bt.Items, it)
+		}
+		if err := db.WriteBatch(ctx, 0, bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	q := sparseVec(r, 4096, 0.3)
+	for _, bc := range []struct {
+		name string
+		o    NearestOptions
+		base bool
+	}{
+		{"C", NearestOptions{Method: SearchC}, false},
+		{"C1Thread", NearestOptions{Method: SearchC, Threads: 1}, false},
+		{"C1ThreadBaselineKernel", NearestOptions{Method: SearchC, Threads: 1}, true},
+		{"Go", NearestOptions{Method: SearchGo}, false},
+		{"SQL", NearestOptions{Method: SearchSQL}, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			useAVX2 = !bc.base
+			defer func() { useAVX2 = true }()
+			o := bc.o
+			o.K = 10
+			b.SetBytes(n * 4096 * 4)
+			for b.Loop() {
+				if _, err := db.Nearest(ctx, set.ID, q, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
