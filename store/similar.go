@@ -105,10 +105,7 @@ func (db *DB) Nearest(ctx context.Context, setID int64, query []float32, o Neare
 	if err != nil {
 		return nil, err
 	}
-	if o.Metric == "" {
-		o.Metric = Cosine
-	}
-	if _, err := ParseMetric(string(o.Metric)); err != nil {
+	if o.Metric, err = ParseMetric(string(o.Metric)); err != nil {
 		return nil, err
 	}
 	if o.K <= 0 {
