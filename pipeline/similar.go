@@ -1,0 +1,354 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"pipeline/extract"
+	"pipeline/store"
+)
+
+// Errors of Similar.
+var (
+	// ErrUnknownImage: the query names no file and no stored image.
+	ErrUnknownImage = errors.New("unknown image")
+	// ErrNoVector: the query image is stored, but not in the feature set,
+	// and its file is not there to compute the vector from.
+	ErrNoVector = errors.New("image has no vector in the feature set")
+)
+
+// SimilarOptions configure `pipeline similar`.
+type SimilarOptions struct {
+	DB string
+	// Query is the image: a file (stored or not), a stored path whose file
+	// may be gone (absolute, or relative to the working directory), a
+	// relative path as stored in image_paths.relpath, or a sha256.
+	Query string
+	// Set names the feature set. Set.Model may be a model file's path: it
+	// selects the sets extracted from a file of that name and is the file
+	// to compute a new image's vector with (unless ModelPath is given).
+	Set         SetQuery
+	K           int    // neighbours (default 10)
+	Metric      string // cosine (default) or l2
+	IncludeSelf bool   // keep the query image (and its copies at other paths) in the results
+	Method      store.SearchMethod
+	// ModelPath is the CNN file for a query whose vector is not stored,
+	// when the set's model cannot be found by the name it was extracted with.
+	ModelPath string
+	Compute   extract.Compute
+	MaxPixels int64
+	Log       func(format string, args ...any) // notes (OpenCL setup, ...); may be nil
+}
+
+// SimilarResult is the outcome of a query (the --json contract).
+type SimilarResult struct {
+	Query         SimilarQuery      `json:"query"`
+	FeatureSet    store.FeatureSet  `json:"feature_set"`
+	Metric        store.Metric      `json:"metric"`
+	K             int               `json:"k"`
+	Neighbors     []SimilarNeighbor `json:"neighbors"`
+	SearchSeconds float64           `json:"search_seconds"` // the nearest-neighbour search alone
+}
+
+// SimilarQuery describes the query image.
+type SimilarQuery struct {
+	Input   string `json:"input"`              // as given
+	Path    string `json:"path,omitempty"`     // the file read, or the stored path that matched
+	SHA256  string `json:"sha256,omitempty"`   // of the content
+	ImageID int64  `json:"image_id,omitempty"` // 0 = the content is not stored
+	// Source is "stored" when the vector was read from the database and
+	// "computed" when it was extracted now with the set's model.
+	Source string `json:"source"`
+}
+
+// SimilarNeighbor is one result row.
+type SimilarNeighbor struct {
+	Rank     int     `json:"rank"`
+	Distance float64 `json:"distance"`
+	Path     string  `json:"path"`  // canonical path of the image
+	Label    string  `json:"label"` // "" = unlabeled
+	SHA256   string  `json:"sha256"`
+	ImageID  int64   `json:"image_id"`
+}
+
+// Similar finds the stored images nearest to a query image in one feature
+// set. A query whose content is stored with a vector in the set is looked
+// up; any other image file is run through the set's model, layer, pooling
+// and preprocessing (read-only: nothing is written).
+func Similar(ctx context.Context, o SimilarOptions) (SimilarResult, error) {
+	var res SimilarResult
+	if o.Query == "" {
+		return res, usagef("give a query image: a file, a stored path or a sha256")
+	}
+	if o.K == 0 {
+		o.K = 10
+	}
+	if o.K < 0 {
+		return res, usagef("--k %d: want a positive number of neighbours", o.K)
+	}
+	metric, err := store.ParseMetric(o.Metric)
+	if err != nil {
+		return res, usagef("--metric %s: want cosine or l2", o.Metric)
+	}
+	res.Metric, res.K = metric, o.K
+	if o.ModelPath == "" && looksLikePath(o.Set.Model) {
+		if fi, err := os.Stat(o.Set.Model); err == nil && fi.Mode().IsRegular() {
+			// Path models are stored under their file name.
+			o.ModelPath, o.Set.Model = o.Set.Model, filepath.Base(o.Set.Model)
+		}
+	}
+	db, err := store.Open(o.DB, store.Options{ReadOnly: true})
+	if err != nil {
+		return res, err
+	}
+	defer db.Close()
+	bg := context.WithoutCancel(ctx)
+	fs, err := ResolveFeatureSet(bg, db, o.Set)
+	if err != nil {
+		return res, err
+	}
+	res.FeatureSet = fs
+	q, vec, err := similarQuery(ctx, db, fs, o)
+	if err != nil {
+		return res, err
+	}
+	res.Query = q
+	var exclude int64
+	if !o.IncludeSelf {
+		exclude = q.ImageID
+	}
+	t0 := time.Now()
+	hits, err := db.Nearest(bg, fs.ID, vec, store.NearestOptions{K: o.K, Metric: metric, Exclude: exclude, Method: o.Method})
+	res.SearchSeconds = time.Since(t0).Seconds()
+	if err != nil {
+		if errors.Is(err, store.ErrZeroVector) {
+			return res, fmt.Errorf("%s: %w", o.Query, err)
+		}
+		return res, err
+	}
+	res.Neighbors = make([]SimilarNeighbor, len(hits))
+	for i, h := range hits {
+		res.Neighbors[i] = SimilarNeighbor{Rank: i + 1, Distance: h.Distance, Path: h.Path, Label: h.Label, SHA256: h.SHA256, ImageID: h.ImageID}
+	}
+	return res, nil
+}
+
+// similarQuery finds the query's vector: stored if its content is, else
+// computed from its file.
+func similarQuery(ctx context.Context, db *store.DB, fs store.FeatureSet, o SimilarOptions) (SimilarQuery, []float32, error) {
+	bg := context.WithoutCancel(ctx)
+	q := SimilarQuery{Input: o.Query}
+	abs, err := filepath.Abs(o.Query)
+	if err != nil {
+		return q, nil, err
+	}
+	abs = filepath.Clean(abs)
+	fi, statErr := os.Stat(abs)
+	switch {
+	case statErr == nil && fi.IsDir():
+		return q, nil, usagef("%s is a directory: give one image file (or a stored path or sha256)", o.Query)
+	case statErr == nil:
+		// A file: known by path (unchanged size and mtime) or by content.
+		q.Path = abs
+		if pi, ok, err := db.LookupPath(bg, abs); err != nil {
+			return q, nil, err
+		} else if ok && pi.Size == fi.Size() && pi.MtimeNS == fi.ModTime().UnixNano() {
+			q.SHA256, q.ImageID = pi.SHA256, pi.ImageID
+		} else {
+			if q.SHA256, err = hashFile(abs); err != nil {
+				return q, nil, err
+			}
+			if im, ok, err := db.ImageBySHA(bg, q.SHA256); err != nil {
+				return q, nil, err
+			} else if ok {
+				q.ImageID = im.ID
+			}
+		}
+		if q.ImageID != 0 {
+			v, ok, err := db.Vector(bg, q.ImageID, fs.ID)
+			if err != nil {
+				return q, nil, err
+			}
+			if ok {
+				q.Source = "stored"
+				return q, v, nil
+			}
+		}
+		return computeQuery(ctx, fs, o, q)
+	}
+	// Not a file: a stored image named by its path, relative path or hash.
+	matches, err := storedMatches(bg, db, o.Query, abs)
+	if err != nil {
+		return q, nil, err
+	}
+	switch {
+	case len(matches) == 0:
+		why := ""
+		if !errors.Is(statErr, os.ErrNotExist) {
+			why = fmt.Sprintf(" (%v)", statErr)
+		}
+		return q, nil, fmt.Errorf("%w: %s is not a readable file%s and no stored image has that path, relative path or sha256: extract it first (`pipeline extract ... --list FILE`), or give the path of an image file to compute its vector with the set's model",
+			ErrUnknownImage, o.Query, why)
+	case len(matches) > 1:
+		var names []string
+		for _, m := range matches {
+			names = append(names, fmt.Sprintf("%s (sha256 %s)", m.Path, m.SHA256[:12]))
+		}
+		return q, nil, usagef("%s matches %d stored images: %s; give the absolute path or the sha256", o.Query, len(matches), strings.Join(names, ", "))
+	}
+	m := matches[0]
+	q.Path, q.SHA256, q.ImageID = m.Path, m.SHA256, m.ImageID
+	v, ok, err := db.Vector(bg, m.ImageID, fs.ID)
+	if err != nil {
+		return q, nil, err
+	}
+	if !ok {
+		return q, nil, fmt.Errorf("%w: %s (image %d, sha256 %s) has no vector in %s, and %s is not there to compute it from: extract it with that model and layer first",
+			ErrNoVector, o.Query, m.ImageID, m.SHA256, fs, m.Path)
+	}
+	q.Source = "stored"
+	return q, v, nil
+}
+
+// storedMatches finds the stored images a name that is not a file means:
+// a stored path, a relative path as stored, or a sha256. Several paths of
+// one image are one match.
+func storedMatches(ctx context.Context, db *store.DB, name, abs string) ([]store.PathMatch, error) {
+	if pi, ok, err := db.LookupPath(ctx, abs); err != nil {
+		return nil, err
+	} else if ok {
+		return []store.PathMatch{{Path: abs, RelPath: pi.RelPath, ImageID: pi.ImageID, SHA256: pi.SHA256}}, nil
+	}
+	paths, err := db.PathsByRelPath(ctx, filepath.Clean(name))
+	if err != nil {
+		return nil, err
+	}
+	var out []store.PathMatch
+	seen := map[int64]bool{}
+	for _, p := range paths {
+		if !seen[p.ImageID] {
+			seen[p.ImageID] = true
+			out = append(out, p)
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	if sha := strings.ToLower(name); isSHA256(sha) {
+		im, ok, err := db.ImageBySHA(ctx, sha)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return []store.PathMatch{{Path: im.Path, ImageID: im.ID, SHA256: im.SHA256}}, nil
+	}
+	return nil, nil
+}
+
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, unwrapPathErr(err))
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// computeQuery runs the query file through the extract engine, read-only,
+// with exactly the feature set's model, layer, pooling and preprocessing.
+func computeQuery(ctx context.Context, fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (SimilarQuery, []float32, error) {
+	model, err := featureSetModel(fs, o.ModelPath, "--model-file")
+	if err != nil {
+		return q, nil, err
+	}
+	compute := o.Compute
+	if fs.Precision == "fp16" {
+		compute.Target = "fp16"
+	}
+	var out *FileOutcome
+	eo := ExtractOptions{
+		DB: o.DB, Model: model, Layers: []string{fs.Layer}, Pool: fs.Pooling, Compute: compute, Batch: 1, Workers: 1,
+		MaxPixels: o.MaxPixels, Events: logEvents{o.Log},
+		command: "similar", readOnly: true, fixedSets: []store.FeatureSet{fs},
+		onFile: func(f FileOutcome) error { out = &f; return nil },
+		inputs: func(emit func(Input) error) error { return emit(Input{Path: q.Path, RelPath: o.Query}) },
+	}
+	_, err = runEngine(ctx, eo)
+	switch {
+	case out != nil && out.Failure != nil:
+		return q, nil, fmt.Errorf("%s: %s: %s", o.Query, out.Failure.Stage, out.Failure.Message)
+	case err != nil:
+		return q, nil, err
+	case out == nil || out.Vector == nil:
+		return q, nil, fmt.Errorf("%s: no vector computed", o.Query)
+	}
+	q.SHA256, q.Source = out.SHA256, "computed"
+	if out.ImageID != 0 {
+		q.ImageID = out.ImageID // stored meanwhile by another process
+	}
+	return q, out.Vector, nil
+}
+
+// featureSetModel finds the CNN a feature set's codes came from and checks
+// that it is the same file (by SHA-256), with the set's preprocessing. flag
+// is the option that overrides the model, for the hint.
+//
+// It is predict's classifierModel with wording that fits any feature set.
+func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model, error) {
+	name := fs.ModelName
+	if override != "" {
+		name = override
+	}
+	m, err := ResolveModel(ModelSpec{Model: name})
+	if err != nil {
+		if override == "" {
+			return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v): pass %s PATH to the file",
+				fs, fs.ModelName, fs.ModelSHA256, err, flag)
+		}
+		return m, err
+	}
+	if m.SHA256 != fs.ModelSHA256 {
+		return m, usagef("the vectors of %s come from model %s with sha256 %s, but %s has sha256 %s: the vectors would not be comparable; pass %s PATH to the right file",
+			fs, fs.ModelName, fs.ModelSHA256, m.Path, m.SHA256, flag)
+	}
+	var p extract.Preprocess
+	if err := json.Unmarshal([]byte(fs.Preprocess), &p); err != nil {
+		return m, fmt.Errorf("feature set %s: preprocessing %q: %w", fs, fs.Preprocess, err)
+	}
+	m.Preprocess, m.HasPreprocess = p, true
+	return m, nil
+}
+
+// logEvents passes the engine's notes to a log function.
+type logEvents struct {
+	log func(format string, args ...any)
+}
+
+func (logEvents) Started(StartInfo)                  {}
+func (logEvents) Progress(store.Counts, int64, bool) {}
+func (logEvents) Failed(store.Failure)               {}
+func (e logEvents) Note(msg string) {
+	if e.log != nil {
+		e.log("%s", msg)
+	}
+}
