@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -179,31 +178,10 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 	return sum, err
 }
 
-// classifierModel finds the CNN a classifier's codes came from and checks
-// that it is the same file (by SHA-256), with the stored preprocessing.
+// classifierModel finds the CNN a classifier's codes came from (see
+// featureSetModel).
 func classifierModel(fs store.FeatureSet, override string) (extract.Model, error) {
-	name := fs.ModelName
-	if override != "" {
-		name = override
-	}
-	m, err := ResolveModel(ModelSpec{Model: name})
-	if err != nil {
-		if override == "" {
-			return m, usagef("the classifier's codes come from model %s (sha256 %s), which cannot be found by that name (%v): pass --model PATH to the file",
-				fs.ModelName, fs.ModelSHA256, err)
-		}
-		return m, err
-	}
-	if m.SHA256 != fs.ModelSHA256 {
-		return m, usagef("the classifier's codes come from model %s with sha256 %s, but %s has sha256 %s: the codes would not match; pass --model PATH to the right file",
-			fs.ModelName, fs.ModelSHA256, m.Path, m.SHA256)
-	}
-	var p extract.Preprocess
-	if err := json.Unmarshal([]byte(fs.Preprocess), &p); err != nil {
-		return m, fmt.Errorf("feature set %s: preprocessing %q: %w", fs, fs.Preprocess, err)
-	}
-	m.Preprocess, m.HasPreprocess = p, true
-	return m, nil
+	return featureSetModel(fs, override, "--model")
 }
 
 // pathInputs walks files and folders given on the command line, in order;

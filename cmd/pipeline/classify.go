@@ -25,7 +25,7 @@ func init() {
 func addSetFlags(fs *flag.FlagSet, q *pipeline.SetQuery) {
 	fs.StringVar(&q.Layer, "layer", "", "feature set: layer alias or OpenCV name as extract stored it (e.g. fc2)")
 	fs.StringVar(&q.Model, "model", "", "model name, when several models have that layer")
-	fs.Int64Var(&q.ID, "set", 0, "feature set id (see `pipeline sql \"SELECT * FROM feature_sets\"`)")
+	fs.Int64Var(&q.ID, "set", 0, "feature set id (pipeline sql \"SELECT id, model_name, alias, layer, pooling, dim FROM feature_sets\")")
 }
 
 func cmdFit(e *env, args []string) error {

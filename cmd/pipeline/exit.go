@@ -64,13 +64,15 @@ func ExitCode(err error) int {
 	case errors.Is(err, store.ErrLocked):
 		return ExitLocked
 	case errors.Is(err, classify.ErrTooFewClasses), errors.Is(err, classify.ErrTooFewSamples),
-		errors.Is(err, classify.ErrDimMismatch), errors.Is(err, pipeline.ErrNoFeatures), errors.Is(err, store.ErrSplitFrac):
+		errors.Is(err, classify.ErrDimMismatch), errors.Is(err, pipeline.ErrNoFeatures), errors.Is(err, store.ErrSplitFrac),
+		errors.Is(err, pipeline.ErrNoVector), errors.Is(err, store.ErrZeroVector):
 		return ExitData
 	case errors.Is(err, extract.ErrUnknownLayer), errors.Is(err, extract.ErrBackendUnavailable),
 		errors.Is(err, extract.ErrUnknownModel), errors.Is(err, classify.ErrUnknownClassifier),
 		errors.Is(err, classify.ErrUnknownKernel), errors.Is(err, classify.ErrBadParam),
 		errors.Is(err, store.ErrUnknownClassifier), errors.Is(err, store.ErrClassifierExists),
-		errors.Is(err, pipeline.ErrAmbiguous), errors.Is(err, store.ErrUnknownFeatureSet):
+		errors.Is(err, pipeline.ErrAmbiguous), errors.Is(err, store.ErrUnknownFeatureSet),
+		errors.Is(err, pipeline.ErrUnknownImage):
 		return ExitUsage
 	}
 	return ExitError
