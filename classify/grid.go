@@ -252,7 +252,7 @@ func prepareFolds(ds *Dataset, p Params, folds [][]int) ([]*foldData, error) {
 			return err
 		}
 		if p.Classifier == SVM {
-			if d.prob, err = newLibsvmProblem(d.trainZ, labelsFloat(d.trainY)); err != nil {
+			if d.prob, err = newSpanProblem(d.trainZ, labelsFloat(d.trainY)); err != nil {
 				return err
 			}
 		}

@@ -43,7 +43,7 @@ func (m *SVMClassifier) Fit(X [][]float64, y []int, nClasses int, p Params) erro
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	prob, err := newLibsvmProblem(X, labelsFloat(y))
+	prob, err := newSpanProblem(X, labelsFloat(y))
 	if err != nil {
 		return err
 	}
@@ -363,7 +363,7 @@ func plattDecisionValues(X [][]float64, rows []int, sy []float64, spec libsvmSpe
 		sub.C = 1
 		sub.weightLabels = []int{1, -1}
 		sub.weightFactors = []float64{cp, cn}
-		prob, err := newLibsvmProblem(tx, ty)
+		prob, err := newSpanProblem(tx, ty)
 		if err != nil {
 			return nil, err
 		}
