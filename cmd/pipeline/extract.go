@@ -23,16 +23,22 @@ type modelFlags struct {
 }
 
 func addModelFlags(fs *flag.FlagSet, m *modelFlags) {
-	fs.StringVar(&m.model, "model", "", "catalog name (see `pipeline models`) or a model file: .onnx, .caffemodel (with --config .prototxt), .pb")
+	fs.StringVar(&m.model, "model", "", "catalog name (see: pipeline models) or a model file: .onnx, .caffemodel (with --config .prototxt), .pb")
 	fs.StringVar(&m.config, "config", "", "Caffe .prototxt for a .caffemodel (default: same name beside it), or TensorFlow .pbtxt")
-	fs.StringVar(&m.pre.Preset, "preprocess", "", "preprocessing preset: caffe, torch or tf (default: the catalog entry's)")
-	fs.StringVar(&m.pre.Size, "size", "", "network input size, N or WxH (default: the model's)")
-	fs.StringVar(&m.pre.Mean, "mean", "", "per-channel mean in the network's channel order, after scaling: a,b,c")
-	fs.StringVar(&m.pre.Std, "std", "", "per-channel std in the network's channel order: a,b,c")
-	fs.StringVar(&m.pre.Scale, "scale", "", "pixel scale applied first, e.g. 1/255")
-	fs.StringVar(&m.pre.SwapRB, "swap-rb", "", "true: the network wants RGB; false: BGR")
-	fs.StringVar(&m.pre.Resize, "resize", "", "stretch (to the input size) or shorter:N (then centre crop)")
-	fs.StringVar(&m.pre.Interp, "interp", "", "bilinear, nearest (PIL's, as Keras), area or bicubic")
+	addPreprocessFlags(fs, &m.pre, "the catalog entry's")
+}
+
+// addPreprocessFlags adds --preprocess and the per-field overrides;
+// presetDefault says what an empty --preprocess means.
+func addPreprocessFlags(fs *flag.FlagSet, pre *extract.Overrides, presetDefault string) {
+	fs.StringVar(&pre.Preset, "preprocess", "", "preprocessing preset: caffe, torch or tf (default: "+presetDefault+")")
+	fs.StringVar(&pre.Size, "size", "", "network input size, N or WxH (default: the model's)")
+	fs.StringVar(&pre.Mean, "mean", "", "per-channel mean in the network's channel order, after scaling: a,b,c")
+	fs.StringVar(&pre.Std, "std", "", "per-channel std in the network's channel order: a,b,c")
+	fs.StringVar(&pre.Scale, "scale", "", "pixel scale applied first, e.g. 1/255")
+	fs.StringVar(&pre.SwapRB, "swap-rb", "", "true: the network wants RGB; false: BGR")
+	fs.StringVar(&pre.Resize, "resize", "", "stretch (to the input size) or shorter:N (then centre crop)")
+	fs.StringVar(&pre.Interp, "interp", "", "bilinear, nearest (PIL's, as Keras), area or bicubic")
 }
 
 func (m modelFlags) spec() pipeline.ModelSpec {

@@ -167,14 +167,7 @@ func modelsAdd(e *env, args []string) error {
 	file := fs.String("file", "", "the model file (.onnx, .caffemodel, .pb)")
 	var mf modelFlags
 	fs.StringVar(&mf.config, "config", "", "Caffe .prototxt or TensorFlow .pbtxt")
-	fs.StringVar(&mf.pre.Preset, "preprocess", "", "caffe, torch or tf (default: torch for ONNX, caffe for Caffe, tf for TensorFlow)")
-	fs.StringVar(&mf.pre.Size, "size", "", "input size, N or WxH")
-	fs.StringVar(&mf.pre.Mean, "mean", "", "per-channel mean (network order, after scaling)")
-	fs.StringVar(&mf.pre.Std, "std", "", "per-channel std")
-	fs.StringVar(&mf.pre.Scale, "scale", "", "pixel scale, e.g. 1/255")
-	fs.StringVar(&mf.pre.SwapRB, "swap-rb", "", "true for RGB networks")
-	fs.StringVar(&mf.pre.Resize, "resize", "", "stretch or shorter:N")
-	fs.StringVar(&mf.pre.Interp, "interp", "", "bilinear, nearest, area, bicubic")
+	addPreprocessFlags(fs, &mf.pre, "torch for ONNX, caffe for Caffe, tf for TensorFlow")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
