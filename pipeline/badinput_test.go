@@ -154,35 +154,46 @@ func TestExtract_Unreadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := filepath.Join(dir, "f.db")
-	if os.Geteuid() != 0 {
-		sum, err := Extract(context.Background(), ExtractOptions{DB: db, Model: tinyModel(t, tinyVGG, "caffe"), Layers: []string{"fc2"}, Images: imgs})
-		if !errors.Is(err, ErrPartial) || sum.Counts.Failed != 1 {
-			t.Fatalf("err %v, failed %d", err, sum.Counts.Failed)
-		}
-	} else {
-		// The child needs to reach everything as nobody.
-		for _, d := range []string{filepath.Dir(dir), dir, imgs, filepath.Join(imgs, "a")} {
-			os.Chmod(d, 0o777)
-		}
-		exe, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		bin := filepath.Join(dir, "test.bin")
-		copyFile(t, exe, bin)
-		model, _ := filepath.Abs(tinyVGG)
-		spec, _ := json.Marshal(childSpec{DB: db, Images: imgs, Model: model, Preset: "caffe", Layers: []string{"fc2"}, Batch: 1})
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), childEnv+"="+string(spec), "HOME="+dir, "PIPELINE_CACHE="+dir)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		out, err := cmd.CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "some files failed: 1 of 2 files") {
-			t.Fatalf("child as nobody: err %v, output %s", err, out)
-		}
-	}
+	extractUnprivileged(t, dir, imgs, db, "some files failed: 1 of 2 files")
 	r := query(t, db, `SELECT path, stage, message FROM failures`, nil)
 	if len(r) != 1 || !strings.HasSuffix(r[0][0].(string), "secret.jpg") || r[0][1] != "read" || r[0][2] != "permission denied" {
 		t.Errorf("failures %v, want secret.jpg read permission denied", r)
+	}
+}
+
+// extractUnprivileged extracts fc2 of the tiny model from imgs into db as a
+// user whom file permissions apply to: this process when it is not root,
+// else a child process as nobody (dir and its parents must be reachable).
+// The run must end with ErrPartial, whose message contains want.
+func extractUnprivileged(t *testing.T, dir, imgs, db, want string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		_, err := Extract(context.Background(), ExtractOptions{DB: db, Model: tinyModel(t, tinyVGG, "caffe"), Layers: []string{"fc2"}, Images: imgs})
+		if !errors.Is(err, ErrPartial) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err %v, want ErrPartial with %q", err, want)
+		}
+		return
+	}
+	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
+			os.Chmod(d, fi.Mode().Perm()|0o005)
+		}
+	}
+	os.Chmod(dir, 0o777)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "test.bin")
+	copyFile(t, exe, bin)
+	model, _ := filepath.Abs(tinyVGG)
+	spec, _ := json.Marshal(childSpec{DB: db, Images: imgs, Model: model, Preset: "caffe", Layers: []string{"fc2"}, Batch: 1})
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), childEnv+"="+string(spec), "HOME="+dir, "PIPELINE_CACHE="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Fatalf("child as nobody: err %v, output %s", err, out)
 	}
 }
 

@@ -48,13 +48,13 @@ type ExtractOptions struct {
 	Events Events
 
 	// Hooks for predict, which runs the same engine.
-	command   string                             // runs.command and lock holder ("extract" if empty)
-	readOnly  bool                               // no lock, no run, no writes: vectors only flow to onFile
-	fixedSets []store.FeatureSet                 // use these sets (checked against the outputs) instead of creating them
-	onFile    func(FileOutcome) error            // every file, in input order, once its vector is known
-	skip      func(imageID int64) bool           // files of these known images are passed over (predict --new-only)
-	inputs    func(emit func(Input) error) error // the files, instead of Images or List
-	onDB      func(db *store.DB, runID int64)    // called once the run is recorded (writing runs)
+	command   string                                                    // runs.command and lock holder ("extract" if empty)
+	readOnly  bool                                                      // no lock, no run, no writes: vectors only flow to onFile
+	fixedSets []store.FeatureSet                                        // use these sets (checked against the outputs) instead of creating them
+	onFile    func(FileOutcome) error                                   // every file, in input order, once its vector is known
+	skip      func(imageID int64) bool                                  // files of these known images are passed over (predict --new-only)
+	inputs    func(emit func(Input) error, stats func(WalkStats)) error // the files, instead of Images or List
+	onDB      func(db *store.DB, runID int64)                           // called once the run is recorded (writing runs)
 	// beforeFinish runs after the last batch, before the run is closed.
 	beforeFinish func() error
 }
@@ -278,6 +278,9 @@ type engine struct {
 	fails    []store.Failure
 	recent   shaRing // shas written by this run recently (closes a lookup race)
 
+	// Counts of files whose rows wait on an image in flight (see pend).
+	pendingCounts map[string]store.Counts
+
 	// For onFile: outcomes in input order, waiting for their vectors.
 	queue      []*outcome
 	waiting    map[string][]*outcome // sha → outcomes in the forward batch
@@ -373,6 +376,7 @@ func (e *engine) run(ctx context.Context) error {
 	e.fwdItems = map[string]*store.Item{}
 	e.waiting = map[string][]*outcome{}
 	e.recentVecs = map[string][]float32{}
+	e.pendingCounts = map[string]store.Counts{}
 
 	// In-flight files are bounded: memory does not grow with the dataset.
 	window := (len(e.nets)+1)*e.batch + 4*e.workers
@@ -385,6 +389,7 @@ func (e *engine) run(ctx context.Context) error {
 	var total int64
 	var walkDone bool
 	var walkMu sync.Mutex
+	var unreadable []UnreadableDir // folders the walk could not list: failures
 	// Count the files first (a directory walk or a list read costs
 	// milliseconds), so that progress has a total and an ETA from the start;
 	// the producer below is held back by the in-flight window.
@@ -414,11 +419,9 @@ func (e *engine) run(ctx context.Context) error {
 		}
 		err := e.walk(emit, func(st WalkStats) {
 			walkMu.Lock()
-			e.skipped = st.Skipped
+			e.skipped += st.Skipped
+			unreadable = append(unreadable, st.Unreadable...)
 			walkMu.Unlock()
-			for _, u := range st.Unreadable {
-				e.ev.Failed(store.Failure{Path: u, Stage: "read", Message: "directory cannot be listed"})
-			}
 		})
 		walkMu.Lock()
 		walkDone = true
@@ -487,12 +490,24 @@ func (e *engine) run(ctx context.Context) error {
 	if loopErr != nil {
 		return loopErr
 	}
+	// A cancel that came after the last result (the walker stopped on it,
+	// or a --list - producer died with the same Ctrl-C) is an interrupt too.
+	if !interrupted && ctx.Err() != nil {
+		interrupted = true
+	}
+	walkMu.Lock()
+	for _, u := range unreadable {
+		e.count(store.Counts{Seen: 1, Failed: 1})
+		e.failRow(store.Failure{Path: u.Path, Stage: "read", Message: "cannot list this directory: " + u.Err.Error()})
+	}
+	walkMu.Unlock()
 	if interrupted {
 		// Stop after the batch that was being computed: drop the images
 		// gathered for the next forward pass, keep everything else.
 		for _, r := range e.fwd {
 			e.blobs.Put(r.blob)
 			delete(e.fwdItems, r.rec.SHA256)
+			e.unpend(r.rec.SHA256)
 		}
 		e.fwd = nil
 		if err := e.settleAll(); err != nil {
@@ -537,7 +552,7 @@ func (e *engine) walk(emit func(Input) error, stats func(WalkStats)) error {
 	o := e.o
 	switch {
 	case o.inputs != nil:
-		return o.inputs(emit)
+		return o.inputs(emit, stats)
 	case o.Images != "":
 		st, err := WalkImages(o.Images, emit)
 		if stats != nil {
@@ -686,37 +701,33 @@ func (e *engine) consume(r result) error {
 		out = &outcome{FileOutcome: FileOutcome{Input: r.in, SHA256: r.rec.SHA256, ImageID: r.imageID}}
 		e.queue = append(e.queue, out)
 		if (r.kind == kindPresent || r.kind == kindDup) && e.o.skip != nil && e.o.skip(r.imageID) {
-			e.counts.Seen++
-			e.delta.Seen++
-			e.counts.Present++
-			e.delta.Present++
+			e.count(store.Counts{Seen: 1, Present: 1})
 			out.Skipped, out.done = true, true
 			return e.drain()
 		}
 	}
-	e.counts.Seen++
-	e.delta.Seen++
 	switch r.kind {
 	case kindFailed:
-		e.fail(r.fail)
+		e.count(store.Counts{Seen: 1, Failed: 1})
+		e.failRow(r.fail)
 		if out != nil {
 			f := r.fail
 			out.Failure, out.done = &f, true
 		}
 	case kindPresent, kindDup:
-		if r.kind == kindPresent {
-			e.counts.Present++
-			e.delta.Present++
-		} else {
-			e.counts.Duplicates++
-			e.delta.Duplicates++
+		c := store.Counts{Seen: 1, Present: 1}
+		if r.kind == kindDup {
+			c = store.Counts{Seen: 1, Duplicates: 1}
 		}
-		if r.write {
-			if it := e.fwdItems[r.rec.SHA256]; it != nil {
-				it.Paths = append(it.Paths, r.path)
-			} else {
+		if it := e.fwdItems[r.rec.SHA256]; r.write && it != nil {
+			// Its path row goes with the image's batch, and so does its count.
+			it.Paths = append(it.Paths, r.path)
+			e.pend(r.rec.SHA256, c)
+		} else {
+			if r.write {
 				e.other = append(e.other, store.Item{Image: r.rec, Paths: []store.PathRecord{r.path}})
 			}
+			e.count(c)
 		}
 		if out != nil {
 			v, ok, err := e.db.Vector(e.bg, r.imageID, e.setIDs[0])
@@ -730,19 +741,21 @@ func (e *engine) consume(r result) error {
 		}
 	case kindForward:
 		sha := r.rec.SHA256
-		if it := e.fwdItems[sha]; it != nil || e.recent.has(sha) {
+		recent := e.recent.has(sha) && (e.o.onFile == nil || e.recentVecs[sha] != nil)
+		if it := e.fwdItems[sha]; it != nil || recent {
 			// The same content at another path, already in this batch or
 			// written by this run after the worker looked it up.
 			e.blobs.Put(r.blob)
-			e.counts.Duplicates++
-			e.delta.Duplicates++
+			c := store.Counts{Seen: 1, Duplicates: 1}
 			if it != nil {
 				it.Paths = append(it.Paths, r.path)
+				e.pend(sha, c)
 				if out != nil {
 					e.waiting[sha] = append(e.waiting[sha], out)
 				}
 			} else {
 				e.other = append(e.other, store.Item{Image: r.rec, Paths: []store.PathRecord{r.path}})
+				e.count(c)
 				if out != nil {
 					out.Vector, out.done = e.recentVecs[sha], true
 				}
@@ -751,6 +764,7 @@ func (e *engine) consume(r result) error {
 		}
 		e.fwd = append(e.fwd, &r)
 		e.fwdItems[sha] = &store.Item{Image: r.rec, Paths: []store.PathRecord{r.path}}
+		e.pend(sha, store.Counts{Seen: 1}) // extracted or failed: decided in finish
 		if out != nil {
 			e.waiting[sha] = append(e.waiting[sha], out)
 		}
@@ -758,14 +772,38 @@ func (e *engine) consume(r result) error {
 			return e.dispatch()
 		}
 	}
-	// Without forward passes (a rerun with nothing new), still commit
-	// path updates and failures regularly.
-	if len(e.fwd) == 0 && len(e.other)+len(e.fails) >= 512 {
+	// Commit path updates and failures regularly, also while images wait
+	// for a forward pass: they only ever refer to images already stored,
+	// and the counts of files still in flight are not in delta yet.
+	if len(e.other)+len(e.fails) >= 512 {
 		if err := e.write(); err != nil {
 			return err
 		}
 	}
 	return e.drain()
+}
+
+// count adds a settled file to the run's counters (committed with the next
+// write).
+func (e *engine) count(c store.Counts) {
+	e.counts = e.counts.Add(c)
+	e.delta = e.delta.Add(c)
+}
+
+// pend counts a file whose rows go with an image still waiting for its
+// forward pass: the live totals include it, the committed counters only once
+// the image's batch is written (finish), so that a run's counters always
+// match its rows, even after a kill.
+func (e *engine) pend(sha string, c store.Counts) {
+	e.counts = e.counts.Add(c)
+	e.pendingCounts[sha] = e.pendingCounts[sha].Add(c)
+}
+
+// unpend forgets the pending counts of an image dropped on an interrupt.
+func (e *engine) unpend(sha string) {
+	c := e.pendingCounts[sha]
+	delete(e.pendingCounts, sha)
+	e.counts = e.counts.Add(store.Counts{Seen: -c.Seen, Present: -c.Present, Duplicates: -c.Duplicates, Failed: -c.Failed, Extracted: -c.Extracted})
 }
 
 // outcome is a FileOutcome waiting in the queue.
@@ -787,10 +825,10 @@ func (e *engine) drain() error {
 	return nil
 }
 
-func (e *engine) fail(f store.Failure) {
+// failRow records a failure row and tells the user; counting is the
+// caller's (a file is counted once, whatever its number of rows).
+func (e *engine) failRow(f store.Failure) {
 	e.fails = append(e.fails, f)
-	e.counts.Failed++
-	e.delta.Failed++
 	e.ev.Failed(f)
 }
 
@@ -828,6 +866,7 @@ type fwdBatch struct {
 func (b *fwdBatch) run(ex *extract.Extractor) {
 	t0 := time.Now()
 	defer func() { b.dur = time.Since(t0) }()
+	defer func() { b.in = nil }() // a finished batch waiting for its turn holds no input
 	vecs, err := ex.Forward(b.in, b.n)
 	if err == nil {
 		b.vecs = vecs
@@ -864,6 +903,13 @@ func (e *engine) dispatch() error {
 	}
 	e.nextSeq++
 	e.fwd = nil
+	// At most nets+1 batches in flight, finished ones included: a stalled
+	// network must not let the others pile up results in memory.
+	for e.inFlight > len(e.nets) {
+		if err := e.received(<-e.fwdDone); err != nil {
+			return err
+		}
+	}
 	for {
 		select {
 		case e.fwdJobs <- b:
@@ -927,53 +973,67 @@ func (e *engine) finish(b *fwdBatch) error {
 	vecs := b.vecs
 	outs := e.ex.Outputs()
 	for i, r := range b.items {
-		it := e.fwdItems[r.rec.SHA256]
-		delete(e.fwdItems, r.rec.SHA256)
-		waiting := e.waiting[r.rec.SHA256]
-		delete(e.waiting, r.rec.SHA256)
-		settle := func(v []float32, f *store.Failure) {
-			for _, out := range waiting {
-				out.Vector, out.Failure, out.done = v, f, true
-			}
-		}
+		sha := r.rec.SHA256
+		it := e.fwdItems[sha]
+		delete(e.fwdItems, sha)
+		waiting := e.waiting[sha]
+		delete(e.waiting, sha)
+		pc := e.pendingCounts[sha]
+		delete(e.pendingCounts, sha)
+		var fails []store.Failure
+		var vec0 []float32
 		if vecs[i] == nil {
-			f := store.Failure{Path: r.in.Path, Stage: "forward", Message: "OpenCV's forward pass failed on this image"}
-			e.fail(f)
-			settle(nil, &f)
-			continue
-		}
-		want := map[int64]bool{}
-		for _, id := range r.missing {
-			want[id] = true
-		}
-		for j, v := range vecs[i] {
-			if !want[e.setIDs[j]] {
-				continue
+			fails = append(fails, store.Failure{Path: r.in.Path, Stage: "forward", Message: "OpenCV's forward pass failed on this image"})
+		} else {
+			want := map[int64]bool{}
+			for _, id := range r.missing {
+				want[id] = true
 			}
-			if k := extract.BadValue(v); k >= 0 {
-				f := store.Failure{Path: r.in.Path, Stage: "vector",
-					Message: fmt.Sprintf("layer %s: value %d of %d is %v", outs[j].Layer.Name, k, len(v), v[k])}
-				e.fail(f)
+			for j, v := range vecs[i] {
+				if !want[e.setIDs[j]] {
+					continue
+				}
+				if k := extract.BadValue(v); k >= 0 {
+					fails = append(fails, store.Failure{Path: r.in.Path, Stage: "vector",
+						Message: fmt.Sprintf("layer %s: value %d of %d is %v", outs[j].Layer.Name, k, len(v), v[k])})
+					continue
+				}
+				it.Vectors = append(it.Vectors, store.Vector{FeatureSetID: e.setIDs[j], Data: v})
 				if j == 0 {
-					settle(nil, &f)
-				}
-				continue
-			}
-			it.Vectors = append(it.Vectors, store.Vector{FeatureSetID: e.setIDs[j], Data: v})
-			if j == 0 {
-				settle(v, nil)
-				if e.o.onFile != nil {
-					e.recentVecs[r.rec.SHA256] = v
+					vec0 = v
 				}
 			}
 		}
-		if len(it.Vectors) == 0 {
+		if len(fails) > 0 {
+			// A file is extracted whole or not at all: nothing of it is
+			// stored, and the other paths of the same content fail with it.
+			for _, f := range fails {
+				e.failRow(f)
+			}
+			for _, p := range it.Paths[1:] {
+				e.failRow(store.Failure{Path: p.Path, Stage: fails[0].Stage, Message: "same content as " + r.in.Path + ": " + fails[0].Message})
+			}
+			moved := pc.Duplicates + pc.Present
+			e.counts = e.counts.Add(store.Counts{Duplicates: -pc.Duplicates, Present: -pc.Present, Failed: moved + 1})
+			pc.Duplicates, pc.Present, pc.Failed = 0, 0, pc.Failed+moved+1
+			e.delta = e.delta.Add(pc)
+			for _, out := range waiting {
+				f := fails[0]
+				out.Failure, out.done = &f, true
+			}
 			continue
 		}
+		pc.Extracted++
 		e.counts.Extracted++
-		e.delta.Extracted++
+		e.delta = e.delta.Add(pc)
+		for _, out := range waiting {
+			out.Vector, out.done = vec0, true
+		}
 		e.other = append(e.other, *it)
-		if old := e.recent.add(r.rec.SHA256); old != "" {
+		if e.o.onFile != nil {
+			e.recentVecs[sha] = vec0
+		}
+		if old := e.recent.add(sha); old != "" {
 			delete(e.recentVecs, old)
 		}
 	}

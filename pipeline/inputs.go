@@ -43,9 +43,15 @@ func IsImageName(name string) bool {
 
 // WalkStats counts what a directory walk passed over.
 type WalkStats struct {
-	Skipped    int      // non-image files (by extension) and hidden entries
-	Loops      int      // directory symlinks that led back to a directory already walked
-	Unreadable []string // directories that could not be listed, with the reason
+	Skipped    int             // non-image files (by extension) and hidden entries
+	Loops      int             // directory symlinks that led back to a directory already walked
+	Unreadable []UnreadableDir // directories that could not be listed
+}
+
+// UnreadableDir is a directory a walk could not list, and why.
+type UnreadableDir struct {
+	Path string
+	Err  error
 }
 
 // WalkImages visits the image files under root in a deterministic order
@@ -73,7 +79,7 @@ func WalkImages(root string, fn func(Input) error) (WalkStats, error) {
 	walk = func(dir, rel, label string, labeled bool) error {
 		fi, err := os.Stat(dir)
 		if err != nil {
-			st.Unreadable = append(st.Unreadable, fmt.Sprintf("%s: %v", dir, err))
+			st.Unreadable = append(st.Unreadable, UnreadableDir{dir, unwrapPathErr(err)})
 			return nil
 		}
 		if id, ok := fileID(fi); ok {
@@ -85,7 +91,7 @@ func WalkImages(root string, fn func(Input) error) (WalkStats, error) {
 		}
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			st.Unreadable = append(st.Unreadable, fmt.Sprintf("%s: %v", dir, err))
+			st.Unreadable = append(st.Unreadable, UnreadableDir{dir, unwrapPathErr(err)})
 			return nil
 		}
 		sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })

@@ -74,6 +74,9 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 	if len(o.Paths) == 0 && o.List == "" {
 		return sum, usagef("give image files or folders, or --list FILE")
 	}
+	if len(o.Paths) > 0 && o.List != "" {
+		return sum, usagef("give image files or folders, or --list FILE, not both")
+	}
 	if o.Emit == nil {
 		o.Emit = func(PredictRow) error { return nil }
 	}
@@ -106,7 +109,9 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 			return nil
 		}
 		err := wdb.WritePredictions(context.WithoutCancel(ctx), sum.RunID, pending)
-		sum.Stored += len(pending)
+		if err == nil {
+			sum.Stored += len(pending)
+		}
 		pending = pending[:0]
 		return err
 	}
@@ -186,11 +191,11 @@ func classifierModel(fs store.FeatureSet, override string) (extract.Model, error
 
 // pathInputs walks files and folders given on the command line, in order;
 // images in folders are unlabeled (predict does not label).
-func pathInputs(paths []string) func(emit func(Input) error) error {
+func pathInputs(paths []string) func(emit func(Input) error, stats func(WalkStats)) error {
 	if len(paths) == 0 {
 		return nil
 	}
-	return func(emit func(Input) error) error {
+	return func(emit func(Input) error, stats func(WalkStats)) error {
 		for _, p := range paths {
 			abs, err := filepath.Abs(p)
 			if err != nil {
@@ -198,10 +203,14 @@ func pathInputs(paths []string) func(emit func(Input) error) error {
 			}
 			fi, err := os.Stat(abs)
 			if err == nil && fi.IsDir() {
-				if _, err := WalkImages(abs, func(in Input) error {
+				st, err := WalkImages(abs, func(in Input) error {
 					in.Label, in.Labeled, in.KeepLabel = "", false, true
 					return emit(in)
-				}); err != nil {
+				})
+				if stats != nil {
+					stats(st)
+				}
+				if err != nil {
 					return err
 				}
 				continue

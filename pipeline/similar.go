@@ -291,7 +291,9 @@ func computeQuery(ctx context.Context, fs store.FeatureSet, o SimilarOptions, q 
 		MaxPixels: o.MaxPixels, Events: logEvents{o.Log},
 		command: "similar", readOnly: true, fixedSets: []store.FeatureSet{fs},
 		onFile: func(f FileOutcome) error { out = &f; return nil },
-		inputs: func(emit func(Input) error) error { return emit(Input{Path: q.Path, RelPath: o.Query}) },
+		inputs: func(emit func(Input) error, _ func(WalkStats)) error {
+			return emit(Input{Path: q.Path, RelPath: o.Query})
+		},
 	}
 	_, err = runEngine(ctx, eo)
 	switch {
