@@ -285,6 +285,7 @@ type engine struct {
 	queue      []*outcome
 	waiting    map[string][]*outcome // sha → outcomes in the forward batch
 	recentVecs map[string][]float32  // sha → vector, for shas in recent (onFile only)
+	recentLen  int                   // floats held in recentVecs
 
 	blobs sync.Pool
 
@@ -1031,6 +1032,10 @@ func (e *engine) finish(b *fwdBatch) error {
 		}
 		e.other = append(e.other, *it)
 		if e.o.onFile != nil {
+			// Bounded (128 MiB): a forgotten vector is computed again.
+			if e.recentLen += len(vec0); e.recentLen > 1<<25 {
+				e.recentVecs, e.recentLen = map[string][]float32{}, len(vec0)
+			}
 			e.recentVecs[sha] = vec0
 		}
 		if old := e.recent.add(sha); old != "" {
