@@ -652,7 +652,7 @@ func (e *engine) prepare(j job) result {
 		if len(missing) == 0 {
 			r.kind, r.write, r.imageID = kindDup, true, img.ID
 			r.rec = store.ImageRecord{SHA256: sha, Width: img.Width, Height: img.Height, Bytes: img.Bytes, Format: img.Format}
-			if pi, ok, _ := e.db.LookupPath(ctx, j.in.Path); ok && pi.SHA256 == sha {
+			if known && pi.SHA256 == sha {
 				r.kind = kindPresent // same path, same bytes, new mtime
 			}
 			return r
