@@ -1,10 +1,11 @@
 package classify
 
 import (
+	"pipeline/internal/testenv"
+
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -91,11 +92,7 @@ func writeLibsvmFile(t *testing.T, dir, name string, X [][]float64, y []int) str
 // needTool skips the test when a reference command-line tool is missing.
 func needTool(t *testing.T, names ...string) {
 	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s not installed (Debian: apt-get install libsvm-tools liblinear-tools): %v", n, err)
-		}
-	}
+	testenv.NeedTools(t, "Debian: apt-get install libsvm-tools liblinear-tools", names...)
 }
 
 func formatG(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

@@ -1,6 +1,8 @@
 package extract
 
 import (
+	"pipeline/internal/testenv"
+
 	"errors"
 	"fmt"
 	"math"
@@ -160,7 +162,7 @@ func TestExtractor_Pooling(t *testing.T) {
 func TestExtractor_OpenCLMatchesCPU(t *testing.T) {
 	devs, err := OpenCLDevices()
 	if err != nil || len(devs) == 0 {
-		t.Skipf("no OpenCL device (install pocl-opencl-icd): %v", err)
+		testenv.Missing(t, "no OpenCL device (install pocl-opencl-icd): %v", err)
 	}
 	model, _ := loadTestModel(t, "resnet-v1-torch-tiny.onnx", "torch")
 	in := blobs(t, model.Preprocess, 4)

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"pipeline/internal/testenv"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -806,17 +808,13 @@ func TestExamples(t *testing.T) {
 // loadable extension for the sqlite3 shell.
 func buildVec0(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"sqlite3", "gcc", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: %v", tool, err)
-		}
-	}
+	testenv.NeedTools(t, "Debian: sqlite3, gcc; go from go.dev", "sqlite3", "gcc", "go")
 	if _, err := os.Stat("/usr/include/sqlite3ext.h"); err != nil {
-		t.Skip("no sqlite3ext.h (Debian: libsqlite3-dev)")
+		testenv.Missing(t, "no sqlite3ext.h (Debian: libsqlite3-dev)")
 	}
 	out, err := exec.Command("sqlite3", ":memory:", "SELECT sqlite_version() >= '3.35'").Output()
 	if err != nil || strings.TrimSpace(string(out)) != "1" {
-		t.Skipf("sqlite3 shell older than 3.35 (%s, %v)", out, err)
+		testenv.Missing(t, "sqlite3 shell older than 3.35 (%s, %v)", out, err)
 	}
 	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/asg017/sqlite-vec-go-bindings").Output()
 	if err != nil {

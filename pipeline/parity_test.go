@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"pipeline/internal/testenv"
+
 	"bufio"
 	"context"
 	"fmt"
@@ -61,11 +63,7 @@ func classDataset(t *testing.T, dir, db string, classes []string, n int) {
 
 func needTools(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (Debian: libsvm-tools, liblinear-tools): %v", tool, err)
-		}
-	}
+	testenv.NeedTools(t, "Debian: libsvm-tools, liblinear-tools", tools...)
 }
 
 // TestFit_ParityWithCTools trains on CNN codes of the test models with our

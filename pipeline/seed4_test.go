@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"pipeline/internal/testenv"
+
 	"context"
 	"os"
 	"path/filepath"
@@ -20,7 +22,7 @@ func seed4Dir(t *testing.T) string {
 		t.Skip("-short: seed4 integration")
 	}
 	if _, err := os.Stat(seed4); err != nil {
-		t.Skipf("no %s: %v", seed4, err)
+		testenv.Missing(t, "no %s: %v", seed4, err)
 	}
 	abs, err := filepath.Abs(seed4)
 	if err != nil {

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The test command: formatting, vet, then every test with Mat leak tracking.
-# Run scripts/deps.sh --test once first on a fresh machine (.ci/run does).
+# The test command, the whole set-up included: installs what the tests need
+# (scripts/deps.sh --test: apt packages, only those missing), checks
+# formatting and go vet, then runs every test with Mat leak tracking.
+# Under CI (CI=true) a test that lacks a tool or dataset fails instead of
+# skipping (internal/testenv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/deps.sh --test
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:" $unformatted >&2

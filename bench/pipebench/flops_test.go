@@ -10,7 +10,8 @@ import (
 )
 
 // generatedGraph reads a generated model's graph from the cache, without
-// its weights; the test is skipped when the model was never generated.
+// its weights, generating the model first when it is not there (skipped
+// with -short: the full-size models are hundreds of MB).
 func generatedGraph(t *testing.T, name string) *onnx.Model {
 	t.Helper()
 	cache, err := extract.CacheDir()
@@ -19,7 +20,16 @@ func generatedGraph(t *testing.T, name string) *onnx.Model {
 	}
 	path := extract.GeneratedPath(cache, name)
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("%s not in the cache: run `pipeline models gen %s`", name, name)
+		if testing.Short() {
+			t.Skipf("-short: %s not in the cache (`pipeline models gen %s`)", name, name)
+		}
+		g, ok := extract.LookupGenerated(name)
+		if !ok {
+			t.Fatalf("no generated model %s", name)
+		}
+		if path, _, err = g.Ensure(cache); err != nil {
+			t.Fatal(err)
+		}
 	}
 	m, err := onnx.ReadGraph(path)
 	if err != nil {
