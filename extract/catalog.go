@@ -104,10 +104,17 @@ var (
 type UnknownModelError struct {
 	Name  string
 	Known []string
+	// Generated are the architectures the project writes itself: the only
+	// models usable without a download.
+	Generated []string
 }
 
 func (e *UnknownModelError) Error() string {
-	return fmt.Sprintf("unknown model %q (known: %s); see `pipeline models list`", e.Name, strings.Join(e.Known, ", "))
+	msg := fmt.Sprintf("unknown model %q (known: %s", e.Name, strings.Join(e.Known, ", "))
+	if len(e.Generated) > 0 {
+		msg += "; generated architectures with random weights, usable offline: " + strings.Join(e.Generated, ", ")
+	}
+	return msg + "); see `pipeline models list`"
 }
 
 // Is makes errors.Is(err, ErrUnknownModel) true.
@@ -337,7 +344,11 @@ func (c *Catalog) Lookup(name string) (ModelEntry, error) {
 			return e, nil
 		}
 	}
-	return ModelEntry{}, &UnknownModelError{Name: name, Known: c.Names()}
+	var gen []string
+	for _, g := range GeneratedModels() {
+		gen = append(gen, g.Name)
+	}
+	return ModelEntry{}, &UnknownModelError{Name: name, Known: c.Names(), Generated: gen}
 }
 
 // Add registers e in the user registry and saves it. The name must not be

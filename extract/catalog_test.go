@@ -137,7 +137,7 @@ func TestCatalog_Lookup(t *testing.T) {
 		if !errors.Is(err, ErrUnknownModel) {
 			t.Fatalf("err = %v, want ErrUnknownModel", err)
 		}
-		for _, want := range []string{`"vgg19"`, "vgg16, resnet50, resnet50-v2", "pipeline models list"} {
+		for _, want := range []string{`"vgg19"`, "vgg16, resnet50, resnet50-v2", "usable offline: resnet50-arch, resnet50-arch-torch, resnet50-v2-arch, vgg16-arch, vgg16-arch-torch", "pipeline models list"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not contain %q", err, want)
 			}

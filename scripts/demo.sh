@@ -15,7 +15,7 @@ if ! command -v go >/dev/null; then
   echo "demo: Go 1.26 or later is needed to build pipeline (https://go.dev/dl/)" >&2
   exit 1
 fi
-go build -buildvcs=auto -o bin/pipeline ./cmd/pipeline
+scripts/build.sh bin/pipeline
 p=bin/pipeline
 work=${DEMO_DIR:-demo}
 mkdir -p "$work"

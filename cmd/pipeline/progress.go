@@ -3,9 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 
 	"pipeline/pipeline"
 	"pipeline/store"
@@ -26,6 +30,13 @@ type progress struct {
 	drawn    bool
 	lastDone int64
 	e        *env
+	width    int // terminal columns (80 when unknown)
+
+	// The last figures the engine reported.
+	counts  store.Counts
+	total   int64
+	walking bool
+	seenAny bool
 }
 
 func newProgress(e *env, verb string) *progress {
@@ -33,7 +44,7 @@ func newProgress(e *env, verb string) *progress {
 	if e.tty {
 		every = 200 * time.Millisecond
 	}
-	return &progress{w: e.stderr, tty: e.tty, quiet: e.quiet, verb: verb, start: time.Now(), every: every, e: e}
+	return &progress{w: e.stderr, tty: e.tty, quiet: e.quiet, verb: verb, start: time.Now(), every: every, e: e, width: termWidth(e.stderr)}
 }
 
 func (p *progress) Started(info pipeline.StartInfo) {
@@ -72,6 +83,12 @@ func (p *progress) Progress(c store.Counts, total int64, walking bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// The total never shrinks on screen (after Ctrl-C the engine stops
+	// counting, which is no reason to show less work than was announced).
+	if total < p.total {
+		total = p.total
+	}
+	p.total, p.counts, p.walking, p.seenAny = total, c, walking, true
 	now := time.Now()
 	if p.last.IsZero() {
 		p.last = p.start
@@ -81,36 +98,69 @@ func (p *progress) Progress(c store.Counts, total int64, walking bool) {
 		return
 	}
 	p.last = now
-	el := now.Sub(p.start).Seconds()
-	rate := float64(c.Extracted) / max(el, 1e-9)
-	filesRate := float64(c.Seen) / max(el, 1e-9)
-	tot := fmt.Sprint(total)
-	if walking {
-		tot += "+"
-	}
-	eta := "?"
-	if !walking && filesRate > 0 {
-		eta = fmtDuration(time.Duration(float64(total-c.Seen) / filesRate * float64(time.Second)))
-	}
 	if p.tty {
-		frac := 0.0
-		if total > 0 {
-			frac = float64(c.Seen) / float64(total)
-		}
-		const width = 24
-		n := int(frac * width)
-		bar := strings.Repeat("#", n) + strings.Repeat(".", width-n)
-		fmt.Fprintf(p.w, "\r\033[K%s [%s] %d/%s  %.1f img/s  ETA %s  (new %d, present %d, dup %d, failed %d)",
-			p.verb, bar, c.Seen, tot, rate, eta, c.Extracted, c.Present, c.Duplicates, c.Failed)
-		p.drawn = true
+		p.draw(now)
 		return
 	}
 	if c.Seen == p.lastDone {
 		return
 	}
 	p.lastDone = c.Seen
+	rate, tot, eta := p.figures(now)
 	fmt.Fprintf(p.w, "%s: %d/%s files, %.1f images/s, ETA %s (new %d, present %d, duplicates %d, failed %d)\n",
 		p.verb, c.Seen, tot, rate, eta, c.Extracted, c.Present, c.Duplicates, c.Failed)
+}
+
+// figures are the rate of new images, the total as shown and the ETA. The
+// ETA counts only the work left: files already stored cost nothing, so the
+// rate it uses is that of the files that needed work (new, duplicate or
+// failed), and the files left are assumed to need it too.
+func (p *progress) figures(now time.Time) (rate float64, tot, eta string) {
+	c := p.counts
+	el := max(now.Sub(p.start).Seconds(), 1e-9)
+	rate = float64(c.Extracted) / el
+	tot = fmt.Sprint(p.total)
+	if p.walking {
+		tot += "+"
+	}
+	eta = "?"
+	worked := c.Seen - c.Present
+	left := p.total - c.Seen
+	switch {
+	case left <= 0 && !p.walking:
+		eta = "0s"
+	case !p.walking && worked > 0:
+		eta = fmtDuration(time.Duration(float64(left) / (float64(worked) / el) * float64(time.Second)))
+	}
+	return rate, tot, eta
+}
+
+// draw redraws the terminal line. It never wraps: the bar shrinks first,
+// then the line is cut to the terminal's width.
+func (p *progress) draw(now time.Time) {
+	c := p.counts
+	rate, tot, eta := p.figures(now)
+	tail := fmt.Sprintf(" %d/%s %.1f img/s ETA %s new %d dup %d fail %d",
+		c.Seen, tot, rate, eta, c.Extracted, c.Duplicates, c.Failed)
+	if c.Present > 0 {
+		tail += fmt.Sprintf(" had %d", c.Present)
+	}
+	width := p.width - 1 // the last column would wrap on some terminals
+	barw := min(24, width-len(p.verb)-len(tail)-3)
+	line := p.verb + tail
+	if barw >= 5 {
+		frac := 0.0
+		if p.total > 0 {
+			frac = min(float64(c.Seen)/float64(p.total), 1)
+		}
+		n := int(frac * float64(barw))
+		line = p.verb + " [" + strings.Repeat("#", n) + strings.Repeat(".", barw-n) + "]" + tail
+	}
+	if r := []rune(line); len(r) > width {
+		line = string(r[:width])
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s", line)
+	p.drawn = true
 }
 
 // clear removes the bar before a line is printed.
@@ -121,10 +171,13 @@ func (p *progress) clear() {
 	}
 }
 
-// Done ends the bar's line.
+// Done ends the bar's line; its last frame shows the final counts.
 func (p *progress) Done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.tty && p.seenAny && !p.quiet {
+		p.draw(time.Now())
+	}
 	if p.drawn {
 		fmt.Fprintln(p.w)
 		p.drawn = false
@@ -140,4 +193,18 @@ func fmtDuration(d time.Duration) string {
 		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 	}
 	return fmt.Sprintf("%ds", int(d.Seconds()))
+}
+
+// termWidth is the width of the terminal w writes to: its size when it is
+// one, else $COLUMNS, else 80.
+func termWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+			return cols
+		}
+	}
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+		return n
+	}
+	return 80
 }

@@ -10,34 +10,50 @@ import (
 	"pipeline/extract"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
-func init() {
-	register(command{"version", "tool, OpenCV and backend versions", cmdVersion})
-}
+// version and revision are set at build time by scripts/build.sh:
+// -ldflags "-X main.version=v1.2.3 -X main.revision=<commit>", so that a
+// binary built with -buildvcs=false (or outside the git tree) still says
+// what it is. Without them the Go build information is used.
+var (
+	version  = "dev"
+	revision = ""
+)
 
 // toolVersion is the version plus the VCS revision the binary was built from.
 func toolVersion() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		var rev, dirty string
+	bi, _ := debug.ReadBuildInfo()
+	return describeVersion(version, revision, bi)
+}
+
+// describeVersion prefers what the build stamped (ldflags), then the
+// module version and VCS settings Go records.
+func describeVersion(v, rev string, bi *debug.BuildInfo) string {
+	dirty := ""
+	if bi != nil {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				rev = s.Value
+				if rev == "" {
+					rev = s.Value
+				}
 			case "vcs.modified":
 				if s.Value == "true" {
 					dirty = "+dirty"
 				}
 			}
 		}
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev != "" {
-			v += " (" + rev + dirty + ")"
-		}
+	}
+	if strings.HasSuffix(rev, "+dirty") {
+		rev, dirty = strings.TrimSuffix(rev, "+dirty"), "+dirty"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		v += " (" + rev + dirty + ")"
 	}
 	return v
 }
