@@ -127,7 +127,7 @@ func cmdEval(e *env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usageError("eval: want one classifier name")
+		return usageError("eval: want one classifier name; %s", classifierNames(e, *db))
 	}
 	res, err := pipeline.Eval(e.ctx, *db, pos[0])
 	if err != nil {

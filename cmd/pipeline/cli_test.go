@@ -114,6 +114,21 @@ func TestCLI_Workflow(t *testing.T) {
 	run(t, dbEnv, "fit", "--layer", "fc2", "--name", "x", "--cv", "50").want(t, 5, "fewer than the 50 folds")
 	run(t, dbEnv, "fit", "--layer", "fc2", "--name", "x", "--clf", "tree").want(t, 2, `classifier "tree"`)
 	run(t, dbEnv, "eval", "nope").want(t, 2, `classifier "nope"`, "lr")
+	run(t, dbEnv, "eval").want(t, 2, "want one classifier name", "stored classifiers: lr (logreg on fc2)")
+	r = run(t, dbEnv, "classifiers", "--json")
+	r.want(t, 0)
+	var cls []struct {
+		Name, Kind, Layer string
+		Dim               int
+		Train, Test       int
+		CVAccuracy        *float64 `json:"cv_accuracy"`
+		CVFolds           int      `json:"cv_folds"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &cls); err != nil || len(cls) != 1 || cls[0].Name != "lr" || cls[0].Kind != "logreg" ||
+		cls[0].Layer != "fc2" || cls[0].Train != 60 || cls[0].Test != 15 || cls[0].CVAccuracy == nil || cls[0].CVFolds != 3 {
+		t.Fatalf("classifiers --json: %v %+v\n%s", err, cls, r.stdout)
+	}
+	run(t, dbEnv, "classifiers").want(t, 0, "NAME", "lr", "logreg", "fc2", "60/15", fmt.Sprintf("%.3f ± ", *cls[0].CVAccuracy), "(3-fold)")
 
 	// Eval in one process and predict in another agree on the held-out split.
 	r = run(t, dbEnv, "eval", "lr", "--json")
@@ -192,12 +207,13 @@ func TestCLI_Errors(t *testing.T) {
 		`unknown layer "fc9"`, "aliases: block1_pool, block2_pool, block3_pool, flatten, fc1, fc2, predictions")
 	run(t, dbEnv, "extract", "--model", tiny, "--layer", "fc2", "--images", imgs).want(t, 2, "--preprocess caffe")
 	run(t, dbEnv, "extract", "--model", "vgg16", "--layer", "fc2", "--images", imgs).want(t, 1, "model vgg16 is not in the cache", "pipeline models pull vgg16")
-	run(t, dbEnv, "extract", "--model", "vgg17", "--layer", "fc2", "--images", imgs).want(t, 2, `unknown model "vgg17"`)
+	run(t, dbEnv, "extract", "--model", "vgg17", "--layer", "fc2", "--images", imgs).want(t, 2, `unknown model "vgg17"`, "usable offline: resnet50-arch")
 	run(t, dbEnv, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--images", imgs, "--backend", "cuda").want(t, 2,
 		"--backend cuda --target fp32 is not available in this OpenCV build")
 	run(t, dbEnv, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2").want(t, 2, "give --images DIR or --list FILE")
 	run(t, nil, "frobnicate").want(t, 2, `unknown command "frobnicate"`)
 	run(t, nil, "version").want(t, 0, "opencv     4.6.0", "backends   cpu/fp32")
+	run(t, nil, "models").want(t, 0, "LAYER NAMES", "LAYER NAMES is the family of --layer aliases")
 	run(t, nil, "layers", "--model", tiny, "--aliases").want(t, 0, "onnx_node!vgg0_dense1_relu_fwd", "fc2")
 
 	// A corrupt file among good ones: the run finishes, exit code 3, one line naming it.

@@ -91,7 +91,7 @@ func modelsList(e *env, args []string) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tFORMAT\tSIZE\tSHA256\tINPUT\tPREPROCESS\tALIASES\tCACHED")
+	fmt.Fprintln(tw, "NAME\tKIND\tFORMAT\tSIZE\tSHA256\tINPUT\tPREPROCESS\tLAYER NAMES\tCACHED")
 	for _, r := range rows {
 		size, sha := "-", "-"
 		if r.Size > 0 {
@@ -110,14 +110,14 @@ func modelsList(e *env, args []string) error {
 		}
 		aliases := r.Aliases
 		if aliases == "" {
-			aliases = "from graph"
+			aliases = "found in graph"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Format, size, sha, r.Input, pre, aliases, cached)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\ncache: %s\n`pipeline models pull NAME` downloads a builtin model; generated architectures have random weights (tests, benchmarks, demos) and are written on first use.\nAliases: vgg = block1_pool..block5_pool, flatten, fc1, fc2, predictions; resnet = conv1_relu, pool1_pool, convS_blockB_out, avg_pool, predictions (`pipeline layers --model NAME`).\n", cat.Dir())
+	fmt.Fprintf(e.stdout, "\ncache: %s\n`pipeline models pull NAME` downloads a builtin model; generated architectures have random weights (tests, benchmarks, demos) and are written on first use.\nLAYER NAMES is the family of --layer aliases the model answers to: vgg = block1_pool..block5_pool, flatten, fc1, fc2, predictions; resnet = conv1_relu, pool1_pool, convS_blockB_out, avg_pool, predictions (`pipeline layers --model NAME`).\n", cat.Dir())
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -69,17 +70,19 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func usage(w io.Writer) {
-	sort.Slice(commands, func(i, j int) bool { return commandOrder(commands[i].name) < commandOrder(commands[j].name) })
+	// A sorted copy: Run reads the table from concurrent calls (tests).
+	sorted := slices.Clone(commands)
+	sort.SliceStable(sorted, func(i, j int) bool { return commandOrder(sorted[i].name) < commandOrder(sorted[j].name) })
 	fmt.Fprintln(w, "pipeline: CNN codes of images into SQLite, and classical classifiers on them.")
 	fmt.Fprintln(w, "\nUsage: pipeline COMMAND [flags] [args]\n\nCommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	for _, c := range sorted {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\n`pipeline COMMAND --help` describes a command's flags. Exit codes: see README.md.")
 }
 
 func commandOrder(name string) int {
-	order := []string{"extract", "fit", "eval", "predict", "export", "similar", "sql", "runs", "check", "models", "layers", "version"}
+	order := []string{"extract", "fit", "eval", "predict", "classifiers", "export", "similar", "sql", "runs", "check", "models", "layers", "version"}
 	for i, n := range order {
 		if n == name {
 			return i

@@ -19,6 +19,10 @@ var (
 	revision = ""
 )
 
+func init() {
+	register(command{"version", "tool, OpenCV and backend versions", cmdVersion})
+}
+
 // toolVersion is the version plus the VCS revision the binary was built from.
 func toolVersion() string {
 	bi, _ := debug.ReadBuildInfo()
