@@ -356,7 +356,7 @@ func testInput(t *testing.T, p Preprocess, seed uint64) ([]float32, []float64) {
 	pix, img := randomImage(t, seed, p.Width, p.Height)
 	defer img.Close()
 	blob := make([]float32, 3*p.Width*p.Height)
-	if err := p.Blob(img, blob); err != nil {
+	if err := p.blobFromMat(img, blob); err != nil {
 		t.Fatal(err)
 	}
 	return blob, referenceInput(p, pix, p.Width, p.Height)

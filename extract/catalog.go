@@ -622,19 +622,25 @@ func (c *Catalog) updateRegistry(change func([]ModelEntry) ([]ModelEntry, error)
 // The input blob and shape are left to be read from the graph.
 func NewLocalModel(name, file, config string, o Overrides) (ModelEntry, error) {
 	e := ModelEntry{Name: strings.ToLower(strings.TrimSpace(name)), Local: true}
-	switch ext := strings.ToLower(filepath.Ext(file)); ext {
-	case ".onnx":
-		e.Format = FormatONNX
-	case ".caffemodel":
-		e.Format = FormatCaffe
+	format, err := FormatOf(file)
+	if err != nil {
+		return ModelEntry{}, modelSpecf("model %s: cannot tell the format of %s from %q: want %s", e.Name, file, filepath.Ext(file), formatsHelp)
+	}
+	e.Format = format
+	if strings.EqualFold(filepath.Ext(file), ".prototxt") {
+		// The definition given as the model, as --model accepts: the
+		// weights are beside it.
 		if config == "" {
-			return ModelEntry{}, fmt.Errorf("model %s: a Caffe model needs its network definition: add --config PATH.prototxt", e.Name)
+			config = file
 		}
-	case ".pb":
-		e.Format = FormatTensorFlow
-	default:
-		return ModelEntry{}, fmt.Errorf("model %s: cannot tell the format of %s from %q: want .onnx, .caffemodel (with --config .prototxt) or .pb (frozen TensorFlow graph)",
-			e.Name, file, ext)
+		file = strings.TrimSuffix(file, filepath.Ext(file)) + ".caffemodel"
+	}
+	if e.Format == FormatCaffe && config == "" {
+		if guess := caffeConfigBeside(file); fileExists(guess) {
+			config = guess
+		} else {
+			return ModelEntry{}, modelSpecf("model %s: a Caffe model needs its network definition: add --config PATH.prototxt", e.Name)
+		}
 	}
 	mf, err := localFile(file)
 	if err != nil {
@@ -675,4 +681,9 @@ func localFile(path string) (ModelFile, error) {
 	// The mtime read before hashing: a write during the hash then shows
 	// as a change next time instead of being trusted.
 	return ModelFile{File: filepath.Base(abs), Path: abs, Size: n, SHA256: sum, ModTime: st.ModTime().UnixNano()}, nil
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }

@@ -94,10 +94,10 @@ type DecodeOptions struct {
 	MinWidth, MinHeight int
 }
 
-// Decode turns the bytes of an image file into an 8-bit, 3-channel BGR Mat
+// decodeMat turns the bytes of an image file into an 8-bit, 3-channel BGR Mat
 // (EXIF orientation applied, grayscale expanded, alpha dropped, 16-bit scaled
 // to 8-bit). The caller closes the Mat.
-func Decode(b []byte, opt DecodeOptions) (gocv.Mat, ImageInfo, error) {
+func decodeMat(b []byte, opt DecodeOptions) (gocv.Mat, ImageInfo, error) {
 	info := ImageInfo{Format: Sniff(b)}
 	if len(b) == 0 {
 		return gocv.Mat{}, info, fmt.Errorf("%w (0 bytes)", ErrEmptyFile)

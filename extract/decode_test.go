@@ -88,7 +88,7 @@ func TestDecode(t *testing.T) {
 	}
 
 	t.Run("OK_PNG", func(t *testing.T) {
-		m, info, err := Decode(encodePNG(t, rgba), DecodeOptions{})
+		m, info, err := decodeMat(encodePNG(t, rgba), DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestDecode(t *testing.T) {
 		// Orientation 6: the stored image must be rotated 90° clockwise to
 		// display: 6x4 becomes 4x6 and the red left half goes to the top.
 		data := withEXIFOrientation(encodeJPEG(t, rgba, 100), 6)
-		m, info, err := Decode(data, DecodeOptions{})
+		m, info, err := decodeMat(data, DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +126,7 @@ func TestDecode(t *testing.T) {
 		for i := range g.Pix {
 			g.Pix[i] = 77
 		}
-		m, _, err := Decode(encodePNG(t, g), DecodeOptions{})
+		m, _, err := decodeMat(encodePNG(t, g), DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestDecode(t *testing.T) {
 		for i := 0; i < len(n.Pix); i += 4 {
 			copy(n.Pix[i:], []byte{30, 60, 90, 0}) // fully transparent
 		}
-		m, _, err := Decode(encodePNG(t, n), DecodeOptions{})
+		m, _, err := decodeMat(encodePNG(t, n), DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestDecode(t *testing.T) {
 				n.SetNRGBA64(x, y, color.NRGBA64{R: 0xffff, G: 0x8000, B: 0x0100, A: 0xffff})
 			}
 		}
-		m, _, err := Decode(encodePNG(t, n), DecodeOptions{})
+		m, _, err := decodeMat(encodePNG(t, n), DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +177,7 @@ func TestDecode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, _, err := Decode(data, DecodeOptions{})
+		m, _, err := decodeMat(data, DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +218,7 @@ func TestDecode(t *testing.T) {
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
-			m, _, err := Decode(c.data(t), DecodeOptions{MaxPixels: 100_000_000})
+			m, _, err := decodeMat(c.data(t), DecodeOptions{MaxPixels: 100_000_000})
 			if err == nil {
 				m.Close()
 				t.Fatal("no error")

@@ -20,7 +20,7 @@ func blobs(t *testing.T, p Preprocess, n int) []float32 {
 	out := make([]float32, n*inLen)
 	for i := 0; i < n; i++ {
 		_, img := randomImage(t, uint64(100+i), p.Width, p.Height)
-		err := p.Blob(img, out[i*inLen:(i+1)*inLen])
+		err := p.blobFromMat(img, out[i*inLen:(i+1)*inLen])
 		img.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -92,7 +92,7 @@ func TestExtractor_Pooling(t *testing.T) {
 	pix, img := randomImage(t, 5, p.Width, p.Height)
 	defer img.Close()
 	blob := make([]float32, 3*p.Width*p.Height)
-	if err := p.Blob(img, blob); err != nil {
+	if err := p.blobFromMat(img, blob); err != nil {
 		t.Fatal(err)
 	}
 	in := onnx.NewFloat64(model.Input, []int{1, 3, p.Height, p.Width}, referenceInput(p, pix, p.Width, p.Height))

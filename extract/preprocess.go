@@ -2,6 +2,7 @@ package extract
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"sort"
@@ -333,9 +334,9 @@ func roundHalfEven(v float64) float64 {
 	return t
 }
 
-// Blob writes the preprocessed image into dst (3*Height*Width float32, CHW)
+// blobFromMat writes the preprocessed image into dst (3*Height*Width float32, CHW)
 // from an 8-bit, 3-channel BGR image. The caller keeps ownership of img.
-func (p Preprocess) Blob(img gocv.Mat, dst []float32) error {
+func (p Preprocess) blobFromMat(img gocv.Mat, dst []float32) error {
 	if img.Empty() {
 		return fmt.Errorf("preprocess: empty image")
 	}
@@ -430,14 +431,33 @@ func resizeNearestPIL(img gocv.Mat, w, h int) (gocv.Mat, error) {
 // FileBlob decodes an image file's bytes and preprocesses it into a new
 // blob (3*Height*Width float32, CHW): what extraction feeds the network.
 func (p Preprocess) FileBlob(data []byte, opt DecodeOptions) ([]float32, ImageInfo, error) {
-	m, info, err := Decode(data, opt)
+	blob := make([]float32, p.BlobLen())
+	info, err := p.DecodeInto(data, opt, blob)
 	if err != nil {
-		return nil, info, err
-	}
-	defer m.Close()
-	blob := make([]float32, 3*p.Width*p.Height)
-	if err := p.Blob(m, blob); err != nil {
 		return nil, info, err
 	}
 	return blob, info, nil
 }
+
+// BlobLen is the length of one image's network input: 3*Height*Width.
+func (p Preprocess) BlobLen() int { return 3 * p.Width * p.Height }
+
+// DecodeInto decodes an image file's bytes and writes its network input
+// into dst (BlobLen() float32, CHW). The decoded image never leaves the
+// package: its Mat is closed before DecodeInto returns. Errors from
+// decoding wrap the decode errors (ErrTooLarge for the size check); an
+// error after decoding (preprocessing) is an ErrPreprocess.
+func (p Preprocess) DecodeInto(data []byte, opt DecodeOptions, dst []float32) (ImageInfo, error) {
+	m, info, err := decodeMat(data, opt)
+	if err != nil {
+		return info, err
+	}
+	defer m.Close()
+	if err := p.blobFromMat(m, dst); err != nil {
+		return info, fmt.Errorf("%w: %w", ErrPreprocess, err)
+	}
+	return info, nil
+}
+
+// ErrPreprocess: a decoded image could not be turned into the network input.
+var ErrPreprocess = errors.New("preprocess")

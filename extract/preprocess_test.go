@@ -27,7 +27,7 @@ func bgrMat(t *testing.T, w, h int, px func(x, y int) [3]byte) gocv.Mat {
 func blobOf(t *testing.T, p Preprocess, m gocv.Mat) []float32 {
 	t.Helper()
 	dst := make([]float32, 3*p.Width*p.Height)
-	if err := p.Blob(m, dst); err != nil {
+	if err := p.blobFromMat(m, dst); err != nil {
 		t.Fatal(err)
 	}
 	return dst

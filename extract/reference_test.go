@@ -154,7 +154,7 @@ func TestAliases_MatchReference(t *testing.T) {
 			pix, img := randomImage(t, 1, p.Width, p.Height)
 			defer img.Close()
 			blob := make([]float32, ex.InputLen())
-			if err := p.Blob(img, blob); err != nil {
+			if err := p.blobFromMat(img, blob); err != nil {
 				t.Fatal(err)
 			}
 			got, err := ex.Forward(blob, 1)
@@ -224,7 +224,7 @@ func TestOpsModel_MatchesReference(t *testing.T) {
 	pix, img := randomImage(t, 2, p.Width, p.Height)
 	defer img.Close()
 	blob := make([]float32, ex.InputLen())
-	if err := p.Blob(img, blob); err != nil {
+	if err := p.blobFromMat(img, blob); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ex.Forward(blob, 1)
@@ -309,7 +309,7 @@ func TestExtractor_FusedBatchNorm(t *testing.T) {
 	pix, img := randomImage(t, 9, p.Width, p.Height)
 	defer img.Close()
 	blob := make([]float32, ex.InputLen())
-	if err := p.Blob(img, blob); err != nil {
+	if err := p.blobFromMat(img, blob); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ex.Forward(blob, 1)

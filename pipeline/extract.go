@@ -21,7 +21,7 @@ import (
 // ExtractOptions configure one `pipeline extract` run.
 type ExtractOptions struct {
 	DB      string        // database path
-	Model   extract.Model // resolved model (ResolveModel)
+	Model   extract.Model // resolved model (extract.ResolveModel)
 	Layers  []string      // --layer
 	Pool    string        // --pool: avg, max, none
 	Compute extract.Compute
@@ -661,24 +661,20 @@ func (e *engine) prepare(j job) result {
 	} else {
 		r.missing = e.setIDs
 	}
-	m, info, err := extract.Decode(data, extract.DecodeOptions{
+	blob := e.blobs.Get().([]float32)
+	info, err := e.ex.Preprocess().DecodeInto(data, extract.DecodeOptions{
 		MaxPixels: e.o.MaxPixels, Reduce: e.o.Reduce,
 		MinWidth: e.ex.Preprocess().Width, MinHeight: e.ex.Preprocess().Height,
-	})
+	}, blob)
 	if err != nil {
+		e.blobs.Put(blob)
 		stage := "decode"
 		if errors.Is(err, extract.ErrTooLarge) {
 			stage = "size"
 		}
 		return fail(stage, err)
 	}
-	defer m.Close()
 	r.rec.Width, r.rec.Height, r.rec.Format = info.Width, info.Height, info.Format
-	blob := e.blobs.Get().([]float32)
-	if err := e.ex.Preprocess().Blob(m, blob); err != nil {
-		e.blobs.Put(blob)
-		return fail("decode", err)
-	}
 	r.kind, r.blob = kindForward, blob
 	return r
 }

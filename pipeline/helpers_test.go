@@ -44,7 +44,7 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	m, err := ResolveModel(ModelSpec{Model: s.Model, Overrides: extract.Overrides{Preset: s.Preset}, NeedPreprocess: true})
+	m, err := extract.ResolveModel(extract.ModelSpec{Model: s.Model, Overrides: extract.Overrides{Preset: s.Preset}, NeedPreprocess: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -66,7 +66,7 @@ const tinyVGG = "../testdata/models/vgg-zoo-tiny.onnx"
 // tinyModel resolves a committed test model with a preset.
 func tinyModel(t *testing.T, file, preset string) extract.Model {
 	t.Helper()
-	m, err := ResolveModel(ModelSpec{Model: file, Overrides: extract.Overrides{Preset: preset}, NeedPreprocess: true, CacheDir: t.TempDir()})
+	m, err := extract.ResolveModel(extract.ModelSpec{Model: file, Overrides: extract.Overrides{Preset: preset}, NeedPreprocess: true, CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestExtract_Seed4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	model, err := ResolveModel(ModelSpec{Model: "vgg16-arch", CacheDir: cache, NeedPreprocess: true})
+	model, err := extract.ResolveModel(extract.ModelSpec{Model: "vgg16-arch", CacheDir: cache, NeedPreprocess: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,7 +100,7 @@ func Similar(ctx context.Context, o SimilarOptions) (SimilarResult, error) {
 		return res, usagef("--metric %s: want cosine or l2", o.Metric)
 	}
 	res.Metric, res.K = metric, o.K
-	if o.ModelPath == "" && looksLikePath(o.Set.Model) {
+	if o.ModelPath == "" && extract.LooksLikePath(o.Set.Model) {
 		if fi, err := os.Stat(o.Set.Model); err == nil && fi.Mode().IsRegular() {
 			// Path models are stored under their file name.
 			o.ModelPath, o.Set.Model = o.Set.Model, filepath.Base(o.Set.Model)
@@ -321,7 +321,7 @@ func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model,
 	if override != "" {
 		name = override
 	}
-	m, err := ResolveModel(ModelSpec{Model: name})
+	m, err := extract.ResolveModel(extract.ModelSpec{Model: name})
 	if err != nil {
 		if override == "" {
 			return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v): pass %s PATH to the file",

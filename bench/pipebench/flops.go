@@ -8,7 +8,6 @@ import (
 
 	"pipeline/extract"
 	"pipeline/extract/onnx"
-	"pipeline/pipeline"
 )
 
 // Cost is the arithmetic of one image through a network up to a layer.
@@ -163,7 +162,7 @@ func cmdFlops(args []string, stdout, stderr io.Writer) error {
 // resolveModel resolves a model name as `pipeline extract --model` does,
 // generating a generated architecture into the cache if needed.
 func resolveModel(name string) (extract.Model, error) {
-	return pipeline.ResolveModel(pipeline.ModelSpec{Model: name, NeedPreprocess: true})
+	return extract.ResolveModel(extract.ModelSpec{Model: name, NeedPreprocess: true})
 }
 
 func sortedKeys[V any](m map[string]V) []string {

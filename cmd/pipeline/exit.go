@@ -68,7 +68,7 @@ func ExitCode(err error) int {
 		errors.Is(err, pipeline.ErrNoVector), errors.Is(err, store.ErrZeroVector):
 		return ExitData
 	case errors.Is(err, extract.ErrUnknownLayer), errors.Is(err, extract.ErrBackendUnavailable),
-		errors.Is(err, extract.ErrUnknownModel), errors.Is(err, classify.ErrUnknownClassifier),
+		errors.Is(err, extract.ErrUnknownModel), errors.Is(err, extract.ErrModelSpec), errors.Is(err, classify.ErrUnknownClassifier),
 		errors.Is(err, classify.ErrUnknownKernel), errors.Is(err, classify.ErrBadParam),
 		errors.Is(err, store.ErrUnknownClassifier), errors.Is(err, store.ErrClassifierExists),
 		errors.Is(err, pipeline.ErrAmbiguous), errors.Is(err, store.ErrUnknownFeatureSet),

@@ -41,8 +41,8 @@ func addPreprocessFlags(fs *flag.FlagSet, pre *extract.Overrides, presetDefault 
 	fs.StringVar(&pre.Interp, "interp", "", "bilinear, nearest (PIL's, as Keras), area or bicubic")
 }
 
-func (m modelFlags) spec() pipeline.ModelSpec {
-	return pipeline.ModelSpec{Model: m.model, Config: m.config, Overrides: m.pre}
+func (m modelFlags) spec() extract.ModelSpec {
+	return extract.ModelSpec{Model: m.model, Config: m.config, Overrides: m.pre}
 }
 
 // dbPath is --db, else $PIPELINE_DB, else ./features.db.
@@ -84,7 +84,7 @@ func cmdExtract(e *env, args []string) error {
 	}
 	spec := mf.spec()
 	spec.NeedPreprocess = true
-	model, err := pipeline.ResolveModel(spec)
+	model, err := extract.ResolveModel(spec)
 	if err != nil {
 		return err
 	}

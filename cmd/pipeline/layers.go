@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 
 	"pipeline/extract"
-	"pipeline/pipeline"
 )
 
 func init() {
@@ -36,7 +35,7 @@ func cmdLayers(e *env, args []string) error {
 	if mf.model == "" {
 		return usageError("layers: --model is required")
 	}
-	model, err := pipeline.ResolveModel(mf.spec())
+	model, err := extract.ResolveModel(mf.spec())
 	if err != nil {
 		return err
 	}
