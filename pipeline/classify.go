@@ -21,10 +21,11 @@ var ErrAmbiguous = errors.New("ambiguous feature set")
 var ErrNoFeatures = errors.New("no such feature set")
 
 // SetQuery names a feature set the way users do: --layer (alias or OpenCV
-// name), optionally --model, or --set ID.
+// name), optionally --model and --pool, or --set ID.
 type SetQuery struct {
 	Layer string
 	Model string
+	Pool  string // avg, max, none; "" = any (see poolMatches)
 	ID    int64
 }
 
@@ -41,13 +42,16 @@ func ResolveFeatureSet(ctx context.Context, db *store.DB, q SetQuery) (store.Fea
 		return store.FeatureSet{}, usagef("name the feature set with --layer (e.g. fc2), --model if several models have it, or --set ID; %s",
 			listSets(ctx, db))
 	}
+	if err := checkPool(q.Pool); err != nil {
+		return store.FeatureSet{}, err
+	}
 	sets, err := db.FindFeatureSets(ctx, q.Layer, q.Model)
 	if err != nil {
 		return store.FeatureSet{}, err
 	}
 	var withVectors []store.FeatureSet
 	for _, s := range sets {
-		if s.Vectors > 0 {
+		if s.Vectors > 0 && poolMatches(s, q.Pool) {
 			withVectors = append(withVectors, s)
 		}
 	}
@@ -55,18 +59,9 @@ func ResolveFeatureSet(ctx context.Context, db *store.DB, q SetQuery) (store.Fea
 	case len(withVectors) == 1:
 		return withVectors[0], nil
 	case len(withVectors) == 0:
-		what := "--layer " + q.Layer
-		if q.Model != "" {
-			what += " --model " + q.Model
-		}
-		return store.FeatureSet{}, fmt.Errorf("%w: no feature set with vectors matches %s; %s (run `pipeline extract` first)", ErrNoFeatures, what, listSets(ctx, db))
+		return store.FeatureSet{}, fmt.Errorf("%w: no feature set with vectors matches %s; %s (run `pipeline extract` first)", ErrNoFeatures, q.flags(), listSets(ctx, db))
 	}
-	var names []string
-	for _, s := range withVectors {
-		names = append(names, s.String())
-	}
-	return store.FeatureSet{}, fmt.Errorf("%w: --layer %s matches %d feature sets: %s; add --model NAME or use --set ID",
-		ErrAmbiguous, q.Layer, len(withVectors), strings.Join(names, "; "))
+	return store.FeatureSet{}, ambiguous(q, withVectors)
 }
 
 func listSets(ctx context.Context, db *store.DB) string {

@@ -25,6 +25,7 @@ func init() {
 func addSetFlags(fs *flag.FlagSet, q *pipeline.SetQuery) {
 	fs.StringVar(&q.Layer, "layer", "", "feature set: layer alias or OpenCV name as extract stored it (e.g. fc2)")
 	fs.StringVar(&q.Model, "model", "", "model name, when several models have that layer")
+	fs.StringVar(&q.Pool, "pool", "", "pooling of the feature set, when the layer was stored with several: avg, max or none (layers that are vectors, such as fc2, match any)")
 	fs.Int64Var(&q.ID, "set", 0, "feature set id (pipeline sql \"SELECT id, model_name, alias, layer, pooling, dim FROM feature_sets\")")
 }
 
