@@ -86,9 +86,12 @@ type FitOptions struct {
 	CV       int  // folds; 0 = no cross-validation report
 	Grid     bool // search C (and gamma) first
 	TestFrac float64
-	Wait     time.Duration
-	Args     []string
-	Log      func(format string, args ...any)
+	// ResetSplit deletes the automatic split first (the user's stays), so
+	// that TestFrac makes a new one.
+	ResetSplit bool
+	Wait       time.Duration
+	Args       []string
+	Log        func(format string, args ...any)
 }
 
 // FitResult is what fit did (the --json contract).
@@ -184,7 +187,7 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, res *FitResult, logf f
 		return err
 	}
 	res.FeatureSet = fs
-	added, err := db.AssignSplit(bg, o.TestFrac)
+	added, err := assignSplit(bg, db, o.TestFrac, o.ResetSplit, "fit", logf)
 	if err != nil {
 		return err
 	}
@@ -441,4 +444,23 @@ func Eval(ctx context.Context, dbPath, name string) (*EvalResult, error) {
 		res.Errors = append(res.Errors, m)
 	}
 	return res, nil
+}
+
+// assignSplit completes the automatic split (after deleting it, with
+// reset). A test fraction that differs from the stored one is an error that
+// names the command that starts the split over.
+func assignSplit(ctx context.Context, db *store.DB, testFrac float64, reset bool, cmd string, logf func(string, ...any)) (int, error) {
+	if reset {
+		n, err := db.ResetSplit(ctx)
+		if err != nil {
+			return 0, err
+		}
+		logf("%s: deleted the automatic split of %d images; the split chosen by the user (folder layout, extract --split) stays", cmd, n)
+	}
+	added, err := db.AssignSplit(ctx, testFrac)
+	if errors.Is(err, store.ErrSplitFrac) {
+		return 0, fmt.Errorf("%w; to make a new automatic split with this fraction, run `pipeline fit --reset-split --test-frac %v` with the other fit flags (held-out images may then become training images of classifiers fitted before: evaluate those again), or leave --test-frac out",
+			err, testFrac)
+	}
+	return added, err
 }
