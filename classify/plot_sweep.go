@@ -43,8 +43,9 @@ func PlotSweep(layers []string, series []SweepSeries, title string) ([]byte, err
 	p.Title.Text = title
 	p.X.Label.Text = "layer (shallow to deep)"
 	p.Y.Label.Text = "CV accuracy (mean ± std over folds)"
-	p.Legend.Top = true
-	p.Legend.Left = true
+	// Accuracy curves mostly run high: the legend goes bottom right, with
+	// room kept for it below the lowest point.
+	p.Legend.Top, p.Legend.Left = false, false
 	lo, hi := 1.0, 0.0
 	for k, s := range series {
 		if len(s.Mean) != len(layers) || len(s.Std) != len(layers) {
@@ -98,7 +99,7 @@ func PlotSweep(layers []string, series []SweepSeries, title string) ([]byte, err
 	if hi < lo {
 		lo, hi = 0, 1
 	}
-	p.Y.Min, p.Y.Max = math.Max(0, lo-0.05), math.Min(1, hi+0.05)
+	p.Y.Min, p.Y.Max = math.Max(0, lo-0.05-0.04*float64(len(series))), math.Min(1, hi+0.05)
 	if p.Y.Max-p.Y.Min < 0.1 {
 		p.Y.Min, p.Y.Max = math.Max(0, p.Y.Min-0.05), math.Min(1, p.Y.Max+0.05)
 	}

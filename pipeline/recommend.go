@@ -139,9 +139,10 @@ func Recommend(in RecommendInput) (rec Recommendation, ok bool) {
 	switch {
 	case len(layers) == 1:
 		rec.Text = append(rec.Text, fmt.Sprintf("Only one layer was swept (%s): there is no depth to compare; sweep more layers to see whether the data is like ImageNet.", top.Layer))
-	case best.Layer == top.Layer:
+	case best.Layer == top.Layer || bestTop.Accuracy >= best.Accuracy:
+		rec.PeakLayer = top.Layer
 		rec.Text = append(rec.Text, fmt.Sprintf("Accuracy peaks at the top layer %s (%s %s): the data looks similar enough to ImageNet for the deepest codes.",
-			top.Layer, best.Classifier, score(best)))
+			top.Layer, bestTop.Classifier, score(*bestTop)))
 	case withinNoise(best, *bestTop):
 		rec.Text = append(rec.Text, fmt.Sprintf("Accuracy peaks at %s (%s %s), but the top layer %s is within one standard deviation of it (%s %s): no clear sign that the data is unlike ImageNet.",
 			best.Layer, best.Classifier, score(best), top.Layer, bestTop.Classifier, score(*bestTop)))
@@ -156,9 +157,11 @@ func Recommend(in RecommendInput) (rec Recommendation, ok bool) {
 	switch {
 	case linTop == nil:
 		rec.Text = append(rec.Text, fmt.Sprintf("No linear head (softmax, logreg or linear) was swept on the top layer %s, so the simplest model could not be compared.", top.Layer))
-	case linTop.Layer == best.Layer && linTop.Classifier == best.Classifier:
+	case linTop.Accuracy >= best.Accuracy:
 		rec.LinearTopWithinNoise = true
-		rec.Text = append(rec.Text, fmt.Sprintf("A linear head on the top layer (%s, %s) is the best of all: the tutorial's model is the one to use.", linTop.Classifier, score(*linTop)))
+		choice = *linTop
+		rec.Text = append(rec.Text, fmt.Sprintf("A linear head on the top layer (%s on %s, %s) scores as well as anything swept: the tutorial's simplest model is the one to use.",
+			linTop.Classifier, linTop.Layer, score(*linTop)))
 	case withinNoise(best, *linTop):
 		rec.LinearTopWithinNoise = true
 		choice = *linTop

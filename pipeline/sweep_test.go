@@ -276,3 +276,13 @@ func TestRecommend(t *testing.T) {
 		}
 	})
 }
+
+func TestRecommend_TieAtTheTop(t *testing.T) {
+	in := RecommendInput{ClassCounts: []int{10, 10, 10}, Model: "m", Folds: 3, Params: classify.DefaultParams("")}
+	in.Rows = []SweepRow{row("block1_pool", 3, "logreg", 1, 0), row("fc2", 9, "logreg", 1, 0), row("fc2", 9, "svm", 0.9, 0.05)}
+	rec, _ := Recommend(in)
+	if rec.PeakEarly || rec.PeakLayer != "fc2" || rec.Layer != "fc2" || rec.Classifier != "logreg" ||
+		!strings.Contains(strings.Join(rec.Text, "\n"), "Accuracy peaks at the top layer fc2 (logreg 1.000 ± 0.000)") {
+		t.Errorf("%+v", rec)
+	}
+}
