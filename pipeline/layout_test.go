@@ -219,6 +219,27 @@ func TestExtract_Splits(t *testing.T) {
 		}
 	})
 
+	t.Run("ClashClassNamedTrain", func(t *testing.T) {
+		// train/ next to a class folder: train is a class, nothing is split
+		// by the user, and the note says why.
+		dir := t.TempDir()
+		db, root := filepath.Join(dir, "f.db"), filepath.Join(dir, "data")
+		writePicture(t, filepath.Join(root, "train", "x", "1.png"), 501, 40, 36)
+		writePicture(t, filepath.Join(root, "train", "2.png"), 502, 40, 36)
+		writePicture(t, filepath.Join(root, "cats", "3.png"), 503, 40, 36)
+		sum := extract(t, db, ExtractOptions{Images: root})
+		if !strings.Contains(strings.Join(sum.Notes, "\n"), "every first-level folder is a class") {
+			t.Errorf("notes %q", sum.Notes)
+		}
+		labels := query(t, db, `SELECT label, count(*) FROM images GROUP BY label ORDER BY label`, nil)
+		if fmt.Sprint(labels) != "[[cats 1] [train 2]]" {
+			t.Errorf("labels %v, want cats 1, train 2", labels)
+		}
+		if got := splitRows(t, db, root); len(got) != 0 {
+			t.Errorf("split rows %q, want none", got)
+		}
+	})
+
 	t.Run("ErrSplitWithSplitFolders", func(t *testing.T) {
 		dir := t.TempDir()
 		touch(t, filepath.Join(dir, "train", "a", "1.png"))
