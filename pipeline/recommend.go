@@ -242,7 +242,7 @@ func fitCommand(in RecommendInput, r SweepRow) string {
 		add("--pool", store.PoolNone)
 	}
 	add("--clf", r.Classifier)
-	p, d := in.Params, classify.DefaultParams(r.Classifier)
+	p, d := rowParams(in.Params, r.Classifier), classify.DefaultParams(r.Classifier)
 	if (r.Classifier == classify.SVM || r.Classifier == classify.Linear || linearKinds[r.Classifier]) && p.C != d.C {
 		add("--C", strconv.FormatFloat(p.C, 'g', -1, 64))
 	}

@@ -31,8 +31,9 @@ type SweepOptions struct {
 	// Classifiers to cross-validate on every layer; nil =
 	// DefaultSweepClassifiers (those this build has).
 	Classifiers []string
-	// Params is the template of every classifier's parameters (transform,
-	// C, kernel, seed, ...); Classifier is set per row.
+	// Params is the template of every classifier's parameters: the fields
+	// that differ from DefaultParams("") (transform, C, kernel, gamma,
+	// balanced, seed) override each classifier's own defaults (rowParams).
 	Params   classify.Params
 	Folds    int     // K of the K-fold cross-validation (default 5)
 	TestFrac float64 // the automatic split's held-out fraction
@@ -220,8 +221,7 @@ func Sweep(ctx context.Context, o SweepOptions) (res SweepResult, err error) {
 	}
 	res.Notes = append(res.Notes, notes...)
 	for _, c := range clfs {
-		p := o.Params
-		p.Classifier = c
+		p := rowParams(o.Params, c)
 		if err := p.Validate(); err != nil {
 			return res, fmt.Errorf("sweep --clf %s: %w", c, err)
 		}
@@ -359,8 +359,7 @@ func sweep(ctx context.Context, db *store.DB, o SweepOptions, pairs []SweepRow, 
 		if o.Progress != nil {
 			o.Progress(SweepProgress{Done: i, Total: len(pairs), Layer: r.Layer, Classifier: r.Classifier})
 		}
-		p := o.Params
-		p.Classifier = r.Classifier
+		p := rowParams(o.Params, r.Classifier)
 		r.Train = len(ds.X)
 		cv, err := classify.CrossValidate(ds, p, o.Folds)
 		switch {
@@ -399,4 +398,29 @@ func sweep(ctx context.Context, db *store.DB, o SweepOptions, pairs []SweepRow, 
 		}
 	}
 	return nil
+}
+
+// rowParams is classifier clf's defaults with the sweep's overrides: the
+// shared fields of template that differ from DefaultParams("").
+func rowParams(template classify.Params, clf string) classify.Params {
+	p, d := classify.DefaultParams(clf), classify.DefaultParams("")
+	if template.Transform != d.Transform {
+		p.Transform = template.Transform
+	}
+	if template.Kernel != d.Kernel {
+		p.Kernel = template.Kernel
+	}
+	if template.C != d.C {
+		p.C = template.C
+	}
+	if template.Gamma != d.Gamma {
+		p.Gamma = template.Gamma
+	}
+	if template.Balanced != d.Balanced {
+		p.Balanced = template.Balanced
+	}
+	if template.Seed != d.Seed {
+		p.Seed = template.Seed
+	}
+	return p
 }
