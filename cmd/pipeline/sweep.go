@@ -131,8 +131,8 @@ func (s *sweepProgress) update(p pipeline.SweepProgress) {
 		const width = 24
 		n := p.Done * width / max(p.Total, 1)
 		what := "cross-validating " + p.Layer + " × " + p.Classifier
-		if p.Row != nil && p.Done == p.Total {
-			what = "done"
+		if r := p.Row; r != nil {
+			what = fmt.Sprintf("%s × %s: %.4f ± %.4f", r.Layer, r.Classifier, r.Accuracy, r.AccuracyStd)
 		}
 		fmt.Fprintf(s.e.stderr, "\r\033[Ksweep [%s%s] %d/%d pairs  %s  %s", strings.Repeat("#", n), strings.Repeat(".", width-n),
 			p.Done, p.Total, fmtDuration(time.Since(s.start)), what)
