@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"time"
 )
 
 // StratifiedFolds splits sample indices into k folds (the test part of
@@ -76,6 +77,9 @@ type FoldScore struct {
 	NTest    int
 	Accuracy float64
 	MacroF1  float64
+	// FitSeconds is the wall time of the fold's fit (transform and
+	// classifier, on its training part).
+	FitSeconds float64
 }
 
 // CVResult is a cross-validation run. Means and standard deviations are
@@ -111,10 +115,12 @@ func CrossValidate(ds *Dataset, p Params, k int) (*CVResult, error) {
 	err = parallelFor(k, 0, func(f int) error {
 		test := folds[f]
 		train := trainIndices(len(ds.Y), test)
+		t0 := time.Now()
 		m, err := Fit(ds.subset(train), p)
 		if err != nil {
 			return fmt.Errorf("fold %d: %w", f+1, err)
 		}
+		fitSeconds := time.Since(t0).Seconds()
 		te := ds.subset(test)
 		met, preds, err := m.Evaluate(te)
 		if err != nil {
@@ -123,7 +129,7 @@ func CrossValidate(ds *Dataset, p Params, k int) (*CVResult, error) {
 		for j, i := range test {
 			res.OutOfFold[i] = preds[j].Label
 		}
-		res.Folds[f] = FoldScore{Fold: f + 1, NTrain: len(train), NTest: len(test), Accuracy: met.Accuracy, MacroF1: met.MacroF1}
+		res.Folds[f] = FoldScore{Fold: f + 1, NTrain: len(train), NTest: len(test), Accuracy: met.Accuracy, MacroF1: met.MacroF1, FitSeconds: fitSeconds}
 		return nil
 	})
 	if err != nil {

@@ -21,10 +21,11 @@ var ErrAmbiguous = errors.New("ambiguous feature set")
 var ErrNoFeatures = errors.New("no such feature set")
 
 // SetQuery names a feature set the way users do: --layer (alias or OpenCV
-// name), optionally --model, or --set ID.
+// name), optionally --model and --pool, or --set ID.
 type SetQuery struct {
 	Layer string
 	Model string
+	Pool  string // avg, max, none; "" = any (see poolMatches)
 	ID    int64
 }
 
@@ -41,13 +42,16 @@ func ResolveFeatureSet(ctx context.Context, db *store.DB, q SetQuery) (store.Fea
 		return store.FeatureSet{}, usagef("name the feature set with --layer (e.g. fc2), --model if several models have it, or --set ID; %s",
 			listSets(ctx, db))
 	}
+	if err := checkPool(q.Pool); err != nil {
+		return store.FeatureSet{}, err
+	}
 	sets, err := db.FindFeatureSets(ctx, q.Layer, q.Model)
 	if err != nil {
 		return store.FeatureSet{}, err
 	}
 	var withVectors []store.FeatureSet
 	for _, s := range sets {
-		if s.Vectors > 0 {
+		if s.Vectors > 0 && poolMatches(s, q.Pool) {
 			withVectors = append(withVectors, s)
 		}
 	}
@@ -55,18 +59,9 @@ func ResolveFeatureSet(ctx context.Context, db *store.DB, q SetQuery) (store.Fea
 	case len(withVectors) == 1:
 		return withVectors[0], nil
 	case len(withVectors) == 0:
-		what := "--layer " + q.Layer
-		if q.Model != "" {
-			what += " --model " + q.Model
-		}
-		return store.FeatureSet{}, fmt.Errorf("%w: no feature set with vectors matches %s; %s (run `pipeline extract` first)", ErrNoFeatures, what, listSets(ctx, db))
+		return store.FeatureSet{}, fmt.Errorf("%w: no feature set with vectors matches %s; %s (run `pipeline extract` first)", ErrNoFeatures, q.flags(), listSets(ctx, db))
 	}
-	var names []string
-	for _, s := range withVectors {
-		names = append(names, s.String())
-	}
-	return store.FeatureSet{}, fmt.Errorf("%w: --layer %s matches %d feature sets: %s; add --model NAME or use --set ID",
-		ErrAmbiguous, q.Layer, len(withVectors), strings.Join(names, "; "))
+	return store.FeatureSet{}, ambiguous(q, withVectors)
 }
 
 func listSets(ctx context.Context, db *store.DB) string {
@@ -91,9 +86,12 @@ type FitOptions struct {
 	CV       int  // folds; 0 = no cross-validation report
 	Grid     bool // search C (and gamma) first
 	TestFrac float64
-	Wait     time.Duration
-	Args     []string
-	Log      func(format string, args ...any)
+	// ResetSplit deletes the automatic split first (the user's stays), so
+	// that TestFrac makes a new one.
+	ResetSplit bool
+	Wait       time.Duration
+	Args       []string
+	Log        func(format string, args ...any)
 }
 
 // FitResult is what fit did (the --json contract).
@@ -189,7 +187,7 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, res *FitResult, logf f
 		return err
 	}
 	res.FeatureSet = fs
-	added, err := db.AssignSplit(bg, o.TestFrac)
+	added, err := assignSplit(bg, db, o.TestFrac, o.ResetSplit, "fit", logf)
 	if err != nil {
 		return err
 	}
@@ -446,4 +444,23 @@ func Eval(ctx context.Context, dbPath, name string) (*EvalResult, error) {
 		res.Errors = append(res.Errors, m)
 	}
 	return res, nil
+}
+
+// assignSplit completes the automatic split (after deleting it, with
+// reset). A test fraction that differs from the stored one is an error that
+// names the command that starts the split over.
+func assignSplit(ctx context.Context, db *store.DB, testFrac float64, reset bool, cmd string, logf func(string, ...any)) (int, error) {
+	if reset {
+		n, err := db.ResetSplit(ctx)
+		if err != nil {
+			return 0, err
+		}
+		logf("%s: deleted the automatic split of %d images; the split chosen by the user (folder layout, extract --split) stays", cmd, n)
+	}
+	added, err := db.AssignSplit(ctx, testFrac)
+	if errors.Is(err, store.ErrSplitFrac) {
+		return 0, fmt.Errorf("%w; to make a new automatic split with this fraction, run `pipeline fit --reset-split --test-frac %v` with the other fit flags (held-out images may then become training images of classifiers fitted before: evaluate those again), or leave --test-frac out",
+			err, testFrac)
+	}
+	return added, err
 }

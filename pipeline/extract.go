@@ -36,6 +36,7 @@ type ExtractOptions struct {
 	Images     string    // --images DIR, or
 	List       string    // --list FILE ("-" = ListReader)
 	ListReader io.Reader // stdin for --list -
+	Split      string    // --split: train or test, for every image of the run ("" = from the layout, else the automatic split)
 
 	MaxPixels int64 // reject images with more pixels (0 = no limit)
 	Reduce    bool  // --fast-decode: reduced-size JPEG decoding
@@ -110,6 +111,7 @@ type ExtractSummary struct {
 	Threads      int                `json:"threads"`
 	Workers      int                `json:"workers"`
 	Notes        []string           `json:"notes,omitempty"`
+	Relabeled    int                `json:"relabeled"` // images whose label this run changed (see notes)
 	Error        string             `json:"error,omitempty"`
 }
 
@@ -162,6 +164,9 @@ func runEngine(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err e
 	}
 	if o.Images != "" && o.List != "" {
 		return sum, usagef("give --images or --list, not both")
+	}
+	if err := checkSplitOption(o); err != nil {
+		return sum, err
 	}
 	ev := o.Events
 	if ev == nil {
@@ -236,6 +241,7 @@ func (e *engine) summarize(sum *ExtractSummary, start time.Time) {
 	sum.Counts = e.counts
 	sum.Skipped = e.skipped
 	sum.Notes = e.notes
+	sum.Relabeled = e.relabels
 	sum.FeatureSets = e.sets
 	sum.Batch, sum.Threads, sum.Workers, sum.Nets = e.batch, extract.NumThreads(), e.workers, len(e.nets)
 	sum.Timing = Timing{Forward: e.tForward.Seconds(), Write: e.tWrite.Seconds(), Wait: e.tWait.Seconds()}
@@ -255,18 +261,19 @@ func (nopEvents) Note(string)                        {}
 // engine is one extract run's state. The main loop (run) is the only
 // goroutine that forwards and writes; workers read, hash and decode.
 type engine struct {
-	o       ExtractOptions
-	db      *store.DB
-	ev      Events
-	bg      context.Context
-	runID   int64
-	ex      *extract.Extractor
-	sets    []store.FeatureSet
-	setIDs  []int64
-	batch   int
-	workers int
-	notes   []string
-	skipped int
+	o        ExtractOptions
+	db       *store.DB
+	ev       Events
+	bg       context.Context
+	runID    int64
+	ex       *extract.Extractor
+	sets     []store.FeatureSet
+	setIDs   []int64
+	batch    int
+	workers  int
+	notes    []string
+	skipped  int
+	relabels int // images whose label a written batch changed
 
 	counts store.Counts // committed + pending
 	delta  store.Counts // not yet written
@@ -371,6 +378,7 @@ func (e *engine) run(ctx context.Context) error {
 	if e.workers <= 0 {
 		e.workers = runtime.NumCPU()
 	}
+	e.layoutNote()
 	e.ev.Started(StartInfo{RunID: e.runID, Sets: e.sets, Outputs: ex.Outputs(), Batch: e.batch, Nets: len(e.nets), Threads: extract.NumThreads(), Workers: e.workers})
 	inLen := ex.InputLen()
 	e.blobs.New = func() any { return make([]float32, inLen) }
@@ -551,6 +559,7 @@ func (e *engine) useFixedSets(preKey string) error {
 // directory walk passed over.
 func (e *engine) walk(emit func(Input) error, stats func(WalkStats)) error {
 	o := e.o
+	emit = withSplit(emit, o.Split)
 	switch {
 	case o.inputs != nil:
 		return o.inputs(emit, stats)
@@ -613,7 +622,7 @@ func (e *engine) prepare(j job) result {
 		return fail("size", fmt.Errorf("file is %d bytes, over the %d byte limit", fi.Size(), maxBytes))
 	}
 	mtime := fi.ModTime().UnixNano()
-	r.path = store.PathRecord{Path: j.in.Path, RelPath: j.in.RelPath, Label: j.in.Label, Size: fi.Size(), MtimeNS: mtime}
+	r.path = store.PathRecord{Path: j.in.Path, RelPath: j.in.RelPath, Label: j.in.Label, Split: j.in.Split, Size: fi.Size(), MtimeNS: mtime}
 	ctx := e.bg
 	pi, known, err := e.db.LookupPath(ctx, j.in.Path)
 	if err != nil {
@@ -631,7 +640,7 @@ func (e *engine) prepare(j job) result {
 		if len(missing) == 0 {
 			r.kind, r.imageID = kindPresent, pi.ImageID
 			r.rec = store.ImageRecord{SHA256: pi.SHA256}
-			r.write = pi.Label != j.in.Label || pi.RelPath != j.in.RelPath
+			r.write = pi.Label != j.in.Label || pi.RelPath != j.in.RelPath || pi.NeedsSplit(j.in.Split, j.in.Label)
 			return r
 		}
 	}
@@ -1059,11 +1068,12 @@ func (e *engine) write() error {
 		return nil
 	}
 	t0 := time.Now()
-	err := e.db.WriteBatch(e.bg, e.runID, store.Batch{Items: e.other, Failures: e.fails, Counts: e.delta})
+	rep, err := e.db.WriteBatchReport(e.bg, e.runID, store.Batch{Items: e.other, Failures: e.fails, Counts: e.delta})
 	e.tWrite += time.Since(t0)
 	if err != nil {
 		return fmt.Errorf("write batch: %w (everything committed before is kept; rerun to continue)", err)
 	}
+	e.relabeled(rep.Relabels)
 	e.other, e.fails, e.delta = e.other[:0], e.fails[:0], store.Counts{}
 	return nil
 }

@@ -20,6 +20,10 @@ type Input struct {
 	RelPath string // relative to the --images root, or as listed
 	Label   string // "" = unlabeled
 	Labeled bool
+	// Split is the part of the train/test split the input asks for: "train",
+	// "test", or "" (the automatic split decides). Set by a split-style
+	// folder layout or extract --split; only labeled images get one.
+	Split string
 	// KeepLabel: the input says nothing about the label (predict's paths, a
 	// plain --list): a path the database already knows keeps its label and
 	// relative path instead of being marked unlabeled.
@@ -43,6 +47,7 @@ func IsImageName(name string) bool {
 
 // WalkStats counts what a directory walk passed over.
 type WalkStats struct {
+	Layout     Layout          // how the first two folder levels were read
 	Skipped    int             // non-image files (by extension) and hidden entries
 	Loops      int             // directory symlinks that led back to a directory already walked
 	Unreadable []UnreadableDir // directories that could not be listed
@@ -57,7 +62,9 @@ type UnreadableDir struct {
 // WalkImages visits the image files under root in a deterministic order
 // (names sorted byte-wise at each level, depth first). The first-level
 // sub-folder is the label (Keras flow_from_directory); files directly in root
-// are unlabeled. Hidden files and folders (leading '.') are skipped. Symbolic
+// are unlabeled. In the split layout (see DetectLayout) the first level is
+// the split and the second the label, and files above the class folders are
+// unlabeled. Hidden files and folders (leading '.') are skipped. Symbolic
 // links are followed, but a directory already visited (same device and inode)
 // is never entered twice, so symlink loops cannot hang the walk. fn may stop
 // the walk by returning an error, which WalkImages returns.
@@ -74,7 +81,12 @@ func WalkImages(root string, fn func(Input) error) (WalkStats, error) {
 	if !info.IsDir() {
 		return st, fmt.Errorf("images %s: not a directory (use --list for a list of files)", root)
 	}
+	if st.Layout, err = DetectLayout(abs); err != nil {
+		return st, err
+	}
 	visited := map[[2]uint64]bool{}
+	split := "" // the split folder being walked (split layout)
+	depth := 0
 	var walk func(dir, rel, label string, labeled bool) error
 	walk = func(dir, rel, label string, labeled bool) error {
 		fi, err := os.Stat(dir)
@@ -113,7 +125,7 @@ func WalkImages(root string, fn func(Input) error) (WalkStats, error) {
 					// A dangling link: report it as an input so that it
 					// gets a failure row naming it.
 					if IsImageName(name) {
-						if err := fn(Input{Path: p, RelPath: r, Label: label, Labeled: labeled}); err != nil {
+						if err := fn(Input{Path: p, RelPath: r, Label: label, Labeled: labeled, Split: splitIf(split, labeled)}); err != nil {
 							return err
 						}
 					} else {
@@ -125,10 +137,16 @@ func WalkImages(root string, fn func(Input) error) (WalkStats, error) {
 			}
 			if isDir {
 				l, lab := label, labeled
-				if rel == "" {
+				switch {
+				case st.Layout.Splits && depth == 0:
+					split = st.Layout.Parts[name]
+				case st.Layout.Splits && depth == 1, !st.Layout.Splits && depth == 0:
 					l, lab = name, true
 				}
-				if err := walk(p, r, l, lab); err != nil {
+				depth++
+				err := walk(p, r, l, lab)
+				depth--
+				if err != nil {
 					return err
 				}
 				continue
@@ -137,7 +155,7 @@ func WalkImages(root string, fn func(Input) error) (WalkStats, error) {
 				st.Skipped++
 				continue
 			}
-			if err := fn(Input{Path: p, RelPath: r, Label: label, Labeled: labeled}); err != nil {
+			if err := fn(Input{Path: p, RelPath: r, Label: label, Labeled: labeled, Split: splitIf(split, labeled)}); err != nil {
 				return err
 			}
 		}

@@ -28,6 +28,17 @@ type PathInfo struct {
 	MtimeNS int64
 	RelPath string
 	Label   string // the label this path gave; "" = none
+	// Part and PartSource are the image's row in splits: "train"/"test"
+	// and "auto"/"user"; "" when the image is not in the split.
+	Part       string
+	PartSource string
+}
+
+// NeedsSplit reports whether an input asking for split part (with label)
+// must be written to record it: a user's split is kept only for labeled
+// images, and only a different part or an automatic row needs writing.
+func (p PathInfo) NeedsSplit(part, label string) bool {
+	return part != "" && label != "" && (p.Part != part || p.PartSource != SplitUser)
 }
 
 // Image is a row of images.
@@ -57,6 +68,10 @@ type PathRecord struct {
 	Path    string // absolute, cleaned
 	RelPath string // relative to the --images root, or as listed
 	Label   string // the label this path gives; "" = unlabeled
+	// Split is the part of the split this path asks for ("train", "test";
+	// "" = none): recorded as the user's choice (splits.source 'user') for
+	// the image when the path is labeled.
+	Split   string
 	Size    int64
 	MtimeNS int64
 }
@@ -94,9 +109,11 @@ type Batch struct {
 func (db *DB) LookupPath(ctx context.Context, path string) (PathInfo, bool, error) {
 	var p PathInfo
 	var label sql.NullString
-	err := db.reader().QueryRowContext(ctx, `SELECT p.image_id, i.sha256, p.size, p.mtime_ns, p.relpath, p.label
-		FROM image_paths p JOIN images i ON i.id = p.image_id WHERE p.path = ?`, path).
-		Scan(&p.ImageID, &p.SHA256, &p.Size, &p.MtimeNS, &p.RelPath, &label)
+	err := db.reader().QueryRowContext(ctx, `SELECT p.image_id, i.sha256, p.size, p.mtime_ns, p.relpath, p.label,
+		COALESCE(s.part, ''), COALESCE(s.source, '')
+		FROM image_paths p JOIN images i ON i.id = p.image_id LEFT JOIN splits s ON s.image_id = p.image_id
+		WHERE p.path = ?`, path).
+		Scan(&p.ImageID, &p.SHA256, &p.Size, &p.MtimeNS, &p.RelPath, &label, &p.Part, &p.PartSource)
 	if errors.Is(err, sql.ErrNoRows) {
 		return PathInfo{}, false, nil
 	}
@@ -185,6 +202,37 @@ func (db *DB) MissingSets(ctx context.Context, imageID int64, setIDs []int64) ([
 //     ErrVectorConflict otherwise: there is never a second row.
 //   - Failures are inserted and b.Counts added to the run's counters.
 func (db *DB) WriteBatch(ctx context.Context, runID int64, b Batch) error {
+	_, err := db.WriteBatchReport(ctx, runID, b)
+	return err
+}
+
+// BatchReport is what a committed batch changed beyond its own rows.
+type BatchReport struct {
+	// Relabels are the images whose images.label the batch changed from
+	// a label to another (or to none); newly stored images are not in it.
+	Relabels []Relabel
+}
+
+// Relabel is one image whose label changed.
+type Relabel struct {
+	ImageID int64
+	Path    string // the image's canonical path, after the batch
+	Old     string
+	New     string // "" = unlabeled now
+}
+
+// WriteBatchReport is WriteBatch, and says which known images the batch
+// relabeled (empty when it failed: nothing was committed).
+func (db *DB) WriteBatchReport(ctx context.Context, runID int64, b Batch) (rep BatchReport, err error) {
+	defer func() {
+		if err != nil {
+			rep = BatchReport{}
+		}
+	}()
+	return rep, db.writeBatch(ctx, runID, b, &rep)
+}
+
+func (db *DB) writeBatch(ctx context.Context, runID int64, b Batch, rep *BatchReport) error {
 	w, err := db.writer("write batch")
 	if err != nil {
 		return err
@@ -231,6 +279,7 @@ func (db *DB) WriteBatch(ctx context.Context, runID int64, b Batch) error {
 	if err := bw.fixCanonical(ctx); err != nil {
 		return fmt.Errorf("write batch: %w", err)
 	}
+	rep.Relabels = bw.relabels
 	at := now()
 	for _, f := range b.Failures {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO failures (run_id, path, stage, message, at) VALUES (?, ?, ?, ?, ?)`,
@@ -285,7 +334,9 @@ type batchWriter struct {
 	putPath  *sql.Stmt      // upsert image_paths
 	addVec   *sql.Stmt      // insert vector unless present
 	getVec   *sql.Stmt      // stored vector
+	putSplit *sql.Stmt      // the user's split of an image
 	stmts    []*sql.Stmt
+	relabels []Relabel
 }
 
 func newBatchWriter(ctx context.Context, tx *sql.Tx, runID int64) (*batchWriter, error) {
@@ -306,6 +357,9 @@ func newBatchWriter(ctx context.Context, tx *sql.Tx, runID int64) (*batchWriter,
 		{&bw.addVec, `INSERT INTO features (image_id, feature_set_id, vector, run_id) VALUES (?, ?, ?, ?)
 			ON CONFLICT (image_id, feature_set_id) DO NOTHING`},
 		{&bw.getVec, `SELECT vector FROM features WHERE image_id = ? AND feature_set_id = ?`},
+		{&bw.putSplit, `INSERT INTO splits (image_id, part, assigned_at, source) VALUES (?, ?, ?, 'user')
+			ON CONFLICT (image_id) DO UPDATE SET part = excluded.part, assigned_at = excluded.assigned_at, source = 'user'
+			WHERE part IS NOT excluded.part OR source IS NOT 'user'`},
 	} {
 		s, err := tx.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -355,6 +409,14 @@ func (bw *batchWriter) item(ctx context.Context, it Item, blobs [][]byte) error 
 		if _, err := bw.putPath.ExecContext(ctx, p.Path, p.RelPath, id, nullString(p.Label), p.Size, p.MtimeNS,
 			bw.at, bw.runID); err != nil {
 			return fmt.Errorf("path %s: %w", p.Path, err)
+		}
+		if p.Split != "" && p.Label != "" {
+			if p.Split != PartTrain && p.Split != PartTest {
+				return fmt.Errorf("path %s: split %q: want %s or %s", p.Path, p.Split, PartTrain, PartTest)
+			}
+			if _, err := bw.putSplit.ExecContext(ctx, id, p.Split, bw.at); err != nil {
+				return fmt.Errorf("path %s: split: %w", p.Path, err)
+			}
 		}
 	}
 	for j, v := range it.Vectors {
@@ -411,27 +473,58 @@ func (bw *batchWriter) fixCanonical(ctx context.Context) error {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
-		// Label of the canonical path, if it still shows this image.
-		var label sql.NullString
-		err := bw.tx.QueryRowContext(ctx, `SELECT p.label FROM images i JOIN image_paths p
-			ON p.path = i.path AND p.image_id = i.id WHERE i.id = ?`, id).Scan(&label)
-		if err == nil {
-			if _, err := bw.tx.ExecContext(ctx, `UPDATE images SET label = ? WHERE id = ? AND label IS NOT ?`,
-				label, id, label); err != nil {
-				return fmt.Errorf("image %d: %w", id, err)
-			}
-			continue
+		old, err := bw.label(ctx, id)
+		if err != nil {
+			return err
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		if err := bw.fixImage(ctx, id); err != nil {
+			return err
+		}
+		if !old.Valid {
+			continue // unlabeled before, or new: labelling is not relabelling
+		}
+		var now sql.NullString
+		var path string
+		if err := bw.tx.QueryRowContext(ctx, `SELECT label, path FROM images WHERE id = ?`, id).Scan(&now, &path); err != nil {
 			return fmt.Errorf("image %d: %w", id, err)
 		}
-		// The canonical path moved to other bytes: the oldest remaining
-		// path of this image takes over, if there is one.
-		if _, err := bw.tx.ExecContext(ctx, `UPDATE images SET (path, label) =
-			(SELECT path, label FROM image_paths WHERE image_id = images.id ORDER BY rowid LIMIT 1)
-			WHERE id = ? AND EXISTS (SELECT 1 FROM image_paths WHERE image_id = images.id)`, id); err != nil {
+		if now != old {
+			bw.relabels = append(bw.relabels, Relabel{ImageID: id, Path: path, Old: old.String, New: now.String})
+		}
+	}
+	return nil
+}
+
+func (bw *batchWriter) label(ctx context.Context, id int64) (sql.NullString, error) {
+	var l sql.NullString
+	if err := bw.tx.QueryRowContext(ctx, `SELECT label FROM images WHERE id = ?`, id).Scan(&l); err != nil {
+		return l, fmt.Errorf("image %d: %w", id, err)
+	}
+	return l, nil
+}
+
+// fixImage makes one image's path and label follow its canonical path.
+func (bw *batchWriter) fixImage(ctx context.Context, id int64) error {
+	// Label of the canonical path, if it still shows this image.
+	var label sql.NullString
+	err := bw.tx.QueryRowContext(ctx, `SELECT p.label FROM images i JOIN image_paths p
+		ON p.path = i.path AND p.image_id = i.id WHERE i.id = ?`, id).Scan(&label)
+	if err == nil {
+		if _, err := bw.tx.ExecContext(ctx, `UPDATE images SET label = ? WHERE id = ? AND label IS NOT ?`,
+			label, id, label); err != nil {
 			return fmt.Errorf("image %d: %w", id, err)
 		}
+		return nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("image %d: %w", id, err)
+	}
+	// The canonical path moved to other bytes: the oldest remaining
+	// path of this image takes over, if there is one.
+	if _, err := bw.tx.ExecContext(ctx, `UPDATE images SET (path, label) =
+		(SELECT path, label FROM image_paths WHERE image_id = images.id ORDER BY rowid LIMIT 1)
+		WHERE id = ? AND EXISTS (SELECT 1 FROM image_paths WHERE image_id = images.id)`, id); err != nil {
+		return fmt.Errorf("image %d: %w", id, err)
 	}
 	return nil
 }

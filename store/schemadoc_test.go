@@ -156,8 +156,9 @@ func parseMigrations(t *testing.T) *docSchema {
 				s.indexes = append(s.indexes, docIndex{mt[1], mt[2], mt[3], about})
 				continue
 			}
-			if mt := addColumn.FindStringSubmatch(line); mt != nil {
-				code, cm := splitComment(mt[2])
+			if code, cm := splitComment(line); addColumn.MatchString(code) {
+				mt := addColumn.FindStringSubmatch(code)
+				code := mt[2]
 				if tb := s.table(mt[1]); tb != nil {
 					tb.columns = append(tb.columns, parseColumn(code, cm))
 				}

@@ -15,6 +15,12 @@ const (
 	PartTest  = "test"
 )
 
+// Who chose an image's split (splits.source).
+const (
+	SplitAuto = "auto" // AssignSplit's stratified split
+	SplitUser = "user" // the user: a split-style folder layout or extract --split
+)
+
 // SettingTestFraction is the settings key of the split's test fraction.
 const SettingTestFraction = "split.test_fraction"
 
@@ -23,7 +29,9 @@ const SettingTestFraction = "split.test_fraction"
 var ErrSplitFrac = errors.New("split test fraction differs from the stored one")
 
 // AssignSplit puts every labeled image that has no split row yet into train
-// or test and returns how many it assigned. Existing rows never move.
+// or test and returns how many it assigned. Existing rows never move, and
+// the user's (source 'user') are neither moved nor counted: the automatic
+// split is stratified among the images it assigns.
 //
 // The split is stratified and deterministic: per label, the new images are
 // taken in sha256 order, and each goes to test exactly when the label's test
@@ -57,7 +65,7 @@ func (db *DB) AssignSplit(ctx context.Context, testFrac float64) (int, error) {
 	case err != nil:
 		return 0, fmt.Errorf("assign split: %w", err)
 	case stored != frac:
-		return 0, fmt.Errorf("assign split: %w: the split was made with test fraction %s (settings %q), not %s; existing assignments never move (ResetSplit starts over)",
+		return 0, fmt.Errorf("assign split: %w: the split was made with test fraction %s (settings %q), not %s; existing assignments never move",
 			ErrSplitFrac, stored, SettingTestFraction, frac)
 	}
 
@@ -73,7 +81,7 @@ func (db *DB) AssignSplit(ctx context.Context, testFrac float64) (int, error) {
 		return t
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT i.label, count(*), sum(s.part = 'test') FROM splits s
-		JOIN images i ON i.id = s.image_id WHERE i.label IS NOT NULL GROUP BY i.label`)
+		JOIN images i ON i.id = s.image_id WHERE i.label IS NOT NULL AND s.source = 'auto' GROUP BY i.label`)
 	if err != nil {
 		return 0, fmt.Errorf("assign split: %w", err)
 	}
@@ -115,7 +123,7 @@ func (db *DB) AssignSplit(ctx context.Context, testFrac float64) (int, error) {
 		return 0, fmt.Errorf("assign split: %w", err)
 	}
 
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO splits (image_id, part, assigned_at) VALUES (?, ?, ?)`)
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO splits (image_id, part, assigned_at, source) VALUES (?, ?, ?, 'auto')`)
 	if err != nil {
 		return 0, fmt.Errorf("assign split: %w", err)
 	}
@@ -161,28 +169,34 @@ func (db *DB) Split(ctx context.Context) (map[int64]string, error) {
 	return out, nil
 }
 
-// ResetSplit deletes the whole split and its stored test fraction, so that
-// the next AssignSplit starts over (possibly with another fraction).
-func (db *DB) ResetSplit(ctx context.Context) error {
+// ResetSplit deletes the automatic split and its stored test fraction, so
+// that the next AssignSplit starts over (possibly with another fraction).
+// The user's split rows stay. It returns how many rows it deleted.
+func (db *DB) ResetSplit(ctx context.Context) (int, error) {
 	w, err := db.writer("reset split")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("reset split: %w", err)
+		return 0, fmt.Errorf("reset split: %w", err)
 	}
 	defer rollback(tx)
-	if _, err := tx.ExecContext(ctx, `DELETE FROM splits`); err != nil {
-		return fmt.Errorf("reset split: %w", err)
+	res, err := tx.ExecContext(ctx, `DELETE FROM splits WHERE source = 'auto'`)
+	if err != nil {
+		return 0, fmt.Errorf("reset split: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("reset split: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, SettingTestFraction); err != nil {
-		return fmt.Errorf("reset split: %w", err)
+		return 0, fmt.Errorf("reset split: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("reset split: %w", err)
+		return 0, fmt.Errorf("reset split: %w", err)
 	}
-	return nil
+	return int(n), nil
 }
 
 // Setting returns a value from settings.

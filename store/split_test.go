@@ -185,7 +185,7 @@ func TestDB_AssignSplit(t *testing.T) {
 			t.Errorf("stored fraction = %q, %v; want 0.2", v, ok)
 		}
 		// ResetSplit starts over with the new fraction.
-		if err := db.ResetSplit(ctx); err != nil {
+		if _, err := db.ResetSplit(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := db.AssignSplit(ctx, 0.3); err != nil || n != 3 {

@@ -25,6 +25,7 @@ func init() {
 func addSetFlags(fs *flag.FlagSet, q *pipeline.SetQuery) {
 	fs.StringVar(&q.Layer, "layer", "", "feature set: layer alias or OpenCV name as extract stored it (e.g. fc2)")
 	fs.StringVar(&q.Model, "model", "", "model name, when several models have that layer")
+	fs.StringVar(&q.Pool, "pool", "", "pooling of the feature set, when the layer was stored with several: avg, max or none (layers that are vectors, such as fc2, match any)")
 	fs.Int64Var(&q.ID, "set", 0, "feature set id (pipeline sql \"SELECT id, model_name, alias, layer, pooling, dim FROM feature_sets\")")
 }
 
@@ -51,7 +52,8 @@ func cmdFit(e *env, args []string) error {
 	pca := fs.Int("pca", 0, "project on this many principal components (fitted on the training split)")
 	cv := fs.Int("cv", 0, "report stratified K-fold cross-validation on the training split")
 	grid := fs.Bool("grid", false, "search C (and gamma for rbf) with cross-validation first (libsvm grid.py ranges), using all cores")
-	testFrac := fs.Float64("test-frac", 0.2, "held-out fraction per class (fixed by the first fit of a database)")
+	testFrac := fs.Float64("test-frac", 0.2, "held-out fraction per class of the automatic split (fixed by the first fit of a database; see --reset-split)")
+	resetSplit := fs.Bool("reset-split", false, "delete the automatic train/test split first and make a new one with --test-frac (a split chosen by folders or extract --split stays)")
 	seed := fs.Int64("seed", 1, "seed for folds, Platt scaling and the forest")
 	wait := fs.Duration("wait", 0, "wait this long if another process is writing the database")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -71,7 +73,7 @@ func cmdFit(e *env, args []string) error {
 	}
 	p.Gamma = g
 	res, err := pipeline.Fit(e.ctx, pipeline.FitOptions{DB: *db, Set: q, Name: *name, Replace: *replace, Params: p, CV: *cv,
-		Grid: *grid, TestFrac: *testFrac, Wait: *wait, Args: e.args, Log: e.infof})
+		Grid: *grid, TestFrac: *testFrac, ResetSplit: *resetSplit, Wait: *wait, Args: e.args, Log: e.infof})
 	if err != nil {
 		return err
 	}

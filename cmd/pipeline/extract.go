@@ -61,7 +61,8 @@ func cmdExtract(e *env, args []string) error {
 	db := addDBFlag(fs)
 	layers := fs.String("layer", "", "layer(s) to store, comma-separated: aliases (fc2, avg_pool, block4_pool, ...), OpenCV, ONNX or Caffe names")
 	pool := fs.String("pool", "avg", "how C x H x W outputs become vectors: avg, max, or none (flattened in C x H x W order)")
-	images := fs.String("images", "", "folder of images; the first-level sub-folder is the label")
+	images := fs.String("images", "", "folder of images: DIR/<class>/... (the first-level sub-folder is the label), or DIR/{train,val,validation,test}/<class>/... (the first level is the split)")
+	split := fs.String("split", "", "train or test: the split of every labeled image this run adds (a split chosen so is never moved by the automatic split)")
 	list := fs.String("list", "", "file listing images, one path per line or CSV path,label; - for stdin")
 	batch := fs.Int("batch", 8, "images per forward pass")
 	threads := fs.Int("threads", 0, "OpenCV threads (0 = all cores, or cores/nets)")
@@ -92,7 +93,7 @@ func cmdExtract(e *env, args []string) error {
 	opts := pipeline.ExtractOptions{
 		DB: *db, Model: model, Layers: commaList(*layers), Pool: *pool,
 		Compute: extract.Compute{Backend: *backend, Target: *target, Threads: *threads},
-		Batch:   *batch, Nets: *nets, Workers: *workers, Images: *images, List: *list, ListReader: e.stdin,
+		Batch:   *batch, Nets: *nets, Workers: *workers, Images: *images, List: *list, ListReader: e.stdin, Split: *split,
 		MaxPixels: *maxPixels, Reduce: *fast, Wait: *wait, Args: e.args, Events: pr,
 	}
 	sum, err := pipeline.Extract(e.ctx, opts)
@@ -119,6 +120,9 @@ func printExtractSummary(e *env, s pipeline.ExtractSummary) {
 		s.RunID, s.Status, c.Seen, c.Extracted, c.Present, c.Duplicates, c.Failed)
 	if s.Skipped > 0 {
 		fmt.Fprintf(w, " (%d non-image files skipped)", s.Skipped)
+	}
+	if s.Relabeled > 0 {
+		fmt.Fprintf(w, "; %d known images relabeled (see the notes)", s.Relabeled)
 	}
 	fmt.Fprintf(w, "\n%s wall, %.2f images/s (batch %d, %d net(s) x %d threads, %d decode workers) into %s\n",
 		fmtDuration(time.Duration(s.WallSeconds*float64(time.Second))), s.ImagesPerSec, s.Batch, s.Nets, s.Threads, s.Workers, s.DB)

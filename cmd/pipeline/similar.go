@@ -22,6 +22,7 @@ func cmdSimilar(e *env, args []string) error {
 	var q pipeline.SetQuery
 	fs.StringVar(&q.Layer, "layer", "", "feature set: layer alias or OpenCV name as extract stored it (e.g. fc2)")
 	fs.StringVar(&q.Model, "model", "", "model name, when several models have that layer; a model file's path also serves as --model-file")
+	fs.StringVar(&q.Pool, "pool", "", "pooling of the feature set, when the layer was stored with several: avg, max or none")
 	fs.Int64Var(&q.ID, "set", 0, "feature set id (list them: pipeline sql \"SELECT * FROM feature_sets\")")
 	k := fs.Int("k", 10, "number of neighbours")
 	metric := fs.String("metric", "cosine", "distance: cosine (1 - cosine similarity) or l2 (Euclidean)")
