@@ -62,7 +62,7 @@ func cmdSweep(e *env, args []string) error {
 	fs.Visit(func(f *flag.Flag) { dbGiven = dbGiven || f.Name == "db" })
 	spec := mf.spec()
 	spec.NeedPreprocess = true
-	model, err := pipeline.ResolveModel(spec)
+	model, err := extract.ResolveModel(spec)
 	if err != nil {
 		return err
 	}
