@@ -120,11 +120,7 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	db.ro, err = sql.Open("sqlite3", dsn(abs, true))
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open %s: %w", abs, err)
-	}
+	db.ro, _ = openRO(db.roDSN())
 	db.ro.SetMaxOpenConns(8)
 	db.ro.SetConnMaxIdleTime(time.Minute)
 	if opts.ReadOnly {
@@ -140,6 +136,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	return db, nil
 }
+
+// roDSN is the DSN of read-only connections to the database.
+func (db *DB) roDSN() string { return dsn(db.path, true) }
 
 // checkFile turns the common ways of pointing at the wrong place into errors
 // that name the path, before SQLite says "unable to open database file".
