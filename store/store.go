@@ -33,6 +33,10 @@ var (
 	ErrSchemaOld = errors.New("database schema is older than this pipeline")
 	// ErrSchemaNew: the database was written by a newer pipeline.
 	ErrSchemaNew = errors.New("database schema is newer than this pipeline")
+	// ErrSchemaMismatch: the database's user_version is not one this
+	// pipeline wrote for the tables it holds (negative, or lower than its
+	// tables): something else changed the header.
+	ErrSchemaMismatch = errors.New("database schema version does not match its tables")
 	// ErrReadOnly: a write through a read-only DB or a read-only query.
 	ErrReadOnly = errors.New("database is open read-only")
 )
@@ -129,7 +133,14 @@ func Open(path string, opts Options) (*DB, error) {
 			db.Close()
 			return nil, err
 		}
-		if err := db.checkVersion(v, true); err != nil {
+		err = db.checkVersion(v, false) // newer than we know
+		if err == nil {
+			err = db.checkSchema(ctx, db.ro, v)
+		}
+		if err == nil {
+			err = db.checkVersion(v, true) // older: needs a writer
+		}
+		if err != nil {
 			db.Close()
 			return nil, err
 		}
