@@ -123,6 +123,10 @@ func (db *DB) Lock(ctx context.Context, wait time.Duration, holder Holder) (rele
 	if held {
 		return nil, fmt.Errorf("lock %s: already held by this process", db.LockPath())
 	}
+	// A name added since Open would let a writer in through it.
+	if err := checkLinks(db.path); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(db.LockPath(), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", db.path, err)

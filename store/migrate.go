@@ -113,6 +113,9 @@ func (db *DB) migrate(ctx context.Context, target int) error {
 	if err := db.checkVersion(v, false); err != nil {
 		return err
 	}
+	if err := db.checkSchema(ctx, db.rw, v); err != nil {
+		return err
+	}
 	for v < target {
 		m := migrations[v]
 		done, err := db.applyMigration(ctx, m)

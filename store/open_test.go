@@ -259,7 +259,7 @@ func TestDB_ReadOnly(t *testing.T) {
 		if !errors.Is(err, ErrReadOnly) {
 			t.Fatalf("got %v, want ErrReadOnly", err)
 		}
-		wantErr(t, err, "readonly", "--write")
+		wantErr(t, err, "refused in read-only mode", "INSERT into main.settings")
 	})
 	t.Run("Reads", func(t *testing.T) {
 		sets, err := ro.FeatureSets(ctx)

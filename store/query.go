@@ -34,6 +34,22 @@ func (e *QueryError) Error() string {
 
 func (e *QueryError) Unwrap() error { return e.Err }
 
+// RefusedError is a statement that a read-only query refused: What says
+// what it tried. errors.Is(err, ErrReadOnly) holds.
+type RefusedError struct {
+	What string
+	Err  error // SQLite's error, if SQLite refused it
+}
+
+func (e *RefusedError) Error() string {
+	return "statement refused in read-only mode: " + e.What
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrReadOnly) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrReadOnly }
+
 // Statement describes one executed statement of a query text.
 type Statement struct {
 	SQL     string   `json:"sql"`
@@ -68,9 +84,15 @@ func (db *DB) QueryEach(ctx context.Context, text string, params map[string]any,
 	if err != nil {
 		return nil, err
 	}
-	pool, err := sql.Open("sqlite3", dsn(db.path, !write))
-	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+	var pool *sql.DB
+	var auth *authorizer
+	if write {
+		pool, err = sql.Open("sqlite3", dsn(db.path, false))
+		if err != nil {
+			return nil, fmt.Errorf("query: %w", err)
+		}
+	} else {
+		pool, auth = openRO(db.roDSN())
 	}
 	defer pool.Close()
 	pool.SetMaxOpenConns(1)
@@ -86,8 +108,14 @@ func (db *DB) QueryEach(ctx context.Context, text string, params map[string]any,
 			continue
 		}
 		st := Statement{SQL: s.sql, Offset: s.offset}
+		if !write {
+			if why := readOnlyStatement(s.sql); why != "" {
+				return done, &QueryError{Statement: i, SQL: s.sql, Offset: -1, Err: &RefusedError{What: why}}
+			}
+			auth.lastDenied() // forget earlier statements' denials
+		}
 		if err := db.runStatement(ctx, conn, &st, values[i], write, fn); err != nil {
-			return done, db.queryError(text, i, s, write, err)
+			return done, db.queryError(text, i, s, auth, err)
 		}
 		done = append(done, st)
 	}
@@ -141,13 +169,23 @@ func (db *DB) runStatement(ctx context.Context, conn *sql.Conn, st *Statement, a
 // userError marks an error returned by the caller's fn: passed through as is.
 type userError struct{ error }
 
-func (db *DB) queryError(text string, i int, s stmtText, write bool, err error) error {
+// queryError wraps a statement's error; auth is the read-only connection's
+// authorizer (nil when writing).
+func (db *DB) queryError(text string, i int, s stmtText, auth *authorizer, err error) error {
 	var ue userError
 	if errors.As(err, &ue) {
 		return ue.error
 	}
-	if !write && sqliteCode(err) == sqlite3.ErrReadonly {
-		err = fmt.Errorf("%w: the statement writes; run with --write to change the database (%w)", ErrReadOnly, err)
+	if auth != nil {
+		what := auth.lastDenied()
+		switch code := sqliteCode(err); {
+		case what != "":
+			err = &RefusedError{What: what, Err: err}
+		case code == sqlite3.ErrAuth:
+			err = &RefusedError{What: "it is not a read", Err: err}
+		case code == sqlite3.ErrReadonly:
+			err = &RefusedError{What: "it writes", Err: err}
+		}
 	}
 	qe := &QueryError{Statement: i, SQL: s.sql, Offset: -1, Err: err}
 	var se sqlite3.Error

@@ -146,7 +146,7 @@ func TestDB_Query(t *testing.T) {
 		if !errors.Is(err, ErrReadOnly) {
 			t.Fatalf("got %v, want ErrReadOnly", err)
 		}
-		wantErr(t, err, "--write")
+		wantErr(t, err, "refused in read-only mode", "DELETE from main.images")
 		// query_only cannot be switched off from the text.
 		_, _, err = db.Query(ctx, `PRAGMA query_only = 0; DELETE FROM images`, nil, false)
 		if err == nil {

@@ -33,6 +33,13 @@ var (
 	ErrSchemaOld = errors.New("database schema is older than this pipeline")
 	// ErrSchemaNew: the database was written by a newer pipeline.
 	ErrSchemaNew = errors.New("database schema is newer than this pipeline")
+	// ErrSchemaMismatch: the database's user_version is not one this
+	// pipeline wrote for the tables it holds (negative, or lower than its
+	// tables): something else changed the header.
+	ErrSchemaMismatch = errors.New("database schema version does not match its tables")
+	// ErrHardLinked: a writing open of a database file that has more than
+	// one name (hard link): SQLite's WAL and locks are per name.
+	ErrHardLinked = errors.New("database file has several hard links")
 	// ErrReadOnly: a write through a read-only DB or a read-only query.
 	ErrReadOnly = errors.New("database is open read-only")
 )
@@ -96,12 +103,17 @@ func dsn(path string, readOnly bool) string {
 // Open opens (and, unless read-only, creates and migrates) the database at
 // path.
 func Open(path string, opts Options) (*DB, error) {
-	abs, err := filepath.Abs(path)
+	abs, err := resolvePath(path)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	if err := checkFile(abs, opts.ReadOnly); err != nil {
 		return nil, err
+	}
+	if !opts.ReadOnly {
+		if err := checkLinks(abs); err != nil {
+			return nil, err
+		}
 	}
 	registerVec()
 	db := &DB{path: abs, readOnly: opts.ReadOnly, started: map[int64]struct{}{}}
@@ -120,11 +132,7 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	db.ro, err = sql.Open("sqlite3", dsn(abs, true))
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open %s: %w", abs, err)
-	}
+	db.ro, _ = openRO(db.roDSN())
 	db.ro.SetMaxOpenConns(8)
 	db.ro.SetConnMaxIdleTime(time.Minute)
 	if opts.ReadOnly {
@@ -133,13 +141,67 @@ func Open(path string, opts Options) (*DB, error) {
 			db.Close()
 			return nil, err
 		}
-		if err := db.checkVersion(v, true); err != nil {
+		err = db.checkVersion(v, false) // newer than we know
+		if err == nil {
+			err = db.checkSchema(ctx, db.ro, v)
+		}
+		if err == nil {
+			err = db.checkVersion(v, true) // older: needs a writer
+		}
+		if err != nil {
 			db.Close()
 			return nil, err
 		}
 	}
 	return db, nil
 }
+
+// resolvePath returns the absolute path of the database with every
+// symbolic link resolved, so that every name of one file leads to one lock
+// file and one WAL (SQLite keeps both per name). A database that does not
+// exist yet resolves through its directory.
+func resolvePath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("open %s: %w", path, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err == nil {
+		return real, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("open %s: %w", path, err)
+	}
+	if fi, lerr := os.Lstat(abs); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+		target, _ := os.Readlink(abs)
+		return "", fmt.Errorf("open %s: it is a symbolic link to %s, which does not exist", abs, target)
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return abs, nil // checkFile names the missing directory
+	}
+	return filepath.Join(dir, filepath.Base(abs)), nil
+}
+
+// checkLinks refuses to write a database file with more than one hard
+// link. SQLite names its WAL and shared-memory files and takes its locks
+// per file name, so two writers through two names of one file each see
+// their own WAL: both commit, and the file ends up malformed for good.
+func checkLinks(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil // does not exist yet: checkFile decided
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Nlink <= 1 {
+		return nil
+	}
+	return fmt.Errorf("open %s: %w: it has %d hard links (the same file under other names); SQLite keeps its write-ahead log and locks per file name, so writers through two names can corrupt it. Remove the other names (find %s -samefile %s lists those in this directory tree) or write to a copy",
+		path, ErrHardLinked, st.Nlink, filepath.Dir(path), path)
+}
+
+// roDSN is the DSN of read-only connections to the database.
+func (db *DB) roDSN() string { return dsn(db.path, true) }
 
 // checkFile turns the common ways of pointing at the wrong place into errors
 // that name the path, before SQLite says "unable to open database file".
@@ -195,22 +257,53 @@ func (db *DB) Path() string { return db.path }
 // ReadOnly reports whether db was opened read-only.
 func (db *DB) ReadOnly() bool { return db.readOnly }
 
-// Close closes the database. A held writer lock is released.
+// Close closes the database. A writing DB first checkpoints the WAL into
+// the main file and truncates it (see checkpoint), so that the file at rest
+// holds every committed row; then the writer lock, if held, is released.
 func (db *DB) Close() error {
 	var errs []error
+	if db.ro != nil {
+		errs = append(errs, db.ro.Close())
+	}
+	if db.rw != nil {
+		errs = append(errs, db.checkpoint())
+		errs = append(errs, db.rw.Close())
+	}
 	db.mu.Lock()
 	l := db.lock
 	db.mu.Unlock()
 	if l != nil {
 		errs = append(errs, l.release())
 	}
-	if db.rw != nil {
-		errs = append(errs, db.rw.Close())
-	}
-	if db.ro != nil {
-		errs = append(errs, db.ro.Close())
-	}
 	return errors.Join(errs...)
+}
+
+// checkpointTimeout bounds how long Close waits for readers of an older
+// snapshot before it leaves the WAL as it is (still durable and consistent;
+// the next writer's checkpoints fold it in).
+const checkpointTimeout = 2 * time.Second
+
+// checkpoint copies the WAL into the main file and truncates the WAL
+// (PRAGMA wal_checkpoint(TRUNCATE)), so that a plain copy of an idle
+// database is complete. SQLite does this by itself only when the last
+// connection to the file closes, which a reader anywhere prevents.
+func (db *DB) checkpoint() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*checkpointTimeout)
+	defer cancel()
+	conn, err := db.rw.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", db.path, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", checkpointTimeout.Milliseconds())); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", db.path, err)
+	}
+	var busy, logFrames, done int
+	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil &&
+		sqliteCode(err) != sqlite3.ErrBusy && sqliteCode(err) != sqlite3.ErrLocked {
+		return fmt.Errorf("checkpoint %s: %w", db.path, err)
+	}
+	return nil
 }
 
 // writer returns the write pool, or ErrReadOnly naming the operation.

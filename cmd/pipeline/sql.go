@@ -170,12 +170,16 @@ func sqlError(e *env, err error, text, source string, doc pipeline.QueryDoc) err
 	if store.QueryFault(err) {
 		code = ExitUsage
 	}
+	hint := ""
+	if errors.Is(err, store.ErrReadOnly) {
+		hint = "; run with --write to change the database"
+	}
 	var qe *store.QueryError
 	switch {
 	case errors.As(err, &qe) && qe.Offset >= 0:
-		return withCode(code, fmt.Errorf("%s%w\n%s", prefix, err, caretExcerpt(text, qe.Line, qe.Col)))
+		return withCode(code, fmt.Errorf("%s%w%s\n%s", prefix, err, hint, caretExcerpt(text, qe.Line, qe.Col)))
 	case errors.As(err, &qe):
-		return withCode(code, fmt.Errorf("%s%w\n  in: %s", prefix, err, firstLine(qe.SQL)))
+		return withCode(code, fmt.Errorf("%s%w%s\n  in: %s", prefix, err, hint, firstLine(qe.SQL)))
 	case errors.Is(err, store.ErrParams) && len(doc.Params) > 0:
 		var b strings.Builder
 		for _, p := range doc.Params {

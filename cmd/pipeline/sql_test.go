@@ -216,7 +216,14 @@ func TestCLI_SQL(t *testing.T) {
 		// Runtime errors have no position; the statement is named.
 		run(t, env, "sql", "SELECT 1; SELECT json_extract('{', '$')").want(t, 2, "statement 2", "malformed JSON", "in: SELECT json_extract")
 		// Writing needs --write.
-		run(t, env, "sql", "DELETE FROM images").want(t, 2, "the statement writes; run with --write")
+		run(t, env, "sql", "DELETE FROM images").want(t, 2, "refused in read-only mode: DELETE from main.images", "run with --write")
+		// The attack of issue 11 is refused and changes nothing.
+		count := run(t, env, "sql", "--csv", "SELECT count(*) FROM features")
+		count.want(t, 0)
+		attack := "PRAGMA query_only=0; ATTACH DATABASE '" + db + "' AS m2; DELETE FROM m2.features; PRAGMA m2.user_version=99"
+		run(t, env, "sql", attack).want(t, 2, "refused in read-only mode: PRAGMA query_only with an argument", "run with --write")
+		run(t, env, "sql", "ATTACH DATABASE '"+db+"' AS m2").want(t, 2, "refused in read-only mode: ATTACH of", "run with --write")
+		run(t, env, "sql", "--csv", "SELECT count(*) FROM features").want(t, 0, count.stdout)
 		run(t, env, "sql", "SELECT 1", "--wait", "1s").want(t, 2, "--wait is for --write")
 		// No database: an I/O error.
 		run(t, []string{"PIPELINE_DB=" + filepath.Join(t.TempDir(), "none.db")}, "sql", "SELECT 1").want(t, 1, "none.db", "no database")
