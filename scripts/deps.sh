@@ -5,8 +5,9 @@
 #   pocl-opencl-icd   an OpenCL platform on the CPU (for --backend opencl)
 #   libsvm-tools, liblinear-tools   C reference implementations the tests compare against
 #   pkg-config, g++   for cgo
+#   libhdf5-dev       HDF5, to read Keras .h5 weights files (extract/keras)
 set -euo pipefail
-want=(libopencv-dev libsqlite3-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
+want=(libopencv-dev libsqlite3-dev libhdf5-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
 if [ "${1:-}" = "--test" ]; then
   want+=(libsvm-tools liblinear-tools sqlite3)
 fi
