@@ -5,7 +5,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
-		"strconv"
+	"strconv"
 	"strings"
 
 	"pipeline/extract/onnx"
