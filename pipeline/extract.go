@@ -664,6 +664,7 @@ func (e *engine) prepare(j job) result {
 	m, info, err := extract.Decode(data, extract.DecodeOptions{
 		MaxPixels: e.o.MaxPixels, Reduce: e.o.Reduce,
 		MinWidth: e.ex.Preprocess().Width, MinHeight: e.ex.Preprocess().Height,
+		IgnoreOrientation: e.ex.Preprocess().IgnoreOrientation,
 	})
 	if err != nil {
 		stage := "decode"

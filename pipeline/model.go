@@ -75,7 +75,7 @@ func looksLikePath(s string) bool {
 		return true
 	}
 	switch strings.ToLower(filepath.Ext(s)) {
-	case ".onnx", ".caffemodel", ".prototxt", ".pb":
+	case ".onnx", ".caffemodel", ".prototxt", ".pb", ".h5", ".hdf5":
 		return true
 	}
 	return false
@@ -118,6 +118,8 @@ func modelFromPath(path, config string) (extract.Model, error) {
 		m.Name = filepath.Base(m.Path)
 	case ".pb":
 		m.Format = "tensorflow"
+	case ".h5", ".hdf5":
+		return m, usagef("model %s: a Keras weights file is registered once, which converts it: `pipeline models add NAME --file %s`, then --model NAME", path, path)
 	default:
 		return m, usagef("model %s: cannot tell the format from %q: want .onnx, .caffemodel (with --config .prototxt) or .pb", path, ext)
 	}
@@ -184,6 +186,9 @@ func modelFromCatalog(name, cache string) (extract.Model, error) {
 		SHA256: e.SHA256, Input: e.Input, Preprocess: e.Preprocess, HasPreprocess: true}
 	if e.Config != nil {
 		m.SHA256 = combineHashes(e.SHA256, e.Config.SHA256)
+	}
+	if paths.Format != "" { // a Keras file runs as the graph converted from it
+		m.Format, m.SHA256 = paths.Format, paths.SHA256
 	}
 	if e.InputDims != [4]int{} {
 		m.InputDims = e.InputDims[:]

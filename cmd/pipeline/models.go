@@ -163,8 +163,8 @@ func modelsPull(e *env, args []string) error {
 }
 
 func modelsAdd(e *env, args []string) error {
-	fs := newFlags(e, "models add", "models add NAME --file PATH [--config PATH] [--preprocess caffe|torch|tf] [--size ...]")
-	file := fs.String("file", "", "the model file (.onnx, .caffemodel, .pb)")
+	fs := newFlags(e, "models add", "models add NAME --file PATH [--config PATH] [--preprocess caffe|torch|tf|keras] [--size ...]")
+	file := fs.String("file", "", "the model file (.onnx, .caffemodel, .pb, or a Keras .h5 weights file of VGG16/VGG19/ResNet50)")
 	var mf modelFlags
 	fs.StringVar(&mf.config, "config", "", "Caffe .prototxt or TensorFlow .pbtxt")
 	addPreprocessFlags(fs, &mf.pre, "torch for ONNX, caffe for Caffe, tf for TensorFlow")
@@ -174,6 +174,9 @@ func modelsAdd(e *env, args []string) error {
 	}
 	if len(pos) != 1 || *file == "" {
 		return usageError("models add: want NAME and --file PATH")
+	}
+	if isKerasFile(*file) {
+		return modelsAddKeras(e, pos[0], *file, mf)
 	}
 	entry, err := extract.NewLocalModel(pos[0], *file, mf.config, mf.pre)
 	if err != nil {

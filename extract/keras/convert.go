@@ -49,6 +49,9 @@ func (a Arch) String() string {
 	if a.BNEpsilon != 0 {
 		s += fmt.Sprintf(", BatchNormalization epsilon %g", a.BNEpsilon)
 	}
+	if a.Naming == NamingLegacy && !a.Pool1Pad {
+		s += ", no padding before the first max pool (the file lists no pool1_pad)"
+	}
 	return s
 }
 
@@ -266,14 +269,15 @@ func (c *converter) bn(layer, in string, ch int, eps float64) (string, error) {
 // dense adds a Dense layer as Gemm; perm, when set, maps the row of the
 // ONNX weight's input index to the Keras kernel's row.
 func (c *converter) dense(layer, node, in string, nin int, perm []int) (string, int, error) {
-	ws, err := c.weights(layer, []int{nin, -1}, []int{-1})
+	l := c.f.Layer(layer)
+	if l == nil || len(l.Weights) == 0 {
+		return "", 0, fmt.Errorf("%w: layer %s is missing", ErrNotKeras, layer)
+	}
+	ws, err := c.weights(layer, []int{nin, -1}, []int{l.Weights[0].ShapeAt(1)})
 	if err != nil {
 		return "", 0, err
 	}
 	nout := ws[0].Shape[1]
-	if ws[1].Shape[0] != nout {
-		return "", 0, fmt.Errorf("%w: layer %s: bias has %d values for %d units", ErrNotKeras, layer, ws[1].Shape[0], nout)
-	}
 	k := ws[0].Data
 	w := make([]float32, len(k))
 	for o := 0; o < nout; o++ {
