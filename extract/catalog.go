@@ -403,6 +403,10 @@ func (c *Catalog) Remove(name string) error {
 // the file once.
 func (c *Catalog) Path(e ModelEntry) (path string, cached bool) {
 	path = c.filePath(e.ModelFile)
+	if e.Format == FormatKeras { // verified, without converting it here
+		_, err := c.verify(e, &e.ModelFile, "file")
+		return path, err == nil
+	}
 	_, err := c.Locate(e)
 	return path, err == nil
 }

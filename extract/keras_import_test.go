@@ -596,3 +596,53 @@ func TestCatalog_PullKeras(t *testing.T) {
 		}
 	})
 }
+
+// TestKeras_FullVGG16: the full-size VGG16 with top (random weights, the
+// real file's flat weight names), generated once into the cache (never into
+// git; ~553 MB), registered, run through OpenCV at 224x224 and compared
+// with the float64 channels_last reference at every Keras layer name.
+func TestKeras_FullVGG16(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the full-size VGG16 (553 MB file, ~1 min)")
+	}
+	spec := keras.VGGSpec([]int{2, 2, 3, 3, 3}, 1, 224, true, 1000)
+	mem, err := spec.RandomFile(0, keras.WeightsFlat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h5 := filepath.Join(testCache(t), "generated", "keras-vgg16-arch.h5")
+	if fetch.RecordedSHA256(h5) == "" {
+		if err := os.MkdirAll(filepath.Dir(h5), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		tmp := h5 + ".tmp"
+		if err := keras.Write(tmp, mem, keras.WriteOptions{KerasVersion: "1.2.2"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, h5); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := fetch.HashFileCached(h5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	model, _, arch := kerasModel(t, t.TempDir(), "kvgg16", h5, Overrides{})
+	t.Logf("%s: registered and converted in %.1fs", arch, time.Since(start).Seconds())
+	if arch.Name != "VGG16" || arch.InputSize != 224 || arch.Classes != 1000 {
+		t.Fatalf("arch %s", arch)
+	}
+	errs := checkKerasAliases(t, model, &spec, mem, randomNRGBA(12, 300, 200))
+	for _, a := range slices.Sorted(func(yield func(string) bool) {
+		for k := range errs {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		t.Logf("%-14s max relative error %.2e", a, errs[a])
+	}
+	if len(errs) != 22 {
+		t.Errorf("%d aliases checked, want 22 (13 convolutions, 5 pools, flatten, fc1, fc2, predictions)", len(errs))
+	}
+}
