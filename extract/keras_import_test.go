@@ -136,7 +136,7 @@ func kerasModel(t testing.TB, cacheDir, name, h5 string, o Overrides) (Model, Mo
 // OpenCV engine on one PNG image, preprocessed the Keras way, and compares
 // each with the float64 channels_last reference: ≤ 1e-5 relative. It
 // returns the worst error per alias.
-func checkKerasAliases(t *testing.T, model Model, spec *keras.Spec, mem *keras.File, img *image.NRGBA) map[string]float64 {
+func checkKerasAliases(t *testing.T, model Model, spec *keras.Spec, mem *keras.File, img *image.NRGBA) (map[string]float64, map[string]keras.Tensor) {
 	t.Helper()
 	p := model.Preprocess
 	net, g, err := OpenNet(model)
@@ -219,7 +219,7 @@ func checkKerasAliases(t *testing.T, model Model, spec *keras.Spec, mem *keras.F
 			t.Errorf("%s: max relative error %.3g > 1e-5", a, e)
 		}
 	}
-	return errs
+	return errs, ref
 }
 
 // legacyUnnamed finds the reference of a structural alias on a legacy
@@ -279,7 +279,7 @@ func TestKeras_EndToEnd(t *testing.T) {
 			if e.Preprocess.Width != 64 || e.Preprocess.Preset != "keras" || !e.Preprocess.IgnoreOrientation || e.Preprocess.Interp != Nearest {
 				t.Errorf("preprocess %v, want keras at 64x64", e.Preprocess)
 			}
-			errs := checkKerasAliases(t, model, &kc.spec, mem, img)
+			errs, _ := checkKerasAliases(t, model, &kc.spec, mem, img)
 			worst, at := 0.0, ""
 			for a, v := range errs {
 				if v > worst {
@@ -610,7 +610,9 @@ func TestKeras_FullVGG16(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h5 := filepath.Join(testCache(t), "generated", "keras-vgg16-arch.h5")
+	// The name carries the generator's version: a change of RandomFile or
+	// of the spec's gains must not compare against an older file.
+	h5 := filepath.Join(testCache(t), "generated", "keras-vgg16-arch-g2.h5")
 	if fetch.RecordedSHA256(h5) == "" {
 		if err := os.MkdirAll(filepath.Dir(h5), 0o755); err != nil {
 			t.Fatal(err)
@@ -632,7 +634,7 @@ func TestKeras_FullVGG16(t *testing.T) {
 	if arch.Name != "VGG16" || arch.InputSize != 224 || arch.Classes != 1000 {
 		t.Fatalf("arch %s", arch)
 	}
-	errs := checkKerasAliases(t, model, &spec, mem, randomNRGBA(12, 300, 200))
+	errs, ref := checkKerasAliases(t, model, &spec, mem, randomNRGBA(12, 300, 200))
 	for _, a := range slices.Sorted(func(yield func(string) bool) {
 		for k := range errs {
 			if !yield(k) {
@@ -642,7 +644,11 @@ func TestKeras_FullVGG16(t *testing.T) {
 	}) {
 		t.Logf("%-14s max relative error %.2e", a, errs[a])
 	}
+	if m := slices.Max(ref["predictions"].Data); m > 0.99 || m < 1.1/1000 {
+		t.Errorf("predictions: max probability %.4f: the random classifier is saturated or flat", m)
+	}
 	if len(errs) != 22 {
 		t.Errorf("%d aliases checked, want 22 (13 convolutions, 5 pools, flatten, fc1, fc2, predictions)", len(errs))
 	}
 }
+

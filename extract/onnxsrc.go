@@ -59,7 +59,9 @@ func kerasAliases(g *Graph, m *onnx.Model) {
 			g.setAlias(n.Name, l)
 		}
 	}
-	g.Notes["flatten"] = "values in C,H,W order (Keras flattens H,W,C; fc1's weights are permuted to match, so fc1 and after are Keras's exactly)"
+	if g.aliases["flatten"] != nil {
+		g.Notes["flatten"] = "values in C,H,W order (Keras flattens H,W,C; fc1's weights are permuted to match, so fc1 and after are Keras's exactly)"
+	}
 	pos := map[int]int{}
 	for i, l := range g.Layers {
 		pos[l.ID] = i

@@ -167,6 +167,14 @@ func TestConvert_MatchesKerasReference(t *testing.T) {
 						t.Errorf("%s: max relative error %.3g", n, e)
 					}
 				}
+				if arch.Top {
+					// The classifier's softmax must not be saturated, or
+					// comparing it would test nothing.
+					top := ref[arch.Output].Data
+					if m := slices.Max(top); m > 0.99 || m < 1.1/float64(len(top)) {
+						t.Errorf("%s: max probability %.4f: the random classifier is saturated or flat", arch.Output, m)
+					}
+				}
 				t.Logf("%d Keras layers, worst relative error %.2e", len(names), worst)
 			})
 		}

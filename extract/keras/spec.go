@@ -36,6 +36,10 @@ type SpecLayer struct {
 	Gain float64
 }
 
+// classifierGain scales the random classifier so that its logits are O(1)
+// on inputs in Keras's 0..255-minus-mean range.
+const classifierGain = 0.003
+
 // Naming styles of weight names.
 const (
 	// WeightsFlat is Keras 1 / early Keras 2 with TensorFlow variable
@@ -209,7 +213,8 @@ func VGGSpec(blocks []int, div, size int, top bool, classes int) Spec {
 			SpecLayer{Name: "flatten", Kind: "Flatten"},
 			SpecLayer{Name: "fc1", Kind: "Dense", Units: max(1, 4096/div), UseBias: true, Activation: "relu"},
 			SpecLayer{Name: "fc2", Kind: "Dense", Units: max(1, 4096/div), UseBias: true, Activation: "relu"},
-			SpecLayer{Name: "predictions", Kind: "Dense", Units: classes, UseBias: true, Activation: "softmax"})
+			// Small logits: a saturated softmax would compare nothing.
+			SpecLayer{Name: "predictions", Kind: "Dense", Units: classes, UseBias: true, Activation: "softmax", Gain: classifierGain})
 	}
 	return s
 }
@@ -309,7 +314,7 @@ func ResNet50Spec(legacy, pool1Pad bool, div, size int, top bool, classes int) S
 		if legacy {
 			name = "fc1000"
 		}
-		add(SpecLayer{Name: name, Kind: "Dense", Inputs: []string{x}, Units: classes, UseBias: true, Activation: "softmax"})
+		add(SpecLayer{Name: name, Kind: "Dense", Inputs: []string{x}, Units: classes, UseBias: true, Activation: "softmax", Gain: classifierGain})
 	}
 	return s
 }
