@@ -651,4 +651,3 @@ func TestKeras_FullVGG16(t *testing.T) {
 		t.Errorf("%d aliases checked, want 22 (13 convolutions, 5 pools, flatten, fc1, fc2, predictions)", len(errs))
 	}
 }
-
