@@ -21,6 +21,7 @@ const (
 	FormatONNX       = "onnx"       // one .onnx file
 	FormatCaffe      = "caffe"      // .caffemodel weights + .prototxt config
 	FormatTensorFlow = "tensorflow" // frozen .pb graph, optional .pbtxt config
+	FormatKeras      = "keras"      // Keras 2 .h5 weights, converted to ONNX in the cache (keras_model.go)
 )
 
 // ModelFile is one file of a model: either a file in the cache, downloaded
@@ -36,6 +37,10 @@ type ModelFile struct {
 	// Size in bytes and SHA256 (lowercase hex) of the content.
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// MD5 (lowercase hex) identifies a built-in file whose upstream
+	// publishes only an MD5 (Keras's get_file); SHA256 is then empty in
+	// the catalog and recorded beside the file once it verified.
+	MD5 string `json:"md5,omitempty"`
 	// ModTime is the modification time (Unix ns) a local file had when it
 	// was last hashed: same size and mtime means unchanged, without
 	// re-reading the file.
@@ -84,6 +89,11 @@ type ModelEntry struct {
 type ModelPaths struct {
 	Model  string // weights (.onnx, .caffemodel, .pb)
 	Config string // companion (.prototxt, .pbtxt), or empty
+	// Format and SHA256 are set when what runs is not the entry's file
+	// itself: a Keras .h5 runs as the ONNX graph converted from it, whose
+	// SHA-256 is then the model's identity.
+	Format string
+	SHA256 string
 }
 
 var (
@@ -124,11 +134,16 @@ func (e *UnknownModelError) Is(target error) bool { return target == ErrUnknownM
 type NotCachedError struct {
 	Name string
 	Path string // where the file is expected
+	Hint string // more, when there is (a Keras file found in ~/.keras/models)
 }
 
 func (e *NotCachedError) Error() string {
-	return fmt.Sprintf("model %s is not in the cache (%s): run `pipeline models pull %s`, or pass --model PATH to use a local file",
+	msg := fmt.Sprintf("model %s is not in the cache (%s): run `pipeline models pull %s`, or pass --model PATH to use a local file",
 		e.Name, e.Path, e.Name)
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
 }
 
 // Is makes errors.Is(err, ErrNotCached) true.
@@ -169,7 +184,7 @@ func zooURLs(rel string, extra ...string) []string {
 // returns a fresh copy.
 func BuiltinModels() []ModelEntry {
 	torch := Presets["torch"]
-	return []ModelEntry{
+	return append([]ModelEntry{
 		{
 			Name: "vgg16", Format: FormatONNX,
 			ModelFile: ModelFile{File: "vgg16-7.onnx", Size: 553437328,
@@ -201,7 +216,7 @@ func BuiltinModels() []ModelEntry {
 			Source:  "ONNX Model Zoo resnet50-v2-7: ResNet-50 v2 (pre-activation) trained with MXNet/Gluon on ImageNet, converted to ONNX opset 7",
 			License: zooLicense, Builtin: true,
 		},
-	}
+	}, kerasModels()...)
 }
 
 var modelName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -212,13 +227,13 @@ func (e ModelEntry) Validate() error {
 		return fmt.Errorf("model name %q: use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", e.Name)
 	}
 	switch e.Format {
-	case FormatONNX, FormatTensorFlow:
+	case FormatONNX, FormatTensorFlow, FormatKeras:
 	case FormatCaffe:
 		if e.Config == nil {
 			return fmt.Errorf("model %s: a Caffe model needs its .prototxt as config", e.Name)
 		}
 	default:
-		return fmt.Errorf("model %s: format %q: want %s, %s or %s", e.Name, e.Format, FormatONNX, FormatCaffe, FormatTensorFlow)
+		return fmt.Errorf("model %s: format %q: want %s, %s, %s or %s", e.Name, e.Format, FormatONNX, FormatCaffe, FormatTensorFlow, FormatKeras)
 	}
 	if err := e.ModelFile.validate(e.Name, e.Local); err != nil {
 		return err
@@ -238,7 +253,12 @@ func (f ModelFile) validate(what string, local bool) error {
 	if f.Size <= 0 {
 		return fmt.Errorf("model %s: size %d must be positive", what, f.Size)
 	}
-	if len(f.SHA256) != 64 || strings.Trim(f.SHA256, "0123456789abcdef") != "" {
+	switch {
+	case f.SHA256 == "" && f.MD5 != "" && !local && f.Path == "":
+		if len(f.MD5) != 32 || strings.Trim(f.MD5, "0123456789abcdef") != "" {
+			return fmt.Errorf("model %s: md5 %q is not 32 lowercase hex digits", what, f.MD5)
+		}
+	case len(f.SHA256) != 64 || strings.Trim(f.SHA256, "0123456789abcdef") != "":
 		return fmt.Errorf("model %s: sha256 %q is not 64 lowercase hex digits", what, f.SHA256)
 	}
 	if local || f.Path != "" {
@@ -394,6 +414,10 @@ func (c *Catalog) Remove(name string) error {
 // the file once.
 func (c *Catalog) Path(e ModelEntry) (path string, cached bool) {
 	path = c.filePath(e.ModelFile)
+	if e.Format == FormatKeras { // verified, without converting it here
+		_, err := c.verify(e, &e.ModelFile, "file")
+		return path, err == nil
+	}
 	_, err := c.Locate(e)
 	return path, err == nil
 }
@@ -412,6 +436,9 @@ func (c *Catalog) Locate(e ModelEntry) (ModelPaths, error) {
 		if p.Config, err = c.verify(e, e.Config, "config"); err != nil {
 			return ModelPaths{}, err
 		}
+	}
+	if e.Format == FormatKeras {
+		return c.kerasGraph(e, p.Model)
 	}
 	return p, nil
 }
@@ -442,6 +469,9 @@ func (c *Catalog) Pull(ctx context.Context, name string, opts PullOptions) (Mode
 			return ModelPaths{}, err
 		}
 	}
+	if e.Format == FormatKeras {
+		return c.kerasGraph(e, p.Model)
+	}
 	return p, nil
 }
 
@@ -453,8 +483,14 @@ func (c *Catalog) pullFile(ctx context.Context, e ModelEntry, f ModelFile, overr
 	if override != "" {
 		urls = append([]string{override}, slices.DeleteFunc(slices.Clone(urls), func(u string) bool { return u == override })...)
 	}
-	path, err := fetch.Fetch(ctx, fetch.Spec{Name: f.File, Size: f.Size, SHA256: f.SHA256, URLs: urls}, c.ModelsDir(), opts)
+	if e.Format == FormatKeras {
+		c.importKerasHome(e, f, opts.Logf)
+	}
+	path, err := fetch.Fetch(ctx, fetch.Spec{Name: f.File, Size: f.Size, SHA256: f.SHA256, MD5: f.MD5, URLs: urls}, c.ModelsDir(), opts)
 	if err != nil {
+		if e.Format == FormatKeras {
+			return "", fmt.Errorf("pull %s: %w\n%s", e.Name, err, c.kerasOfflineHint(f))
+		}
 		return "", fmt.Errorf("pull %s: %w", e.Name, err)
 	}
 	return path, nil
@@ -471,12 +507,12 @@ func (c *Catalog) filePath(f ModelFile) string {
 func (c *Catalog) verify(e ModelEntry, f *ModelFile, what string) (string, error) {
 	path := c.filePath(*f)
 	if f.Path == "" {
-		err := fetch.VerifyCached(path, f.Size, f.SHA256)
+		_, err := fetch.VerifyCachedID(path, fetch.ID{Size: f.Size, SHA256: f.SHA256, MD5: f.MD5})
 		switch {
 		case err == nil:
 			return path, nil
 		case errors.Is(err, fs.ErrNotExist):
-			return "", &NotCachedError{Name: e.Name, Path: path}
+			return "", &NotCachedError{Name: e.Name, Path: path, Hint: c.kerasNotCachedHint(e, *f)}
 		case errors.Is(err, fetch.ErrMismatch):
 			return "", fmt.Errorf("model %s: %w: the cached %s is corrupt (%v); run `pipeline models pull %s` to download it again",
 				e.Name, ErrModelChanged, what, err, e.Name)
@@ -627,6 +663,9 @@ func NewLocalModel(name, file, config string, o Overrides) (ModelEntry, error) {
 		return ModelEntry{}, modelSpecf("model %s: cannot tell the format of %s from %q: want %s", e.Name, file, filepath.Ext(file), formatsHelp)
 	}
 	e.Format = format
+	if format == FormatKeras {
+		return ModelEntry{}, modelSpecf("model %s: %s is a Keras weights file: it is converted when registered (AddKeras, `pipeline models add NAME --file X.h5`)", e.Name, file)
+	}
 	if strings.EqualFold(filepath.Ext(file), ".prototxt") {
 		// The definition given as the model, as --model accepts: the
 		// weights are beside it.

@@ -92,6 +92,9 @@ type DecodeOptions struct {
 	// large photos, at a small cost in fidelity.
 	Reduce              bool
 	MinWidth, MinHeight int
+	// IgnoreOrientation keeps the pixels as stored, without the EXIF
+	// rotation (Preprocess.IgnoreOrientation: Keras's load_img).
+	IgnoreOrientation bool
 }
 
 // decodeMat turns the bytes of an image file into an 8-bit, 3-channel BGR Mat
@@ -136,6 +139,9 @@ func decodeMat(b []byte, opt DecodeOptions) (gocv.Mat, ImageInfo, error) {
 	if opt.Reduce && known && info.Format == "jpeg" {
 		flags = reducedFlag(w, h, opt.MinWidth, opt.MinHeight)
 	}
+	if opt.IgnoreOrientation {
+		flags |= imreadIgnoreOrientation
+	}
 	m, err := gocv.IMDecode(b, flags)
 	if err != nil || m.Empty() {
 		if err == nil {
@@ -144,7 +150,7 @@ func decodeMat(b []byte, opt DecodeOptions) (gocv.Mat, ImageInfo, error) {
 		return gocv.Mat{}, info, fmt.Errorf("%w: OpenCV could not decode this %s data", ErrCorrupt, info.Format)
 	}
 	info.Width, info.Height = m.Cols(), m.Rows()
-	if flags != gocv.IMReadColor {
+	if flags&^imreadIgnoreOrientation != gocv.IMReadColor {
 		// Record the full size, not the reduced decode's.
 		info.Width, info.Height = orientSize(w, h, m.Cols(), m.Rows())
 	}
@@ -161,6 +167,10 @@ func decodeMat(b []byte, opt DecodeOptions) (gocv.Mat, ImageInfo, error) {
 	}
 	return m, info, nil
 }
+
+// imreadIgnoreOrientation is OpenCV's IMREAD_IGNORE_ORIENTATION, which
+// gocv v0.31.0 does not name.
+const imreadIgnoreOrientation gocv.IMReadFlag = 128
 
 // orientSize returns the header size w x h in the orientation of the
 // decoded (reduced) image rw x rh.

@@ -2,7 +2,10 @@ package extract
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 
+	"pipeline/extract/keras"
 	"pipeline/extract/onnx"
 )
 
@@ -35,8 +38,37 @@ func addONNXSources(g *Graph, path string) error {
 			g.addSource(o, l)
 		}
 	}
+	if m.ProducerName == keras.Producer {
+		kerasAliases(g, m)
+	}
 	g.Warnings = append(g.Warnings, onnxQuirks(m)...)
 	return nil
+}
+
+// kerasAliases: a graph converted from a Keras file names each node that
+// is a Keras layer after it (auxiliary nodes have a '/' in their names),
+// so those names are aliases, as Keras's model.get_layer(name) would see
+// them. The structural aliases found before point at the same layers where
+// both exist (fc1 is the ReLU in both); the list is put in network order.
+func kerasAliases(g *Graph, m *onnx.Model) {
+	for _, n := range m.Graph.Nodes {
+		if strings.Contains(n.Name, "/") {
+			continue
+		}
+		if l := g.byName["onnx_node!"+n.Name]; l != nil {
+			g.setAlias(n.Name, l)
+		}
+	}
+	if g.aliases["flatten"] != nil {
+		g.Notes["flatten"] = "values in C,H,W order (Keras flattens H,W,C; fc1's weights are permuted to match, so fc1 and after are Keras's exactly)"
+	}
+	pos := map[int]int{}
+	for i, l := range g.Layers {
+		pos[l.ID] = i
+	}
+	sort.SliceStable(g.order, func(i, j int) bool {
+		return pos[g.aliases[g.order[i]].ID] < pos[g.aliases[g.order[j]].ID]
+	})
 }
 
 // onnxQuirks lists what OpenCV 4.6 computes differently from ONNX in this

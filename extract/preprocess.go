@@ -29,6 +29,9 @@ type Preprocess struct {
 	Scale  float64    `json:"scale"`            // multiplies the 0..255 pixel values first
 	Mean   [3]float64 `json:"mean"`             // subtracted after scaling
 	Std    [3]float64 `json:"std"`              // divides last
+	// IgnoreOrientation decodes the pixels as stored, without applying
+	// the EXIF orientation (Keras's load_img: Pillow does not rotate).
+	IgnoreOrientation bool `json:"ignore_orientation,omitempty"`
 }
 
 // Resize is a resize policy: Shorter == 0 means stretch to the input size
@@ -110,6 +113,12 @@ var Presets = map[string]Preprocess{
 	// resize the shorter side to 256, centre-crop 224.
 	"torch": {Preset: "torch", Width: 224, Height: 224, Resize: Resize{Shorter: 256}, Interp: Bilinear,
 		SwapRB: true, Scale: 1.0 / 255, Mean: [3]float64{0.485, 0.456, 0.406}, Std: [3]float64{0.229, 0.224, 0.225}},
+	// Keras's own pipeline, exactly: image.load_img(path, target_size=(224,
+	// 224)) = Pillow decode, RGB, NEAREST resize to exactly 224x224 (no
+	// aspect kept, no crop), no EXIF rotation; then preprocess_input in
+	// caffe mode: BGR, minus the ImageNet mean.
+	"keras": {Preset: "keras", Width: 224, Height: 224, Interp: Nearest,
+		SwapRB: false, Scale: 1, Mean: [3]float64{103.939, 116.779, 123.68}, Std: [3]float64{1, 1, 1}, IgnoreOrientation: true},
 	// Keras "tf" mode (Inception, MobileNet, ResNet50V2): RGB scaled to [-1, 1].
 	"tf": {Preset: "tf", Width: 224, Height: 224, Interp: Bilinear,
 		SwapRB: true, Scale: 1.0 / 127.5, Mean: [3]float64{1, 1, 1}, Std: [3]float64{1, 1, 1}},
@@ -181,8 +190,12 @@ func (p Preprocess) String() string {
 	if p.SwapRB {
 		order = "RGB"
 	}
-	return fmt.Sprintf("%s (%dx%d, %s, %s, %s, scale %s, mean %s, std %s)", name, p.Width, p.Height,
-		p.Resize, p.Interp, order, fmtFloat(p.Scale), fmtTriple(p.Mean), fmtTriple(p.Std))
+	orient := ""
+	if p.IgnoreOrientation {
+		orient = ", EXIF orientation ignored"
+	}
+	return fmt.Sprintf("%s (%dx%d, %s, %s, %s, scale %s, mean %s, std %s%s)", name, p.Width, p.Height,
+		p.Resize, p.Interp, order, fmtFloat(p.Scale), fmtTriple(p.Mean), fmtTriple(p.Std), orient)
 }
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', 8, 64) }
@@ -448,6 +461,7 @@ func (p Preprocess) BlobLen() int { return 3 * p.Width * p.Height }
 // decoding wrap the decode errors (ErrTooLarge for the size check); an
 // error after decoding (preprocessing) is an ErrPreprocess.
 func (p Preprocess) DecodeInto(data []byte, opt DecodeOptions, dst []float32) (ImageInfo, error) {
+	opt.IgnoreOrientation = opt.IgnoreOrientation || p.IgnoreOrientation
 	m, info, err := decodeMat(data, opt)
 	if err != nil {
 		return info, err

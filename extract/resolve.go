@@ -35,10 +35,12 @@ var fileFormats = map[string]string{
 	".caffemodel": FormatCaffe,
 	".prototxt":   FormatCaffe, // the definition given as the model: the weights are beside it
 	".pb":         FormatTensorFlow,
+	".h5":         FormatKeras, // registered once (models add), which converts it to ONNX
+	".hdf5":       FormatKeras,
 }
 
 // formatsHelp lists the extensions for error messages.
-const formatsHelp = ".onnx, .caffemodel (with its .prototxt) or .pb (frozen TensorFlow graph)"
+const formatsHelp = ".onnx, .caffemodel (with its .prototxt), .pb (frozen TensorFlow graph) or a Keras .h5 weights file"
 
 // FormatOf tells a model file's format from its extension.
 func FormatOf(path string) (string, error) {
@@ -156,6 +158,8 @@ func modelFromPath(path, config string) (Model, error) {
 		m.Config = abs
 		m.Path = strings.TrimSuffix(abs, filepath.Ext(abs)) + ".caffemodel"
 		m.Name = filepath.Base(m.Path)
+	case ".h5", ".hdf5":
+		return m, modelSpecf("model %s: a Keras weights file is registered once, which converts it: `pipeline models add NAME --file %s`, then --model NAME", path, path)
 	}
 	if err := hashModel(&m); err != nil {
 		return m, err
@@ -222,6 +226,9 @@ func modelFromCatalog(name, cache string) (Model, error) {
 		SHA256: e.SHA256, Input: e.Input, Preprocess: e.Preprocess, HasPreprocess: true}
 	if e.Config != nil {
 		m.SHA256 = CombineHashes(e.SHA256, e.Config.SHA256)
+	}
+	if paths.Format != "" { // a Keras file runs as the graph converted from it
+		m.Format, m.SHA256 = paths.Format, paths.SHA256
 	}
 	if e.InputDims != [4]int{} {
 		m.InputDims = e.InputDims[:]

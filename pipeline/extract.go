@@ -674,7 +674,7 @@ func (e *engine) prepare(j job) result {
 	info, err := e.ex.Preprocess().DecodeInto(data, extract.DecodeOptions{
 		MaxPixels: e.o.MaxPixels, Reduce: e.o.Reduce,
 		MinWidth: e.ex.Preprocess().Width, MinHeight: e.ex.Preprocess().Height,
-	}, blob)
+	}, blob) // DecodeInto applies the preprocessing's IgnoreOrientation
 	if err != nil {
 		e.blobs.Put(blob)
 		stage := "decode"

@@ -72,7 +72,7 @@ func ExitCode(err error) int {
 		errors.Is(err, classify.ErrUnknownKernel), errors.Is(err, classify.ErrBadParam),
 		errors.Is(err, store.ErrUnknownClassifier), errors.Is(err, store.ErrClassifierExists),
 		errors.Is(err, pipeline.ErrAmbiguous), errors.Is(err, store.ErrUnknownFeatureSet),
-		errors.Is(err, pipeline.ErrUnknownImage):
+		errors.Is(err, pipeline.ErrUnknownImage), errors.Is(err, extract.ErrNotKerasModel):
 		return ExitUsage
 	}
 	return ExitError

@@ -31,7 +31,7 @@ func addModelFlags(fs *flag.FlagSet, m *modelFlags) {
 // addPreprocessFlags adds --preprocess and the per-field overrides;
 // presetDefault says what an empty --preprocess means.
 func addPreprocessFlags(fs *flag.FlagSet, pre *extract.Overrides, presetDefault string) {
-	fs.StringVar(&pre.Preset, "preprocess", "", "preprocessing preset: caffe, torch or tf (default: "+presetDefault+")")
+	fs.StringVar(&pre.Preset, "preprocess", "", "preprocessing preset: caffe, torch, tf or keras (default: "+presetDefault+")")
 	fs.StringVar(&pre.Size, "size", "", "network input size, N or WxH (default: the model's)")
 	fs.StringVar(&pre.Mean, "mean", "", "per-channel mean in the network's channel order, after scaling: a,b,c")
 	fs.StringVar(&pre.Std, "std", "", "per-channel std in the network's channel order: a,b,c")

@@ -40,6 +40,7 @@ type modelRow struct {
 	Format     string `json:"format"`
 	Size       int64  `json:"size,omitempty"`
 	SHA256     string `json:"sha256,omitempty"`
+	MD5        string `json:"md5,omitempty"` // the upstream identity of a Keras file
 	Input      string `json:"input"`
 	Preprocess string `json:"preprocess"`
 	Aliases    string `json:"aliases,omitempty"`
@@ -72,7 +73,11 @@ func modelsList(e *env, args []string) error {
 		if m.InputDims != [4]int{} {
 			in = fmt.Sprintf("%s %dx%dx%dx%d", m.Input, m.InputDims[0], m.InputDims[1], m.InputDims[2], m.InputDims[3])
 		}
-		rows = append(rows, modelRow{Name: m.Name, Kind: kind, Format: m.Format, Size: m.Size, SHA256: m.SHA256, Input: in,
+		sha := m.SHA256
+		if sha == "" && cached { // known by MD5 upstream (Keras): the SHA-256 recorded when it verified
+			sha = fetch.RecordedSHA256(path)
+		}
+		rows = append(rows, modelRow{Name: m.Name, Kind: kind, Format: m.Format, Size: m.Size, SHA256: sha, MD5: m.MD5, Input: in,
 			Preprocess: m.Preprocess.String(), Aliases: m.Aliases, Cached: cached, Path: path, About: m.Source})
 	}
 	for _, g := range extract.GeneratedModels() {
@@ -99,6 +104,8 @@ func modelsList(e *env, args []string) error {
 		}
 		if r.SHA256 != "" {
 			sha = r.SHA256[:12] + "…"
+		} else if r.MD5 != "" {
+			sha = "md5:" + r.MD5[:8] + "…"
 		}
 		cached := "no"
 		if r.Cached {
@@ -117,7 +124,7 @@ func modelsList(e *env, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\ncache: %s\n`pipeline models pull NAME` downloads a builtin model; generated architectures have random weights (tests, benchmarks, demos) and are written on first use.\nLAYER NAMES is the family of --layer aliases the model answers to: vgg = block1_pool..block5_pool, flatten, fc1, fc2, predictions; resnet = conv1_relu, pool1_pool, convS_blockB_out, avg_pool, predictions (`pipeline layers --model NAME`).\n", cat.Dir())
+	fmt.Fprintf(e.stdout, "\ncache: %s\n`pipeline models pull NAME` downloads a builtin model; generated architectures have random weights (tests, benchmarks, demos) and are written on first use.\nLAYER NAMES is the family of --layer aliases the model answers to: vgg = block1_pool..block5_pool, flatten, fc1, fc2, predictions; resnet = conv1_relu, pool1_pool, convS_blockB_out, avg_pool, predictions; keras models answer to every Keras layer name (`pipeline layers --model NAME`).\nKeras: `pipeline models pull keras-vgg16` uses ~/.keras/models when the file is there; `pipeline models add NAME --file X.h5` converts your own Keras weights file.\n", cat.Dir())
 	return nil
 }
 
@@ -163,8 +170,8 @@ func modelsPull(e *env, args []string) error {
 }
 
 func modelsAdd(e *env, args []string) error {
-	fs := newFlags(e, "models add", "models add NAME --file PATH [--config PATH] [--preprocess caffe|torch|tf] [--size ...]")
-	file := fs.String("file", "", "the model file (.onnx, .caffemodel, .pb)")
+	fs := newFlags(e, "models add", "models add NAME --file PATH [--config PATH] [--preprocess caffe|torch|tf|keras] [--size ...]")
+	file := fs.String("file", "", "the model file (.onnx, .caffemodel, .pb, or a Keras .h5 weights file of VGG16/VGG19/ResNet50)")
 	var mf modelFlags
 	fs.StringVar(&mf.config, "config", "", "Caffe .prototxt or TensorFlow .pbtxt")
 	addPreprocessFlags(fs, &mf.pre, "torch for ONNX, caffe for Caffe, tf for TensorFlow")
@@ -174,6 +181,9 @@ func modelsAdd(e *env, args []string) error {
 	}
 	if len(pos) != 1 || *file == "" {
 		return usageError("models add: want NAME and --file PATH")
+	}
+	if isKerasFile(*file) {
+		return modelsAddKeras(e, pos[0], *file, mf)
 	}
 	entry, err := extract.NewLocalModel(pos[0], *file, mf.config, mf.pre)
 	if err != nil {

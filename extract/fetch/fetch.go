@@ -31,8 +31,11 @@ type Spec struct {
 	Name string
 	// Size is the exact size in bytes.
 	Size int64
-	// SHA256 is the hex digest of the content (either case).
+	// SHA256 is the hex digest of the content (either case); it may be
+	// empty when MD5 is set (an upstream that publishes only an MD5).
 	SHA256 string
+	// MD5 is checked too when set (Keras's get_file identities).
+	MD5 string
 	// URLs are mirrors, tried in order.
 	URLs []string
 }
@@ -77,9 +80,18 @@ type MismatchError struct {
 	Path                  string
 	WantSize, GotSize     int64
 	WantSHA256, GotSHA256 string
+	WantMD5, GotMD5       string // set when an MD5 identity was checked
 }
 
 func (e *MismatchError) Error() string {
+	if e.WantMD5 != "" && e.WantSHA256 == "" {
+		size := ""
+		if e.WantSize > 0 {
+			size = fmt.Sprintf("%d bytes with ", e.WantSize)
+		}
+		return fmt.Sprintf("%s does not match: want %smd5 %s, got %d bytes with md5 %s",
+			e.Path, size, e.WantMD5, e.GotSize, e.GotMD5)
+	}
 	return fmt.Sprintf("%s does not match: want %d bytes with sha256 %s, got %d bytes with sha256 %s",
 		e.Path, e.WantSize, e.WantSHA256, e.GotSize, e.GotSHA256)
 }
@@ -158,9 +170,9 @@ func Fetch(ctx context.Context, spec Spec, dir string, opts Options) (string, er
 	if err := spec.validate(); err != nil {
 		return "", err
 	}
-	spec.SHA256 = strings.ToLower(spec.SHA256)
+	spec.SHA256, spec.MD5 = strings.ToLower(spec.SHA256), strings.ToLower(spec.MD5)
 	final := filepath.Join(dir, spec.Name)
-	if VerifyCached(final, spec.Size, spec.SHA256) == nil {
+	if _, err := VerifyCachedID(final, spec.id()); err == nil {
 		return final, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -176,7 +188,7 @@ func Fetch(ctx context.Context, spec Spec, dir string, opts Options) (string, er
 	defer unlock()
 
 	// Whoever held the lock before us may have finished the job.
-	switch err := VerifyCached(final, spec.Size, spec.SHA256); {
+	switch _, err := VerifyCachedID(final, spec.id()); {
 	case err == nil:
 		return final, nil
 	case errors.Is(err, ErrMismatch):
@@ -195,17 +207,22 @@ func (s Spec) validate() error {
 	if s.Name == "" || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, `/\`) {
 		return fmt.Errorf("download %q: the name must be a plain file name", s.Name)
 	}
-	if s.Size <= 0 {
+	if s.Size <= 0 { // the downloader resumes and checks servers by size
 		return fmt.Errorf("download %s: size %d must be positive", s.Name, s.Size)
 	}
-	if !isSHA256(s.SHA256) {
+	if s.MD5 == "" && !isSHA256(s.SHA256) {
 		return fmt.Errorf("download %s: sha256 %q is not 64 hex digits", s.Name, s.SHA256)
+	}
+	if err := s.id().Validate(); err != nil {
+		return fmt.Errorf("download %s: %w", s.Name, err)
 	}
 	if len(s.URLs) == 0 {
 		return fmt.Errorf("download %s: no URL to download it from", s.Name)
 	}
 	return nil
 }
+
+func (s Spec) id() ID { return ID{Size: s.Size, SHA256: s.SHA256, MD5: s.MD5}.normal() }
 
 func isSHA256(s string) bool {
 	if len(s) != 64 {
@@ -602,7 +619,7 @@ func (d *downloader) finish() error {
 	if err != nil {
 		return &localError{err}
 	}
-	sum, n, err := hashReader(f)
+	dg, err := digestReader(f)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -612,10 +629,9 @@ func (d *downloader) finish() error {
 	if err != nil {
 		return &localError{err}
 	}
-	if n != d.spec.Size || sum != d.spec.SHA256 {
+	if !dg.matches(d.spec.id()) {
 		os.Remove(d.partial)
-		return &MismatchError{Path: d.partial + " (deleted)", WantSize: d.spec.Size, GotSize: n,
-			WantSHA256: d.spec.SHA256, GotSHA256: sum}
+		return dg.mismatch(d.partial+" (deleted)", d.spec.id())
 	}
 	if err := os.Rename(d.partial, d.final); err != nil {
 		return &localError{err}
@@ -623,7 +639,7 @@ func (d *downloader) finish() error {
 	if err := syncDir(filepath.Dir(d.final)); err != nil {
 		return &localError{err}
 	}
-	writeSidecar(d.final, d.spec.SHA256)
+	writeSidecarDigests(d.final, dg)
 	return nil
 }
 
