@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"pipeline/errclass"
 	"pipeline/extract"
 	"pipeline/extract/fetch"
 	"pipeline/extract/onnx"
@@ -148,6 +150,9 @@ func modelFromPath(path, config string) (extract.Model, error) {
 // the same weights under another network definition are another model.
 func hashModel(m *extract.Model) error {
 	sha, _, err := fetch.HashFile(m.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errclass.Wrap(errclass.NotFound, fmt.Errorf("model %w", err)) // a --model path that names nothing
+	}
 	if err != nil {
 		return fmt.Errorf("model %w", err)
 	}
