@@ -1,12 +1,13 @@
 package extract
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+
+	"pipeline/errclass"
 )
 
 /*
@@ -17,7 +18,7 @@ import "C"
 // ErrBackendUnavailable is returned (wrapped) when the OpenCV build cannot
 // run the requested backend or target: OpenCV itself would silently fall back
 // to the CPU, and we never do.
-var ErrBackendUnavailable = errors.New("backend not available")
+var ErrBackendUnavailable = errclass.New(errclass.Usage, "backend not available")
 
 // OpenCV's cv::dnn::Backend and cv::dnn::Target values.
 var (
@@ -165,7 +166,7 @@ func resolveCompute(c Compute) (backend, target int, err error) {
 		t = "fp32"
 	}
 	if t != "fp32" && t != "fp16" {
-		return 0, 0, fmt.Errorf("--target %q: want fp32 or fp16", c.Target)
+		return 0, 0, errclass.Errorf(errclass.Usage, "--target %q: want fp32 or fp16", c.Target)
 	}
 	switch b {
 	case "cpu":
@@ -184,7 +185,7 @@ func resolveCompute(c Compute) (backend, target int, err error) {
 			target = cvTargetCUDA16
 		}
 	default:
-		return 0, 0, fmt.Errorf("--backend %q: want cpu, opencl or cuda", c.Backend)
+		return 0, 0, errclass.Errorf(errclass.Usage, "--backend %q: want cpu, opencl or cuda", c.Backend)
 	}
 	avail := AvailableBackends()
 	for _, a := range avail {

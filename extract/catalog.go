@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"pipeline/errclass"
 	"pipeline/extract/fetch"
 )
 
@@ -98,16 +99,16 @@ type ModelPaths struct {
 
 var (
 	// ErrUnknownModel: no model of that name (the error lists the known ones).
-	ErrUnknownModel = errors.New("unknown model")
+	ErrUnknownModel = errclass.New(errclass.NotFound, "unknown model")
 	// ErrNotCached: a downloadable model is not in the cache yet (the error
 	// says how to get it).
-	ErrNotCached = errors.New("model not in the cache")
+	ErrNotCached = errclass.New(errclass.Fatal, "model not in the cache")
 	// ErrModelChanged: a model file no longer matches its recorded size and
 	// sha256, or has vanished.
-	ErrModelChanged = errors.New("model file changed")
+	ErrModelChanged = errclass.New(errclass.Fatal, "model file changed")
 	// ErrModelExists: Add with a name that is taken (by a built-in model or
 	// an earlier registration).
-	ErrModelExists = errors.New("model name taken")
+	ErrModelExists = errclass.New(errclass.Conflict, "model name taken")
 )
 
 // UnknownModelError is the ErrUnknownModel error.
@@ -130,6 +131,9 @@ func (e *UnknownModelError) Error() string {
 // Is makes errors.Is(err, ErrUnknownModel) true.
 func (e *UnknownModelError) Is(target error) bool { return target == ErrUnknownModel }
 
+// Unwrap gives the error ErrUnknownModel's class.
+func (e *UnknownModelError) Unwrap() error { return ErrUnknownModel }
+
 // NotCachedError is the ErrNotCached error.
 type NotCachedError struct {
 	Name string
@@ -148,6 +152,9 @@ func (e *NotCachedError) Error() string {
 
 // Is makes errors.Is(err, ErrNotCached) true.
 func (e *NotCachedError) Is(target error) bool { return target == ErrNotCached }
+
+// Unwrap gives the error ErrNotCached's class.
+func (e *NotCachedError) Unwrap() error { return ErrNotCached }
 
 // CacheDir is where models and the model registry live: $PIPELINE_CACHE
 // when set and not empty, else os.UserCacheDir()/pipeline (that is

@@ -2,7 +2,6 @@ package extract
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"image"
 	_ "image/jpeg" // header parsing only: pixels are decoded by OpenCV
@@ -13,16 +12,18 @@ import (
 	_ "golang.org/x/image/bmp"
 	_ "golang.org/x/image/tiff"
 	_ "golang.org/x/image/webp"
+
+	"pipeline/errclass"
 )
 
 // Errors for files that cannot become an input image. The messages carry
 // the details; callers test the kind with errors.Is.
 var (
-	ErrEmptyFile   = errors.New("empty file")
-	ErrNotImage    = errors.New("not an image")
-	ErrUnsupported = errors.New("unsupported image format")
-	ErrCorrupt     = errors.New("corrupt image")
-	ErrTooLarge    = errors.New("image too large")
+	ErrEmptyFile   = errclass.New(errclass.Data, "empty file")
+	ErrNotImage    = errclass.New(errclass.Data, "not an image")
+	ErrUnsupported = errclass.New(errclass.Data, "unsupported image format")
+	ErrCorrupt     = errclass.New(errclass.Data, "corrupt image")
+	ErrTooLarge    = errclass.New(errclass.Data, "image too large")
 )
 
 // ImageInfo describes an image file.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"pipeline/errclass"
 )
 
 // Model is a network file and what is needed to feed it.
@@ -115,10 +117,10 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 		pool = "avg"
 	}
 	if pool != "avg" && pool != "max" && pool != "none" {
-		return nil, fmt.Errorf("--pool %q: want avg, max or none", cfg.Pool)
+		return nil, errclass.Errorf(errclass.Usage, "--pool %q: want avg, max or none", cfg.Pool)
 	}
 	if len(cfg.Layers) == 0 {
-		return nil, fmt.Errorf("no layer requested (--layer)")
+		return nil, errclass.Errorf(errclass.Usage, "no layer requested (--layer)")
 	}
 	if err := cfg.Model.Preprocess.Validate(); err != nil {
 		return nil, err

@@ -1,15 +1,16 @@
 package extract
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+
+	"pipeline/errclass"
 )
 
 // ErrUnknownLayer is returned (wrapped) when a --layer name matches nothing.
-var ErrUnknownLayer = errors.New("unknown layer")
+var ErrUnknownLayer = errclass.New(errclass.NotFound, "unknown layer")
 
 // Layer is one layer of a network as OpenCV imported it.
 type Layer struct {

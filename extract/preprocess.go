@@ -1,8 +1,9 @@
 package extract
 
 import (
+	"pipeline/errclass"
+
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"sort"
@@ -474,4 +475,4 @@ func (p Preprocess) DecodeInto(data []byte, opt DecodeOptions, dst []float32) (I
 }
 
 // ErrPreprocess: a decoded image could not be turned into the network input.
-var ErrPreprocess = errors.New("preprocess")
+var ErrPreprocess = errclass.New(errclass.Data, "preprocess")

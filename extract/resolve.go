@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"pipeline/errclass"
 	"pipeline/extract/fetch"
 	"pipeline/extract/onnx"
 )
@@ -16,13 +18,14 @@ import (
 // ErrModelSpec marks a model request that cannot work as given: a file
 // whose format the extension does not tell, a Caffe model without its
 // network definition, a model file without a preprocessing convention.
-var ErrModelSpec = errors.New("bad model request")
+var ErrModelSpec = errclass.New(errclass.Usage, "bad model request")
 
 // modelSpecErr is an ErrModelSpec whose message is only the details.
 type modelSpecErr struct{ msg string }
 
-func (e *modelSpecErr) Error() string        { return e.msg }
-func (e *modelSpecErr) Is(target error) bool { return target == ErrModelSpec }
+func (e *modelSpecErr) Error() string         { return e.msg }
+func (e *modelSpecErr) Is(target error) bool  { return target == ErrModelSpec }
+func (e *modelSpecErr) Class() errclass.Class { return errclass.Usage }
 
 func modelSpecf(format string, args ...any) error {
 	return &modelSpecErr{fmt.Sprintf(format, args...)}
@@ -188,6 +191,9 @@ func modelFromPath(path, config string) (Model, error) {
 // the same weights under another network definition are another model.
 func hashModel(m *Model) error {
 	sha, _, err := fetch.HashFile(m.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errclass.Wrap(errclass.NotFound, fmt.Errorf("model %w", err)) // a --model path that names nothing
+	}
 	if err != nil {
 		return fmt.Errorf("model %w", err)
 	}

@@ -5,20 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"pipeline/classify"
+	"pipeline/errclass"
 	"pipeline/store"
 )
 
 // ErrAmbiguous: --layer matches several feature sets.
-var ErrAmbiguous = errors.New("ambiguous feature set")
+var ErrAmbiguous = errclass.New(errclass.Usage, "ambiguous feature set")
 
 // ErrNoFeatures: no feature set matches, or it has no vectors.
-var ErrNoFeatures = errors.New("no such feature set")
+var ErrNoFeatures = errclass.New(errclass.Data, "no such feature set")
 
 // SetQuery names a feature set the way users do: --layer (alias or OpenCV
 // name), optionally --model and --pool, or --set ID.
@@ -142,50 +145,47 @@ func Fit(ctx context.Context, o FitOptions) (res FitResult, err error) {
 	if err := o.Params.Validate(); err != nil {
 		return res, err
 	}
+	// fit trains on stored vectors: it never creates a database (a
+	// mistyped --db must not leave an empty one behind).
+	if err := mustExist(o.DB); err != nil {
+		return res, err
+	}
 	db, err := store.Open(o.DB, store.Options{})
 	if err != nil {
 		return res, err
 	}
 	defer db.Close()
-	release, err := db.Lock(ctx, o.Wait, store.Holder{Command: "fit"})
-	if err != nil {
-		return res, err
-	}
-	defer release()
+	// What the command line names is checked before the run starts: a
+	// request that cannot work records no run.
 	bg := context.WithoutCancel(ctx)
-	if _, err := db.AbandonStaleRuns(bg); err != nil {
+	fs, err := ResolveFeatureSet(bg, db, o.Set)
+	if err != nil {
 		return res, err
 	}
 	if !o.Replace {
 		if _, err := db.Classifier(bg, o.Name); err == nil {
-			return res, fmt.Errorf("%w: classifier %q exists: choose another --name or add --replace", store.ErrClassifierExists, o.Name)
+			return res, fmt.Errorf("%w: classifier %q exists", store.ErrClassifierExists, o.Name)
 		}
 	}
-	runID, err := db.StartRun(bg, "fit", o.Args)
-	if err != nil {
-		return res, err
-	}
-	res.RunID = runID
-	err = fit(ctx, db, o, &res, logf)
-	status, code, msg := store.RunOK, 0, ""
-	if err != nil {
-		status, code, msg = store.RunFailed, 1, err.Error()
-		if errors.Is(err, context.Canceled) {
-			status, code = store.RunInterrupted, 130
-		}
-	}
-	if ferr := db.FinishRun(bg, runID, status, code, store.Counts{Seen: int64(res.Train)}, msg); ferr != nil && err == nil {
-		err = ferr
-	}
+	err = withRun(ctx, db, "fit", o.Args, o.Wait, func(r *runScope) error {
+		res.RunID = r.ID
+		err := fit(ctx, db, o, fs, &res, logf)
+		r.Counts = store.Counts{Seen: int64(res.Train)}
+		return err
+	})
 	return res, err
 }
 
-func fit(ctx context.Context, db *store.DB, o FitOptions, res *FitResult, logf func(string, ...any)) error {
-	bg := context.WithoutCancel(ctx)
-	fs, err := ResolveFeatureSet(bg, db, o.Set)
-	if err != nil {
-		return err
+// mustExist fails with store.ErrNoDatabase when there is no file at path.
+func mustExist(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w there (`pipeline extract` creates it)", path, store.ErrNoDatabase)
 	}
+	return nil
+}
+
+func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, res *FitResult, logf func(string, ...any)) error {
+	bg := context.WithoutCancel(ctx)
 	res.FeatureSet = fs
 	added, err := assignSplit(bg, db, o.TestFrac, o.ResetSplit, "fit", logf)
 	if err != nil {
@@ -247,18 +247,39 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, res *FitResult, logf f
 		return err
 	}
 	res.ModelBytes = len(blob)
-	params, _ := json.Marshal(p)
-	transform, _ := json.Marshal(p.Transform)
-	metrics, _ := json.Marshal(map[string]any{
+	res.Name = o.Name
+	// What is stored and what `fit --json` prints must be valid JSON: a NaN
+	// (a metric of a degenerate fold, a parameter) fails the fit before
+	// anything is stored, instead of after.
+	params, err := json.Marshal(p)
+	if err != nil {
+		return nonFinite("parameters", err)
+	}
+	transform, err := json.Marshal(p.Transform)
+	if err != nil {
+		return nonFinite("transform", err)
+	}
+	metrics, err := json.Marshal(map[string]any{
 		"train": res.Train, "test": res.Test, "train_counts": res.TrainCounts, "cv": res.CV,
 		"fit_seconds": res.FitSeconds, "grid_best": gridBest(res.Grid),
 	})
+	if err != nil {
+		return nonFinite("metrics", err)
+	}
+	if _, err := json.Marshal(res); err != nil {
+		return nonFinite("result", err)
+	}
 	_, err = db.SaveClassifier(bg, store.Classifier{
 		Name: o.Name, Kind: p.Classifier, Params: params, Transform: transform, Labels: ds.Classes,
 		FeatureSetID: fs.ID, Dim: fs.Dim, Metrics: metrics, Command: strings.Join(o.Args, " "), RunID: res.RunID, Model: blob,
 	}, o.Replace)
-	res.Name = o.Name
 	return err
+}
+
+// nonFinite is the error of a fit whose numbers cannot be written as JSON
+// (NaN or Inf: encoding/json refuses them).
+func nonFinite(what string, err error) error {
+	return errclass.Errorf(errclass.Data, "fit: the %s hold NaN or Inf (%v); nothing was stored: look for NaN vectors (pipeline check) or a degenerate split", what, err)
 }
 
 func gridBest(g *classify.GridResult) any {
@@ -377,6 +398,7 @@ type EvalResult struct {
 // Mistake is one misclassified held-out image.
 type Mistake struct {
 	Path        string   `json:"path"`
+	PathB64     string   `json:"path_b64,omitempty"` // the path's bytes, when they are not valid UTF-8
 	True        string   `json:"true"`
 	Predicted   string   `json:"predicted"`
 	Probability *float64 `json:"probability,omitempty"`
@@ -436,7 +458,7 @@ func Eval(ctx context.Context, dbPath, name string) (*EvalResult, error) {
 		if p.Label == ds.Y[i] {
 			continue
 		}
-		m := Mistake{Path: paths[i], True: ds.Classes[ds.Y[i]], Predicted: p.Class}
+		m := Mistake{Path: paths[i], PathB64: PathB64(paths[i]), True: ds.Classes[ds.Y[i]], Predicted: p.Class}
 		if p.Probs != nil {
 			v := p.Probs[p.Label]
 			m.Probability = &v

@@ -202,7 +202,7 @@ func TestExtract_Lock(t *testing.T) {
 	if !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("second extract: %v, want ErrLocked", err)
 	}
-	for _, want := range []string{"run 1", "extract", fmt.Sprint("pid ", first.Process.Pid), "--wait"} {
+	for _, want := range []string{"run 1", "extract", fmt.Sprint("pid ", first.Process.Pid)} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("lock message %q does not name %q", err, want)
 		}

@@ -28,6 +28,9 @@ type ExportOptions struct {
 	// Labels, for npy (which holds only the matrix): gets "row,path,label"
 	// lines in the matrix's row order.
 	Labels io.Writer
+	// AllowNonFinite writes vectors holding NaN or Inf; without it Export
+	// refuses them (store.ErrNonFinite) before writing anything.
+	AllowNonFinite bool
 }
 
 // ExportSummary says what was written.
@@ -74,6 +77,13 @@ func Export(ctx context.Context, o ExportOptions) (ExportSummary, error) {
 	labels := map[string]bool{}
 	err = db.Vectors(ctx, fs.ID, func(r store.VectorRow) error {
 		if keep(r) {
+			if !o.AllowNonFinite {
+				for i, v := range r.Vector {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						return fmt.Errorf("export %s: %w: %s, value %d of %d is %v; nothing was written", fs, store.ErrNonFinite, r.Path, i, len(r.Vector), v)
+					}
+				}
+			}
 			sum.Rows++
 			if r.Label != "" {
 				labels[r.Label] = true

@@ -172,13 +172,20 @@ func runEngine(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err e
 	if ev == nil {
 		ev = nopEvents{}
 	}
+	// The networks load first: an unknown layer, a bad --pool or an
+	// unavailable backend fail before a database, a lock file or a run
+	// exists.
+	e := &engine{o: o, ev: ev, bg: context.WithoutCancel(ctx)} // database writes finish even after Ctrl-C
+	if err := e.openNets(); err != nil {
+		return sum, err
+	}
+	defer e.closeNets()
 	db, err := store.Open(o.DB, store.Options{ReadOnly: o.readOnly})
 	if err != nil {
 		return sum, err
 	}
 	defer db.Close()
-	bg := context.WithoutCancel(ctx) // database writes finish even after Ctrl-C
-	e := &engine{o: o, db: db, ev: ev, bg: bg}
+	e.db = db
 	if o.readOnly {
 		sum.Status = store.RunOK
 		runErr := e.run(ctx)
@@ -194,47 +201,34 @@ func runEngine(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err e
 		}
 		return sum, runErr
 	}
-	release, err := db.Lock(ctx, o.Wait, store.Holder{Command: o.command})
-	if err != nil {
-		return sum, err
-	}
-	defer release()
-	if _, err := db.AbandonStaleRuns(bg); err != nil {
-		return sum, err
-	}
-	runID, err := db.StartRun(bg, o.command, o.Args)
-	if err != nil {
-		return sum, err
-	}
-	sum.RunID = runID
-	e.runID = runID
-	if o.onDB != nil {
-		o.onDB(db, runID)
-	}
-	runErr := e.run(ctx)
-	if o.beforeFinish != nil {
-		if err := o.beforeFinish(); err != nil && runErr == nil {
-			runErr = err
+	err = withRun(ctx, db, o.command, o.Args, o.Wait, func(r *runScope) error {
+		sum.RunID, e.runID = r.ID, r.ID
+		if o.onDB != nil {
+			o.onDB(db, r.ID)
+		}
+		runErr := e.run(ctx)
+		if o.beforeFinish != nil {
+			if err := o.beforeFinish(); err != nil && runErr == nil {
+				runErr = err
+			}
+		}
+		e.summarize(&sum, start)
+		// The final counters are what was committed: after a failed
+		// commit, the files of the lost batch are not counted.
+		r.Counts = e.committed
+		if runErr == nil && e.counts.Failed > 0 {
+			runErr = fmt.Errorf("%w: %d of %d files (see `pipeline sql \"SELECT path, stage, message FROM failures WHERE run_id = %d\"`)",
+				ErrPartial, e.counts.Failed, e.counts.Seen, r.ID)
+		}
+		return runErr
+	})
+	if sum.RunID != 0 {
+		sum.Status = runStatus(err)
+		if sum.Status == store.RunFailed {
+			sum.Error = err.Error()
 		}
 	}
-	e.summarize(&sum, start)
-	status, code, msg := store.RunOK, 0, ""
-	switch {
-	case runErr != nil && errors.Is(runErr, ErrInterrupted):
-		status, code, msg = store.RunInterrupted, 130, runErr.Error()
-	case runErr != nil:
-		status, code, msg = store.RunFailed, 1, runErr.Error()
-		sum.Error = msg
-	case e.counts.Failed > 0:
-		status, code = store.RunPartial, 3
-		runErr = fmt.Errorf("%w: %d of %d files (see `pipeline sql \"SELECT path, stage, message FROM failures WHERE run_id = %d\"`)",
-			ErrPartial, e.counts.Failed, e.counts.Seen, runID)
-	}
-	sum.Status = status
-	if ferr := db.FinishRun(bg, runID, status, code, e.counts, msg); ferr != nil && runErr == nil {
-		runErr = ferr
-	}
-	return sum, runErr
+	return sum, err
 }
 
 func (e *engine) summarize(sum *ExtractSummary, start time.Time) {
@@ -275,8 +269,9 @@ type engine struct {
 	skipped  int
 	relabels int // images whose label a written batch changed
 
-	counts store.Counts // committed + pending
-	delta  store.Counts // not yet written
+	counts    store.Counts // committed + pending
+	delta     store.Counts // not yet written
+	committed store.Counts // written: what the run's row holds
 
 	// The batch being assembled.
 	fwd      []*result
@@ -314,7 +309,8 @@ func (e *engine) note(msg string) {
 	e.ev.Note(msg)
 }
 
-func (e *engine) run(ctx context.Context) error {
+// openNets loads the network copies (closeNets frees them).
+func (e *engine) openNets() error {
 	o := e.o
 	nets := max(o.Nets, 1)
 	compute := o.Compute
@@ -326,15 +322,27 @@ func (e *engine) run(ctx context.Context) error {
 			Model: o.Model, Layers: o.Layers, Pool: o.Pool, Compute: compute, Batch: o.Batch,
 		})
 		if err != nil {
+			e.closeNets()
 			return err
 		}
-		defer ex.Close()
 		e.nets = append(e.nets, ex)
 	}
+	return nil
+}
+
+func (e *engine) closeNets() {
+	for _, ex := range e.nets {
+		ex.Close()
+	}
+	e.nets = nil
+}
+
+func (e *engine) run(ctx context.Context) error {
+	o := e.o
 	ex := e.nets[0]
 	e.ex = ex
 	e.fwdJobs = make(chan *fwdBatch)
-	e.fwdDone = make(chan *fwdBatch, nets+1)
+	e.fwdDone = make(chan *fwdBatch, len(e.nets)+1)
 	e.doneBatches = map[int]*fwdBatch{}
 	var fwg sync.WaitGroup
 	for _, net := range e.nets {
@@ -606,6 +614,9 @@ func (e *engine) prepare(j job) result {
 		r.kind = kindFailed
 		r.fail = store.Failure{Path: j.in.Path, Stage: stage, Message: err.Error()}
 		return r
+	}
+	if j.in.Invalid != "" {
+		return fail("list", errors.New(j.in.Invalid))
 	}
 	fi, err := os.Stat(j.in.Path)
 	if err != nil {
@@ -1068,12 +1079,17 @@ func (e *engine) write() error {
 		return nil
 	}
 	t0 := time.Now()
-	rep, err := e.db.WriteBatchReport(e.bg, e.runID, store.Batch{Items: e.other, Failures: e.fails, Counts: e.delta})
+	var rep store.BatchReport
+	err := writeFault()
+	if err == nil {
+		rep, err = e.db.WriteBatchReport(e.bg, e.runID, store.Batch{Items: e.other, Failures: e.fails, Counts: e.delta})
+	}
 	e.tWrite += time.Since(t0)
 	if err != nil {
 		return fmt.Errorf("write batch: %w (everything committed before is kept; rerun to continue)", err)
 	}
 	e.relabeled(rep.Relabels)
+	e.committed = e.committed.Add(e.delta)
 	e.other, e.fails, e.delta = e.other[:0], e.fails[:0], store.Counts{}
 	return nil
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 )
 
 // Input is one file to process.
@@ -28,6 +30,9 @@ type Input struct {
 	// plain --list): a path the database already knows keeps its label and
 	// relative path instead of being marked unlabeled.
 	KeepLabel bool
+	// Invalid, for a --list line that could not be read, says why; Path is
+	// then "LIST:LINE". Such an input becomes one failure (stage "list").
+	Invalid string
 }
 
 // imageExts are the extensions --images picks up. GIF and HEIF are listed
@@ -175,20 +180,29 @@ func fileID(fi os.FileInfo) ([2]uint64, bool) {
 // ReadList reads --list input: one path per line, or CSV with a
 // "path,label" header (or any file named *.csv: path in the first column,
 // label in the second). Blank lines and lines starting with '#' are
-// ignored. Relative paths are taken relative to base (the list file's
-// folder, or the working directory for stdin).
+// ignored, and so is a UTF-8 byte order mark. Relative paths are taken
+// relative to base (the list file's folder, or the working directory for
+// stdin). A malformed line (an empty path, too many fields, a broken CSV
+// quote) is passed to fn as an Input with Invalid set, and the rest of the
+// list is read; only an I/O error (or a line over 1 MiB) stops it.
 func ReadList(r io.Reader, name, base string, fn func(Input) error) error {
 	br := bufio.NewReader(r)
+	if bom, _ := br.Peek(3); string(bom) == "\ufeff" {
+		br.Discard(3)
+	}
 	first, err := br.Peek(64)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 		return fmt.Errorf("list %s: %w", name, err)
 	}
 	firstLine := strings.ToLower(strings.TrimSpace(strings.SplitN(string(first), "\n", 2)[0]))
 	isCSV := strings.HasSuffix(strings.ToLower(name), ".csv") || strings.HasPrefix(firstLine, "path,label")
+	invalid := func(line int, why string) error {
+		return fn(Input{Path: fmt.Sprintf("%s:%d", name, line), Invalid: fmt.Sprintf("list %s line %d: %s", name, line, why)})
+	}
 	emit := func(line int, path, label string, labeled bool) error {
 		path = strings.TrimSpace(path)
 		if path == "" {
-			return fmt.Errorf("list %s line %d: empty path", name, line)
+			return invalid(line, "empty path")
 		}
 		abs := path
 		if !filepath.IsAbs(abs) {
@@ -224,6 +238,13 @@ func ReadList(r io.Reader, name, base string, fn func(Input) error) error {
 		if err == io.EOF {
 			return nil
 		}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			if err := invalid(pe.StartLine, pe.Err.Error()); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("list %s: %w", name, err)
 		}
@@ -235,7 +256,10 @@ func ReadList(r io.Reader, name, base string, fn func(Input) error) error {
 			continue
 		}
 		if len(rec) > 2 {
-			return fmt.Errorf("list %s line %d: %d fields, want path,label", name, line, len(rec))
+			if err := invalid(line, fmt.Sprintf("%d fields, want path,label", len(rec))); err != nil {
+				return err
+			}
+			continue
 		}
 		label := ""
 		if len(rec) == 2 {
@@ -245,4 +269,15 @@ func ReadList(r io.Reader, name, base string, fn func(Input) error) error {
 			return err
 		}
 	}
+}
+
+// PathB64 is a path's bytes in base64 when they are not valid UTF-8 (JSON
+// strings can only hold UTF-8: encoding/json replaces such bytes with
+// U+FFFD), else "". JSON outputs carry it as path_b64 beside path, so that
+// the file can still be found.
+func PathB64(p string) string {
+	if utf8.ValidString(p) {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(p))
 }

@@ -41,6 +41,7 @@ type PredictOptions struct {
 // PredictRow is one file's prediction (the --json / CSV contract).
 type PredictRow struct {
 	Path        string      `json:"path"`
+	PathB64     string      `json:"path_b64,omitempty"` // the path's bytes, when they are not valid UTF-8
 	SHA256      string      `json:"sha256,omitempty"`
 	Label       string      `json:"label,omitempty"`
 	Probability *float64    `json:"probability,omitempty"` // of Label; absent when the classifier has none
@@ -116,7 +117,7 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 		return err
 	}
 	onFile := func(f FileOutcome) error {
-		row := PredictRow{Path: f.Input.Path, SHA256: f.SHA256}
+		row := PredictRow{Path: f.Input.Path, PathB64: PathB64(f.Input.Path), SHA256: f.SHA256}
 		switch {
 		case f.Skipped:
 			row.Skipped = true

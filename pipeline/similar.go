@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"pipeline/errclass"
 	"pipeline/extract"
 	"pipeline/store"
 )
@@ -20,10 +21,10 @@ import (
 // Errors of Similar.
 var (
 	// ErrUnknownImage: the query names no file and no stored image.
-	ErrUnknownImage = errors.New("unknown image")
+	ErrUnknownImage = errclass.New(errclass.NotFound, "unknown image")
 	// ErrNoVector: the query image is stored, but not in the feature set,
 	// and its file is not there to compute the vector from.
-	ErrNoVector = errors.New("image has no vector in the feature set")
+	ErrNoVector = errclass.New(errclass.Data, "image has no vector in the feature set")
 )
 
 // SimilarOptions configure `pipeline similar`.
@@ -74,8 +75,9 @@ type SimilarQuery struct {
 type SimilarNeighbor struct {
 	Rank     int     `json:"rank"`
 	Distance float64 `json:"distance"`
-	Path     string  `json:"path"`  // canonical path of the image
-	Label    string  `json:"label"` // "" = unlabeled
+	Path     string  `json:"path"`               // canonical path of the image
+	PathB64  string  `json:"path_b64,omitempty"` // its bytes, when they are not valid UTF-8
+	Label    string  `json:"label"`              // "" = unlabeled
 	SHA256   string  `json:"sha256"`
 	ImageID  int64   `json:"image_id"`
 }
@@ -137,7 +139,7 @@ func Similar(ctx context.Context, o SimilarOptions) (SimilarResult, error) {
 	}
 	res.Neighbors = make([]SimilarNeighbor, len(hits))
 	for i, h := range hits {
-		res.Neighbors[i] = SimilarNeighbor{Rank: i + 1, Distance: h.Distance, Path: h.Path, Label: h.Label, SHA256: h.SHA256, ImageID: h.ImageID}
+		res.Neighbors[i] = SimilarNeighbor{Rank: i + 1, Distance: h.Distance, Path: h.Path, PathB64: PathB64(h.Path), Label: h.Label, SHA256: h.SHA256, ImageID: h.ImageID}
 	}
 	return res, nil
 }

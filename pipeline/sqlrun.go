@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"pipeline/errclass"
 	schema "pipeline/sql"
 	"pipeline/store"
 )
@@ -48,35 +49,15 @@ func SQL(ctx context.Context, o SQLOptions) ([]store.Statement, error) {
 	if !o.Write {
 		return db.QueryEach(ctx, o.Text, o.Params, false, o.Row)
 	}
-	release, err := db.Lock(ctx, o.Wait, store.Holder{Command: "sql"})
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	bg := context.WithoutCancel(ctx)
-	if _, err := db.AbandonStaleRuns(bg); err != nil {
-		return nil, err
-	}
-	runID, err := db.StartRun(bg, "sql", o.Args)
-	if err != nil {
-		return nil, err
-	}
-	stmts, err := db.QueryEach(ctx, o.Text, o.Params, true, o.Row)
-	status, code, msg := store.RunOK, 0, ""
-	switch {
-	case errors.Is(err, context.Canceled):
-		status, code, msg = store.RunInterrupted, 130, err.Error()
-	case store.QueryFault(err):
-		status, code, msg = store.RunFailed, 2, err.Error() // the CLI's usage code
-	case err != nil:
-		status, code, msg = store.RunFailed, 1, err.Error()
-	}
-	// The text may have deleted its own run row (DELETE FROM runs): that
-	// is the user's choice, not a failure of the query.
-	if ferr := db.FinishRun(bg, runID, status, code, store.Counts{}, msg); ferr != nil &&
-		!errors.Is(ferr, store.ErrUnknownRun) && err == nil {
-		err = ferr
-	}
+	var stmts []store.Statement
+	err = withRun(ctx, db, "sql", o.Args, o.Wait, func(*runScope) error {
+		var err error
+		stmts, err = db.QueryEach(ctx, o.Text, o.Params, true, o.Row)
+		if store.QueryFault(err) && errclass.Of(err) != errclass.Usage {
+			err = errclass.Wrap(errclass.Usage, err) // the query's own fault
+		}
+		return err
+	})
 	return stmts, err
 }
 

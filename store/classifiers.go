@@ -8,14 +8,16 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"pipeline/errclass"
 )
 
 // Classifier errors.
 var (
 	// ErrClassifierExists: SaveClassifier without replace on a taken name.
-	ErrClassifierExists = errors.New("classifier already exists")
+	ErrClassifierExists = errclass.New(errclass.Conflict, "classifier already exists")
 	// ErrUnknownClassifier: no classifier with that name.
-	ErrUnknownClassifier = errors.New("unknown classifier")
+	ErrUnknownClassifier = errclass.New(errclass.NotFound, "unknown classifier")
 )
 
 // Classifier is a row of classifiers. JSON columns are kept as raw JSON:

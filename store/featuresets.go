@@ -4,20 +4,21 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"pipeline/errclass"
 )
 
 // Feature-set errors.
 var (
 	// ErrDimMismatch: a feature set with the same key exists with another
 	// dimension, or a vector's length does not match its set.
-	ErrDimMismatch = errors.New("dimension mismatch")
+	ErrDimMismatch = errclass.New(errclass.Data, "dimension mismatch")
 	// ErrUnknownFeatureSet: no feature set with that id.
-	ErrUnknownFeatureSet = errors.New("unknown feature set")
+	ErrUnknownFeatureSet = errclass.New(errclass.NotFound, "unknown feature set")
 )
 
 // Pooling values (feature_sets.pooling).

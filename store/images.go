@@ -8,15 +8,17 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"pipeline/errclass"
 )
 
 // Image and vector errors.
 var (
 	// ErrVectorConflict: a different vector is already stored for the
 	// same image and feature set. Vectors are never replaced silently.
-	ErrVectorConflict = errors.New("a different vector is already stored")
+	ErrVectorConflict = errclass.New(errclass.Integrity, "a different vector is already stored")
 	// ErrNonFinite: a vector holds NaN or ±Inf.
-	ErrNonFinite = errors.New("vector has NaN or Inf")
+	ErrNonFinite = errclass.New(errclass.Data, "vector has NaN or Inf")
 )
 
 // PathInfo is what the database remembers about a path: enough for a rerun

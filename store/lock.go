@@ -11,14 +11,16 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"pipeline/errclass"
 )
 
 // ErrLocked: another process holds the writer lock. The error is a
 // *LockedError that names the holder.
-var ErrLocked = errors.New("database is being written by another process")
+var ErrLocked = errclass.New(errclass.Locked, "database is being written by another process")
 
 // ErrNotLocked: an operation that only the writer-lock holder may do.
-var ErrNotLocked = errors.New("writer lock not held")
+var ErrNotLocked = errclass.New(errclass.Fatal, "writer lock not held")
 
 // Holder describes the process holding the writer lock. It is stored as JSON
 // in <db>.lock so that a process that finds the lock busy can say who has it.
@@ -68,14 +70,15 @@ func (e *LockedError) Error() string {
 			round = 100 * time.Millisecond
 		}
 		fmt.Fprintf(&b, "; still busy after waiting %s", e.Waited.Round(round))
-	} else {
-		b.WriteString("; use --wait 10m to wait for it")
 	}
 	return b.String()
 }
 
 // Is makes errors.Is(err, ErrLocked) true.
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// Unwrap gives the error ErrLocked's class.
+func (e *LockedError) Unwrap() error { return ErrLocked }
 
 // sinceString shows a time of today as 15:04:05 (local), older ones with the date.
 func sinceString(t time.Time) string {

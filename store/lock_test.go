@@ -30,7 +30,7 @@ func TestDB_Lock(t *testing.T) {
 			t.Errorf("holder pid = %d, want %d", got, want)
 		}
 		wantErr(t, err, "features.db is being written by run "+run, "(pipeline extract, pid "+fmt.Sprint(holder.cmd.Process.Pid),
-			"since ", "--wait")
+			"since ")
 		h, err := db.LockHolder()
 		if err != nil || h == nil || fmt.Sprint(h.RunID) != run {
 			t.Errorf("LockHolder = %+v, %v; want run %s", h, err, run)

@@ -10,10 +10,12 @@ import (
 	"strings"
 
 	"github.com/mattn/go-sqlite3"
+
+	"pipeline/errclass"
 )
 
 // ErrParams: the query's named parameters and the given values disagree.
-var ErrParams = errors.New("query parameters")
+var ErrParams = errclass.New(errclass.Usage, "query parameters")
 
 // QueryError is an error of one statement of a query text, with the place
 // SQLite blames when it names one.

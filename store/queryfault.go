@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/mattn/go-sqlite3"
+
+	"pipeline/errclass"
 )
 
 // QueryFault reports whether a query error is the query's own fault (bad
@@ -29,4 +31,13 @@ func QueryFault(err error) bool {
 		return true
 	}
 	return false
+}
+
+// Class is a query error's class: usage when it is the query's own fault
+// (QueryFault), else the class of what it wraps (an I/O error is fatal).
+func (e *QueryError) Class() errclass.Class {
+	if QueryFault(e) {
+		return errclass.Usage
+	}
+	return errclass.Of(e.Err)
 }

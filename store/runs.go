@@ -4,10 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"time"
+
+	"pipeline/errclass"
 )
 
 // Run statuses (runs.status).
@@ -21,7 +22,7 @@ const (
 )
 
 // ErrUnknownRun: no run with that id.
-var ErrUnknownRun = errors.New("unknown run")
+var ErrUnknownRun = errclass.New(errclass.NotFound, "unknown run")
 
 // Counts are a run's file counters (runs.seen ... runs.failed).
 type Counts struct {

@@ -5,20 +5,21 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
+
+	"pipeline/errclass"
 )
 
 // Similarity-search errors.
 var (
 	// ErrZeroVector: a cosine query with an all-zero vector, for which
 	// the cosine distance to anything is undefined.
-	ErrZeroVector = errors.New("query vector is all zeros")
+	ErrZeroVector = errclass.New(errclass.Data, "query vector is all zeros")
 	// ErrBadMetric: a metric other than cosine or l2.
-	ErrBadMetric = errors.New("unknown distance metric")
+	ErrBadMetric = errclass.New(errclass.Usage, "unknown distance metric")
 )
 
 // Metric is a distance between two vectors of one feature set.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"pipeline/errclass"
 )
 
 // Split parts (splits.part).
@@ -26,7 +28,7 @@ const SettingTestFraction = "split.test_fraction"
 
 // ErrSplitFrac: AssignSplit was asked for another test fraction than the one
 // the existing split was made with.
-var ErrSplitFrac = errors.New("split test fraction differs from the stored one")
+var ErrSplitFrac = errclass.New(errclass.Data, "split test fraction differs from the stored one")
 
 // AssignSplit puts every labeled image that has no split row yet into train
 // or test and returns how many it assigned. Existing rows never move, and

@@ -19,29 +19,31 @@ import (
 
 	vec "github.com/asg017/sqlite-vec-go-bindings/cgo"
 	"github.com/mattn/go-sqlite3"
+
+	"pipeline/errclass"
 )
 
 // Sentinel errors callers test with errors.Is.
 var (
 	// ErrNotDatabase: the file exists but is not a pipeline database
 	// (not SQLite at all, or SQLite with someone else's tables).
-	ErrNotDatabase = errors.New("not a pipeline database")
+	ErrNotDatabase = errclass.New(errclass.Fatal, "not a pipeline database")
 	// ErrNoDatabase: a read-only open of a path where no database exists.
-	ErrNoDatabase = errors.New("no database")
+	ErrNoDatabase = errclass.New(errclass.NotFound, "no database")
 	// ErrSchemaOld: a read-only open of a database whose schema is older
 	// than this binary's; a writing command upgrades it.
-	ErrSchemaOld = errors.New("database schema is older than this pipeline")
+	ErrSchemaOld = errclass.New(errclass.Fatal, "database schema is older than this pipeline")
 	// ErrSchemaNew: the database was written by a newer pipeline.
-	ErrSchemaNew = errors.New("database schema is newer than this pipeline")
+	ErrSchemaNew = errclass.New(errclass.Fatal, "database schema is newer than this pipeline")
 	// ErrSchemaMismatch: the database's user_version is not one this
 	// pipeline wrote for the tables it holds (negative, or lower than its
 	// tables): something else changed the header.
-	ErrSchemaMismatch = errors.New("database schema version does not match its tables")
+	ErrSchemaMismatch = errclass.New(errclass.Integrity, "database schema version does not match its tables")
 	// ErrHardLinked: a writing open of a database file that has more than
 	// one name (hard link): SQLite's WAL and locks are per name.
-	ErrHardLinked = errors.New("database file has several hard links")
+	ErrHardLinked = errclass.New(errclass.Fatal, "database file has several hard links")
 	// ErrReadOnly: a write through a read-only DB or a read-only query.
-	ErrReadOnly = errors.New("database is open read-only")
+	ErrReadOnly = errclass.New(errclass.Usage, "database is open read-only")
 )
 
 // BusyTimeout is how long a connection waits for another connection's write

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"pipeline/errclass"
 	"pipeline/store"
 )
 
@@ -69,7 +70,7 @@ func cmdCheck(e *env, args []string) error {
 		for _, n := range rep.Counts {
 			total += n
 		}
-		return withCode(ExitUnhealthy, fmt.Errorf("check: %s: %d problems found", d.Path(), total))
+		return errclass.Errorf(errclass.Integrity, "check: %s: %d problems found", d.Path(), total)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"pipeline/classify"
 	"pipeline/extract"
 	"pipeline/pipeline"
+	"pipeline/store"
 )
 
 func init() {
@@ -63,13 +65,19 @@ func cmdFit(e *env, args []string) error {
 	if *name == "" {
 		return usageError("fit: --name is required (e.g. --name cats-svm)")
 	}
+	if *cv == 1 || *cv < 0 {
+		return usageError("fit: --cv %d: want 0 (no cross-validation) or 2 folds or more", *cv)
+	}
+	if err := checkBounds("fit", zeroOrMore("pca", int64(*pca), "no projection"), positive("k", int64(*k)), positive("trees", int64(*trees))); err != nil {
+		return err
+	}
 	p := classify.DefaultParams(*clf)
 	p.Kernel, p.C, p.Degree, p.Coef0, p.Probability, p.Balanced = *kernel, *c, *degree, *coef0, *prob, *balanced
 	p.K, p.Metric, p.Trees, p.Seed = *k, *metric, *trees, *seed
 	p.Transform = classify.TransformSpec{Scale: *scale, L2: *l2, PCA: *pca}
 	g, err := classify.ParseGamma(*gamma)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return err // ErrBadParam: a usage error
 	}
 	p.Gamma = g
 	res, err := pipeline.Fit(e.ctx, pipeline.FitOptions{DB: *db, Set: q, Name: *name, Replace: *replace, Params: p, CV: *cv,
@@ -224,6 +232,10 @@ func cmdPredict(e *env, args []string) error {
 	if len(pos) < 1 {
 		return usageError("predict: want a classifier name, then image files or folders")
 	}
+	if err := checkBounds("predict", positive("batch", int64(*batch)), positive("nets", int64(*nets)), positive("top", int64(*top)),
+		zeroOrMore("threads", int64(*threads), "all cores"), zeroOrMore("max-pixels", *maxPixels, "no limit")); err != nil {
+		return err
+	}
 	name, paths := pos[0], pos[1:]
 	var cw *csv.Writer
 	var tw *tabwriter.Writer
@@ -306,10 +318,11 @@ func cmdExport(e *env, args []string) error {
 	unlabeled := fs.Bool("unlabeled", false, "include unlabeled images (csv, npy)")
 	out := fs.String("out", "", "write here instead of stdout")
 	labels := fs.String("labels", "", "npy: write row,path,label lines to this file")
+	allowNonFinite := fs.Bool("allow-nonfinite", false, "write vectors holding NaN or Inf (refused by default: most tools choke on them)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	o := pipeline.ExportOptions{DB: *db, Set: q, Format: *format, Part: *split, Unlabeled: *unlabeled, Out: e.stdout}
+	o := pipeline.ExportOptions{DB: *db, Set: q, Format: *format, Part: *split, Unlabeled: *unlabeled, Out: e.stdout, AllowNonFinite: *allowNonFinite}
 	if *out != "" {
 		f, err := os.Create(*out)
 		if err != nil {
@@ -327,6 +340,17 @@ func cmdExport(e *env, args []string) error {
 		o.Labels = f
 	}
 	sum, err := pipeline.Export(e.ctx, o)
+	if err != nil {
+		// No half-written file is left behind for another tool to read.
+		for _, p := range []string{*out, *labels} {
+			if p != "" {
+				os.Remove(p)
+			}
+		}
+	}
+	if errors.Is(err, store.ErrNonFinite) {
+		return withHint(err, "pipeline check lists them; --allow-nonfinite exports them anyway")
+	}
 	if err != nil {
 		return err
 	}

@@ -1,79 +1,84 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 
-	"pipeline/classify"
-	"pipeline/extract"
-	"pipeline/pipeline"
+	"pipeline/errclass"
 	"pipeline/store"
 )
 
-// Exit codes, documented in README.md. Scripts and cron jobs rely on them.
+// Exit codes, documented in README.md: errclass's table, which runs.exit_code
+// uses too. Scripts and cron jobs rely on them.
 const (
-	ExitOK          = 0   // everything worked
-	ExitError       = 1   // a fatal error: model unreadable, database not writable, disk full, ...
-	ExitUsage       = 2   // bad flags or arguments, unknown model, layer, preset or classifier
-	ExitPartial     = 3   // the run finished but some input files failed (see the failures table)
-	ExitLocked      = 4   // another process is writing the database (see --wait)
-	ExitData        = 5   // the data cannot support the request (fewer than 2 classes, dimension mismatch, ...)
-	ExitUnhealthy   = 6   // pipeline check found problems in the database
-	ExitInterrupted = 130 // stopped by Ctrl-C or SIGTERM; committed work is kept, rerun to finish
+	ExitOK          = errclass.ExitOK          // everything worked
+	ExitError       = errclass.ExitFatal       // a fatal error: model unreadable, database not writable, disk full, ...
+	ExitUsage       = errclass.ExitUsage       // bad flags or arguments, unknown model, layer, preset or classifier
+	ExitPartial     = errclass.ExitPartial     // the run finished but some input files failed (see the failures table)
+	ExitLocked      = errclass.ExitLocked      // another process is writing the database (see --wait)
+	ExitData        = errclass.ExitData        // the data cannot support the request (fewer than 2 classes, dimension mismatch, ...)
+	ExitUnhealthy   = errclass.ExitIntegrity   // pipeline check found problems in the database
+	ExitInterrupted = errclass.ExitInterrupted // stopped by Ctrl-C or SIGTERM; committed work is kept, rerun to finish
 )
 
-// exitError carries an exit code chosen by a command.
-type exitError struct {
-	code int
-	err  error
+// cliError is a command-line error (litestream's usageError): the message,
+// and a hint that may name flags, printed once by main. Only this layer
+// names CLI flags in hints.
+type cliError struct {
+	class errclass.Class
+	err   error
+	hint  string
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func withCode(code int, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &exitError{code, err}
-}
+func (e *cliError) Error() string         { return e.err.Error() }
+func (e *cliError) Unwrap() error         { return e.err }
+func (e *cliError) Class() errclass.Class { return e.class }
 
 // usageError marks bad flags or arguments.
 func usageError(format string, args ...any) error {
-	return &exitError{ExitUsage, fmt.Errorf(format, args...)}
+	return &cliError{class: errclass.Usage, err: fmt.Errorf(format, args...)}
 }
 
-// ExitCode maps an error from Run to the process exit code.
-func ExitCode(err error) int {
-	var ee *exitError
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.As(err, &ee):
-		return ee.code
-	case errors.Is(err, flag.ErrHelp):
-		return ExitOK
-	case errors.Is(err, context.Canceled), errors.Is(err, pipeline.ErrInterrupted):
-		return ExitInterrupted
-	case errors.Is(err, pipeline.ErrUsage):
-		return ExitUsage
-	case errors.Is(err, pipeline.ErrPartial):
-		return ExitPartial
-	case errors.Is(err, store.ErrLocked):
-		return ExitLocked
-	case errors.Is(err, classify.ErrTooFewClasses), errors.Is(err, classify.ErrTooFewSamples),
-		errors.Is(err, classify.ErrDimMismatch), errors.Is(err, pipeline.ErrNoFeatures), errors.Is(err, store.ErrSplitFrac),
-		errors.Is(err, pipeline.ErrNoVector), errors.Is(err, store.ErrZeroVector):
-		return ExitData
-	case errors.Is(err, extract.ErrUnknownLayer), errors.Is(err, extract.ErrBackendUnavailable),
-		errors.Is(err, extract.ErrUnknownModel), errors.Is(err, extract.ErrModelSpec), errors.Is(err, classify.ErrUnknownClassifier),
-		errors.Is(err, classify.ErrUnknownKernel), errors.Is(err, classify.ErrBadParam),
-		errors.Is(err, store.ErrUnknownClassifier), errors.Is(err, store.ErrClassifierExists),
-		errors.Is(err, pipeline.ErrAmbiguous), errors.Is(err, store.ErrUnknownFeatureSet),
-		errors.Is(err, pipeline.ErrUnknownImage), errors.Is(err, extract.ErrNotKerasModel):
-		return ExitUsage
+// withHint attaches a hint to err, keeping its class.
+func withHint(err error, hint string) error {
+	if err == nil {
+		return nil
 	}
-	return ExitError
+	return &cliError{class: errclass.Of(err), err: err, hint: hint}
+}
+
+// ExitCode maps an error from Run to the process exit code: errclass's
+// table, except that --help is a success.
+func ExitCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	return errclass.ExitCode(err)
+}
+
+// orUsage gives an unclassified error (a missing file named on the command
+// line, say) the usage class; classified errors keep theirs.
+func orUsage(err error) error {
+	if err != nil && !errclass.Classified(err) {
+		return errclass.Wrap(errclass.Usage, err)
+	}
+	return err
+}
+
+// hintOf is what to tell the user to do about err, if anything: a hint a
+// command attached, else one for a condition any command can meet.
+func hintOf(err error) string {
+	var ce *cliError
+	if errors.As(err, &ce) && ce.hint != "" {
+		return ce.hint
+	}
+	var le *store.LockedError
+	switch {
+	case errors.As(err, &le) && le.Waited == 0:
+		return "use --wait 10m to wait for it"
+	case errors.Is(err, store.ErrClassifierExists):
+		return "choose another --name or add --replace"
+	}
+	return ""
 }

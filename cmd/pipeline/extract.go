@@ -70,11 +70,16 @@ func cmdExtract(e *env, args []string) error {
 	workers := fs.Int("workers", 0, "decode goroutines (0 = number of cores)")
 	backend := fs.String("backend", "cpu", "cpu, opencl or cuda (checked: never a silent fallback)")
 	target := fs.String("target", "fp32", "fp32 or fp16 (fp16 needs opencl or cuda)")
-	maxPixels := fs.Int64("max-pixels", 100_000_000, "skip images with more pixels than this (read from the header where possible)")
+	maxPixels := fs.Int64("max-pixels", 100_000_000, "skip images with more pixels than this, read from the header where possible (0 = no limit)")
 	fast := fs.Bool("fast-decode", false, "decode large JPEGs at 1/2, 1/4 or 1/8 size (faster; slightly different codes)")
 	wait := fs.Duration("wait", 0, "if another process is writing the database, wait this long for it (e.g. 10m)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
 	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkBounds("extract", positive("batch", int64(*batch)), positive("nets", int64(*nets)),
+		zeroOrMore("workers", int64(*workers), "one per core"), zeroOrMore("threads", int64(*threads), "all cores"),
+		zeroOrMore("max-pixels", *maxPixels, "no limit")); err != nil {
 		return err
 	}
 	if mf.model == "" {

@@ -23,10 +23,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pipeline: second interrupt, exiting now")
 		os.Exit(ExitInterrupted)
 	}()
-	err := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	code := ExitCode(err)
-	if err != nil && code != ExitOK {
-		fmt.Fprintf(os.Stderr, "pipeline: %v\n", err)
-	}
-	os.Exit(code)
+	os.Exit(Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -187,14 +187,14 @@ func modelsAdd(e *env, args []string) error {
 	}
 	entry, err := extract.NewLocalModel(pos[0], *file, mf.config, mf.pre)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return orUsage(err) // a --file that is missing or not a model: the command line is wrong
 	}
 	cat, err := extract.LoadCatalog("")
 	if err != nil {
 		return err
 	}
 	if err := cat.Add(entry); err != nil {
-		return withCode(ExitUsage, err)
+		return err // ErrModelExists: a conflict (exit 2); an unwritable registry is fatal
 	}
 	fmt.Fprintf(e.stdout, "%s: registered %s (%s, sha256 %s), preprocessing %s\n", entry.Name, entry.Path, entry.Format, entry.SHA256, entry.Preprocess)
 	return nil
@@ -214,7 +214,7 @@ func modelsRemove(e *env, args []string) error {
 		return err
 	}
 	if err := cat.Remove(pos[0]); err != nil {
-		return withCode(ExitUsage, err)
+		return orUsage(err)
 	}
 	fmt.Fprintf(e.stdout, "%s: removed from the registry (the file itself is untouched)\n", pos[0])
 	return nil

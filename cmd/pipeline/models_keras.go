@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -31,11 +30,8 @@ func modelsAddKeras(e *env, name, file string, mf modelFlags) error {
 		return err
 	}
 	entry, arch, err := cat.AddKeras(name, file, mf.pre)
-	switch {
-	case errors.Is(err, extract.ErrNotKerasModel), errors.Is(err, extract.ErrModelExists):
-		return withCode(ExitUsage, err)
-	case err != nil:
-		return err
+	if err != nil {
+		return orUsage(err) // ErrNotKerasModel and ErrModelExists carry their class; a missing --file is the command line's fault
 	}
 	fmt.Fprintf(e.stdout, "%s: registered %s (Keras %s, sha256 %s), preprocessing %s\n", entry.Name, entry.Path, arch, entry.SHA256, entry.Preprocess)
 	return nil

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+
+	"pipeline/errclass"
 )
 
 // env is what every command gets: I/O, logging and the command line.
@@ -24,6 +26,8 @@ type env struct {
 	args   []string // the full command line, for the runs table
 	log    *slog.Logger
 	quiet  bool
+	// jsonLog: --log-format json; every stderr line is one JSON object.
+	jsonLog bool
 	// tty is true when stderr is a terminal: progress bars are drawn only then.
 	tty bool
 }
@@ -38,13 +42,54 @@ var commands []command
 
 func register(c command) { commands = append(commands, c) }
 
-// Run runs the command line args (without the program name).
+// Main runs the command line args (without the program name), reports the
+// error that ended it on stderr and returns the exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := newEnv(ctx, args, stdin, stdout, stderr)
+	err := e.dispatch(args)
+	code := ExitCode(err)
+	if err != nil && code != ExitOK {
+		e.reportError(err, code)
+	}
+	return code
+}
+
+// Run runs the command line args (without the program name) and returns
+// the error that ended it, unreported (tests drive it).
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return newEnv(ctx, args, stdin, stdout, stderr).dispatch(args)
+}
+
+func newEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) *env {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, args: append([]string{"pipeline"}, args...)}
 	e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if f, ok := stderr.(*os.File); ok {
 		e.tty = term.IsTerminal(int(f.Fd()))
 	}
+	return e
+}
+
+// reportError writes the final error: "pipeline: MESSAGE" and a hint line,
+// or with --log-format json one object at level ERROR with the exit code,
+// the error's class and the hint.
+func (e *env) reportError(err error, code int) {
+	hint := hintOf(err)
+	if e.jsonLog {
+		attrs := []any{"exit_code", code, "class", errclass.Of(err).String()}
+		if hint != "" {
+			attrs = append(attrs, "hint", hint)
+		}
+		e.log.Error(err.Error(), attrs...)
+		return
+	}
+	fmt.Fprintf(e.stderr, "pipeline: %v\n", err)
+	if hint != "" {
+		fmt.Fprintf(e.stderr, "pipeline: hint: %s\n", hint)
+	}
+}
+
+func (e *env) dispatch(args []string) error {
+	ctx, stdin, stdout, stderr := e.ctx, e.stdin, e.stdout, e.stderr
 	if len(args) == 0 {
 		usage(stderr)
 		return usageError("no command given")
@@ -103,8 +148,10 @@ func newFlags(e *env, name, usageLine string) *flag.FlagSet {
 		switch v {
 		case "text":
 			e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			e.jsonLog = false
 		case "json":
 			e.log = slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			e.jsonLog = true
 		default:
 			return errors.New("want text or json")
 		}
@@ -126,7 +173,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
-			return nil, &exitError{ExitUsage, err}
+			return nil, &cliError{class: errclass.Usage, err: err}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {

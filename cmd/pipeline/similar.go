@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -41,6 +40,10 @@ func cmdSimilar(e *env, args []string) error {
 	if len(pos) != 1 {
 		return usageError("similar: want one image: a file, a stored path, a relative path as stored, or a sha256")
 	}
+	if err := checkBounds("similar", positive("k", int64(*k)), zeroOrMore("threads", int64(*threads), "all cores"),
+		zeroOrMore("max-pixels", *maxPixels, "no limit")); err != nil {
+		return err
+	}
 	if *asCSV && *asJSON {
 		return usageError("similar: --csv or --json, not both")
 	}
@@ -52,13 +55,8 @@ func cmdSimilar(e *env, args []string) error {
 		DB: *db, Query: pos[0], Set: q, K: *k, Metric: *metric, IncludeSelf: *self, Method: m, ModelPath: *modelFile,
 		Compute: extract.Compute{Backend: *backend, Threads: *threads}, MaxPixels: *maxPixels, Log: e.infof,
 	})
-	switch {
-	case errors.Is(err, pipeline.ErrUnknownImage):
-		return withCode(ExitUsage, err)
-	case errors.Is(err, pipeline.ErrNoVector), errors.Is(err, store.ErrZeroVector):
-		return withCode(ExitData, err)
-	case err != nil:
-		return err
+	if err != nil {
+		return err // classed: unknown image 2, no vector or a zero vector 5
 	}
 	how := "stored vector"
 	if res.Query.Source == "computed" {

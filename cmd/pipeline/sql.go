@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"pipeline/errclass"
 	"pipeline/pipeline"
 	"pipeline/store"
 )
@@ -166,9 +167,9 @@ func sqlError(e *env, err error, text, source string, doc pipeline.QueryDoc) err
 	if source != "" {
 		prefix = "sql: " + source + ": "
 	}
-	code := ExitError
+	class := errclass.Fatal
 	if store.QueryFault(err) {
-		code = ExitUsage
+		class = errclass.Usage
 	}
 	hint := ""
 	if errors.Is(err, store.ErrReadOnly) {
@@ -177,9 +178,9 @@ func sqlError(e *env, err error, text, source string, doc pipeline.QueryDoc) err
 	var qe *store.QueryError
 	switch {
 	case errors.As(err, &qe) && qe.Offset >= 0:
-		return withCode(code, fmt.Errorf("%s%w%s\n%s", prefix, err, hint, caretExcerpt(text, qe.Line, qe.Col)))
+		return errclass.Errorf(class, "%s%w%s\n%s", prefix, err, hint, caretExcerpt(text, qe.Line, qe.Col))
 	case errors.As(err, &qe):
-		return withCode(code, fmt.Errorf("%s%w%s\n  in: %s", prefix, err, hint, firstLine(qe.SQL)))
+		return errclass.Errorf(class, "%s%w%s\n  in: %s", prefix, err, hint, firstLine(qe.SQL))
 	case errors.Is(err, store.ErrParams) && len(doc.Params) > 0:
 		var b strings.Builder
 		for _, p := range doc.Params {
@@ -189,9 +190,9 @@ func sqlError(e *env, err error, text, source string, doc pipeline.QueryDoc) err
 			}
 			fmt.Fprintf(&b, "\n  :%-10s %s%s", p.Name, p.Doc, def)
 		}
-		return withCode(ExitUsage, fmt.Errorf("%s%w\nparameters:%s", prefix, err, b.String()))
+		return errclass.Errorf(errclass.Usage, "%s%w\nparameters:%s", prefix, err, b.String())
 	case errors.Is(err, store.ErrParams):
-		return withCode(ExitUsage, fmt.Errorf("%s%w", prefix, err))
+		return errclass.Errorf(errclass.Usage, "%s%w", prefix, err)
 	}
 	return err // open, lock and run errors keep their own codes
 }
@@ -363,6 +364,15 @@ func (s *sqlWriter) writeJSONRow(row []any) error {
 			return fmt.Errorf("column %s: %w", s.jsonKeys[i], err)
 		}
 		b.Write(j)
+		// Text that is not UTF-8 (a path with Latin-1 bytes) would come
+		// out with U+FFFD in place of its bytes: add them, base64, under
+		// KEY_b64, so that the value can be recovered.
+		if t, ok := v.(string); ok && !utf8.ValidString(t) {
+			k, _ := json.Marshal(s.jsonKeys[i] + "_b64")
+			b.WriteByte(',')
+			b.Write(k)
+			b.WriteString(`:"` + base64.StdEncoding.EncodeToString([]byte(t)) + `"`)
+		}
 	}
 	b.WriteString("}\n")
 	_, err := io.WriteString(s.w, b.String())

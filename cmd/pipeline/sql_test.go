@@ -226,7 +226,7 @@ func TestCLI_SQL(t *testing.T) {
 		run(t, env, "sql", "--csv", "SELECT count(*) FROM features").want(t, 0, count.stdout)
 		run(t, env, "sql", "SELECT 1", "--wait", "1s").want(t, 2, "--wait is for --write")
 		// No database: an I/O error.
-		run(t, []string{"PIPELINE_DB=" + filepath.Join(t.TempDir(), "none.db")}, "sql", "SELECT 1").want(t, 1, "none.db", "no database")
+		run(t, []string{"PIPELINE_DB=" + filepath.Join(t.TempDir(), "none.db")}, "sql", "SELECT 1").want(t, 2, "none.db", "no database")
 		if _, err := os.Stat(db); err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +274,7 @@ func TestCLI_Runs(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"PIPELINE_DB=" + filepath.Join(dir, "f.db")}
-	run(t, env, "runs").want(t, 1, "no database")
+	run(t, env, "runs").want(t, 2, "no database")
 	run(t, env, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--images", imgs).want(t, 3)
 	run(t, env, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--images", imgs).want(t, 3)
 	run(t, env, "sql", "--write", "INSERT INTO settings VALUES ('k', 'v')").want(t, 0)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"pipeline/errclass"
+
 	"flag"
 	"fmt"
 	"math"
@@ -71,7 +73,7 @@ func cmdSweep(e *env, args []string) error {
 	p.Transform = classify.TransformSpec{Scale: *scale, L2: *l2}
 	g, err := classify.ParseGamma(*gamma)
 	if err != nil {
-		return withCode(ExitUsage, err)
+		return errclass.Wrap(errclass.Usage, err)
 	}
 	p.Gamma = g
 	commandDB := ""

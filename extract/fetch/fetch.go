@@ -23,6 +23,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"pipeline/errclass"
 )
 
 // Spec describes one file to fetch.
@@ -73,7 +75,7 @@ const (
 )
 
 // ErrMismatch is matched (errors.Is) by every *MismatchError.
-var ErrMismatch = errors.New("size or sha256 mismatch")
+var ErrMismatch = errclass.New(errclass.Fatal, "size or sha256 mismatch")
 
 // MismatchError says that a file's content is not the expected one.
 type MismatchError struct {
@@ -98,6 +100,9 @@ func (e *MismatchError) Error() string {
 
 // Is makes errors.Is(err, ErrMismatch) true.
 func (e *MismatchError) Is(target error) bool { return target == ErrMismatch }
+
+// Unwrap gives the error ErrMismatch's class.
+func (e *MismatchError) Unwrap() error { return ErrMismatch }
 
 // Attempt is what went wrong with one mirror.
 type Attempt struct {

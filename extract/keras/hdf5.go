@@ -168,6 +168,8 @@ static herr_t h5x_write_float(hid_t loc, const char *name, int rank, const hsize
 import "C"
 
 import (
+	"pipeline/errclass"
+
 	"errors"
 	"fmt"
 	"strings"
@@ -180,7 +182,7 @@ import (
 var hdf5Mu sync.Mutex
 
 // ErrNotHDF5: the file is not an HDF5 file at all.
-var ErrNotHDF5 = errors.New("not an HDF5 file")
+var ErrNotHDF5 = errclass.New(errclass.Usage, "not an HDF5 file")
 
 func hdf5Error(what string) error {
 	var buf [256]C.char

@@ -1,6 +1,8 @@
 package keras
 
 import (
+	"pipeline/errclass"
+
 	"errors"
 	"fmt"
 	"os"
@@ -22,7 +24,7 @@ const (
 // not a Keras model of an architecture this package knows: not HDF5, HDF5
 // without Keras's layout, another network, a layer missing, a weight of the
 // wrong shape. Damage to an HDF5 file (truncation) is another error.
-var ErrNotKeras = errors.New("not a Keras model of a known architecture")
+var ErrNotKeras = errclass.New(errclass.Usage, "not a Keras model of a known architecture")
 
 // Weight is one weight array of a layer, as stored (Keras's own layout:
 // HWIO convolution kernels, [in, out] dense kernels).

@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+
+	"pipeline/errclass"
 )
 
 // ReadModel reads a whole .onnx file, weights included.
@@ -57,7 +58,7 @@ func readFile(path string, payload bool) (*Model, error) {
 
 // errTruncated is returned for a length or value that runs past the end of
 // its enclosing message.
-var errTruncated = errors.New("truncated or corrupt protobuf")
+var errTruncated = errclass.New(errclass.Fatal, "truncated or corrupt protobuf")
 
 type decoder struct {
 	src     io.Reader

@@ -1,14 +1,15 @@
 package onnx
 
 import (
-	"errors"
 	"fmt"
+
+	"pipeline/errclass"
 )
 
 // ErrUnsupported is wrapped by every error about a feature this package
 // does not implement: an operator, an attribute value (group ≠ 1, ceil_mode,
 // dilations), a data type. Callers test it with errors.Is.
-var ErrUnsupported = errors.New("unsupported")
+var ErrUnsupported = errclass.New(errclass.Fatal, "unsupported")
 
 // DataType is TensorProto.DataType.
 type DataType int32

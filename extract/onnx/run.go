@@ -1,16 +1,17 @@
 package onnx
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
+
+	"pipeline/errclass"
 )
 
 // ErrUnknownTensor is returned when a requested tensor is not produced by
 // the graph (nor is it a graph input or an initializer).
-var ErrUnknownTensor = errors.New("unknown tensor")
+var ErrUnknownTensor = errclass.New(errclass.Fatal, "unknown tensor")
 
 // value is a tensor during evaluation: dims and float64 data, row-major.
 // Values are never modified after they are produced, so Identity and
