@@ -55,7 +55,7 @@ func TestSoftmaxClassifier_SklearnParity(t *testing.T) {
 	for _, c := range fx.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			p := DefaultParams(Softmax)
-			p.C, p.Balanced = c.C, c.Balanced
+			p.C, p.Balanced, p.Tol = c.C, c.Balanced, 1e-10
 			m := &SoftmaxClassifier{}
 			if err := m.Fit(c.X, c.Y, c.Classes, p); err != nil {
 				t.Fatal(err)
