@@ -20,6 +20,10 @@ var ErrAmbiguous = errors.New("ambiguous feature set")
 // ErrNoFeatures: no feature set matches, or it has no vectors.
 var ErrNoFeatures = errors.New("no such feature set")
 
+// ErrNoHeldOut: eval of a classifier trained on every labelled image
+// (fit --final): nothing was held out from it.
+var ErrNoHeldOut = errors.New("no held-out estimate")
+
 // SetQuery names a feature set the way users do: --layer (alias or OpenCV
 // name), optionally --model, or --set ID.
 type SetQuery struct {
@@ -83,13 +87,22 @@ func listSets(ctx context.Context, db *store.DB) string {
 
 // FitOptions configure `pipeline fit`.
 type FitOptions struct {
-	DB       string
-	Set      SetQuery
-	Name     string
-	Replace  bool
-	Params   classify.Params
-	CV       int  // folds; 0 = no cross-validation report
-	Grid     bool // search C (and gamma) first
+	DB      string
+	Set     SetQuery
+	Name    string
+	Replace bool
+	Params  classify.Params
+	CV      int  // folds; 0 = no cross-validation report
+	Grid    bool // search C (and gamma) first
+	// GridC and GridGamma are log2 {start, stop, step} ranges; zero means
+	// libsvm grid.py's.
+	GridC, GridGamma [3]float64
+	// GridProgress, when set, is called after each grid point.
+	GridProgress func(classify.GridProgress)
+	// Final refits the chosen configuration on every labelled image
+	// (training and held-out split) after the CV report on the training
+	// split; the stored classifier then has no held-out estimate.
+	Final    bool
 	TestFrac float64
 	Wait     time.Duration
 	Args     []string
@@ -107,6 +120,8 @@ type FitResult struct {
 	Test        int                  `json:"test"`
 	Unlabeled   int                  `json:"unlabeled"`
 	NewlySplit  int                  `json:"newly_split"`
+	Final       bool                 `json:"final"`                 // trained on train + held-out (fit --final)
+	FinalTrain  int                  `json:"final_train,omitempty"` // vectors the final model was trained on
 	Params      classify.Params      `json:"params"`
 	CV          *CVSummary           `json:"cv,omitempty"`
 	Grid        *classify.GridResult `json:"grid,omitempty"`
@@ -215,7 +230,7 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, res *FitResult, logf f
 		}
 		t0 := time.Now()
 		logf("fit: grid search over C%s with %d-fold CV (libsvm grid.py ranges, coarse then fine)", map[bool]string{true: " and gamma", false: ""}[p.Classifier == classify.SVM && p.Kernel != "linear"], o.CV)
-		g, err := classify.GridSearch(ds, p, classify.GridSpec{Folds: o.CV})
+		g, err := classify.GridSearch(ds, p, classify.GridSpec{Folds: o.CV, Log2C: o.GridC, Log2Gamma: o.GridGamma, Progress: o.GridProgress})
 		if err != nil {
 			return err
 		}
@@ -237,8 +252,19 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, res *FitResult, logf f
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	fitDS := ds
+	if o.Final {
+		all, _, err := loadSplit(bg, db, fs, partAll, nil)
+		if err != nil {
+			return err
+		}
+		fitDS = all
+		res.Final, res.FinalTrain, res.Classes = true, len(all.X), all.Classes
+		logf("fit --final: refitting on all %d labelled vectors (%s); no held-out estimate will exist for this classifier",
+			len(all.X), classCounts(all))
+	}
 	t0 := time.Now()
-	m, err := classify.Fit(ds, p)
+	m, err := classify.Fit(fitDS, p)
 	if err != nil {
 		return err
 	}
@@ -249,25 +275,53 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, res *FitResult, logf f
 		return err
 	}
 	res.ModelBytes = len(blob)
-	params, _ := json.Marshal(p)
-	transform, _ := json.Marshal(p.Transform)
-	metrics, _ := json.Marshal(map[string]any{
-		"train": res.Train, "test": res.Test, "train_counts": res.TrainCounts, "cv": res.CV,
-		"fit_seconds": res.FitSeconds, "grid_best": gridBest(res.Grid),
-	})
+	params, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("fit: params: %w", err)
+	}
+	transform, err := json.Marshal(p.Transform)
+	if err != nil {
+		return fmt.Errorf("fit: transform: %w", err)
+	}
+	metrics, err := json.Marshal(storedMetrics{Train: res.Train, Test: res.Test, TrainCounts: res.TrainCounts, CV: res.CV,
+		FitSeconds: res.FitSeconds, GridBest: gridBest(res.Grid), GridEdges: gridEdges(res.Grid), Final: res.Final, FinalTrain: res.FinalTrain})
+	if err != nil {
+		return fmt.Errorf("fit: metrics: %w", err)
+	}
 	_, err = db.SaveClassifier(bg, store.Classifier{
-		Name: o.Name, Kind: p.Classifier, Params: params, Transform: transform, Labels: ds.Classes,
+		Name: o.Name, Kind: p.Classifier, Params: params, Transform: transform, Labels: fitDS.Classes,
 		FeatureSetID: fs.ID, Dim: fs.Dim, Metrics: metrics, Command: strings.Join(o.Args, " "), RunID: res.RunID, Model: blob,
 	}, o.Replace)
 	res.Name = o.Name
 	return err
 }
 
-func gridBest(g *classify.GridResult) any {
+// storedMetrics is classifiers.metrics (JSON; documented in
+// docs/SCHEMA.md's classifiers section).
+type storedMetrics struct {
+	Train       int                 `json:"train"`
+	Test        int                 `json:"test"`
+	TrainCounts []int               `json:"train_counts"`
+	CV          *CVSummary          `json:"cv"`
+	FitSeconds  float64             `json:"fit_seconds"`
+	GridBest    *classify.GridPoint `json:"grid_best"`
+	GridEdges   []classify.GridEdge `json:"grid_edges,omitempty"`
+	Final       bool                `json:"final,omitempty"`       // trained on every labelled image
+	FinalTrain  int                 `json:"final_train,omitempty"` // how many
+}
+
+func gridBest(g *classify.GridResult) *classify.GridPoint {
 	if g == nil {
 		return nil
 	}
-	return g.Best
+	return &g.Best
+}
+
+func gridEdges(g *classify.GridResult) []classify.GridEdge {
+	if g == nil {
+		return nil
+	}
+	return g.Edges
 }
 
 func classCounts(ds *classify.Dataset) string {
@@ -280,7 +334,11 @@ func classCounts(ds *classify.Dataset) string {
 
 type splitCounts struct{ train, test, unlabeled, unknownClass, unsplit int }
 
-// loadSplit reads the labeled vectors of one part of the split. classes
+// partAll asks loadSplit for both parts of the split.
+const partAll = "*"
+
+// loadSplit reads the labeled vectors of one part of the split (or both:
+// partAll). classes
 // fixes the class list (a trained model's); nil means the sorted labels
 // found. Vectors whose label is not in a fixed list are counted, not used.
 func loadSplit(ctx context.Context, db *store.DB, fs store.FeatureSet, part string, classes []string) (*classify.Dataset, splitCounts, error) {
@@ -304,7 +362,7 @@ func loadSplit(ctx context.Context, db *store.DB, fs store.FeatureSet, part stri
 		case r.Part == store.PartTrain:
 			c.train++
 		}
-		if r.Part != part {
+		if part != partAll && r.Part != part {
 			return nil
 		}
 		rows = append(rows, row{r.Label, r.Vector})
@@ -394,6 +452,16 @@ func Eval(ctx context.Context, dbPath, name string) (*EvalResult, error) {
 	lc, err := LoadClassifier(ctx, db, name)
 	if err != nil {
 		return nil, err
+	}
+	var sm storedMetrics
+	if len(lc.Row.Metrics) > 0 && json.Unmarshal(lc.Row.Metrics, &sm) == nil && sm.Final {
+		cv := "it was fitted without --cv, so there is no estimate at all"
+		if sm.CV != nil {
+			cv = fmt.Sprintf("its %d-fold cross-validation on the training split before the refit: accuracy %.4f ± %.4f, macro-F1 %.4f ± %.4f",
+				sm.CV.Folds, sm.CV.MeanAccuracy, sm.CV.StdAccuracy, sm.CV.MeanMacroF1, sm.CV.StdMacroF1)
+		}
+		return nil, fmt.Errorf("%w for classifier %s: it was trained on all %d labelled images (fit --final), held-out ones included; %s",
+			ErrNoHeldOut, name, sm.FinalTrain, cv)
 	}
 	res := &EvalResult{Classifier: name, Kind: lc.Row.Kind, FeatureSet: lc.Set, TrainCV: lc.Row.Metrics}
 	var paths []string

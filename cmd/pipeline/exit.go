@@ -65,7 +65,7 @@ func ExitCode(err error) int {
 		return ExitLocked
 	case errors.Is(err, classify.ErrTooFewClasses), errors.Is(err, classify.ErrTooFewSamples),
 		errors.Is(err, classify.ErrDimMismatch), errors.Is(err, pipeline.ErrNoFeatures), errors.Is(err, store.ErrSplitFrac),
-		errors.Is(err, pipeline.ErrNoVector), errors.Is(err, store.ErrZeroVector):
+		errors.Is(err, pipeline.ErrNoVector), errors.Is(err, store.ErrZeroVector), errors.Is(err, pipeline.ErrNoHeldOut):
 		return ExitData
 	case errors.Is(err, extract.ErrUnknownLayer), errors.Is(err, extract.ErrBackendUnavailable),
 		errors.Is(err, extract.ErrUnknownModel), errors.Is(err, classify.ErrUnknownClassifier),
