@@ -41,7 +41,7 @@ func cmdFit(e *env, args []string) error {
 	gamma := fs.String("gamma", "scale", "svm gamma: scale (1/(d*var)), auto (1/d) or a number")
 	degree := fs.Int("degree", 3, "poly kernel degree")
 	coef0 := fs.Float64("coef0", 0, "poly/sigmoid kernel coef0")
-	prob := fs.Bool("probability", true, "svm: fit probability estimates (Platt scaling, 5 more fits)")
+	prob := fs.Bool("probability", true, "svm: fit probability estimates (Platt scaling, 5 more fits); the label is then the most probable class, else the one-vs-one vote")
 	balanced := fs.Bool("balanced", false, "weight classes by n/(k*n_class) (svm, linear, logreg, softmax, mlp)")
 	hidden := fs.String("hidden", "256,128", "mlp: hidden layer widths, comma-separated")
 	dropout := fs.Float64("dropout", 0.5, "mlp: dropout probability after each hidden layer")
