@@ -248,3 +248,36 @@ func TestMLPClassifier_BadParams(t *testing.T) {
 		}
 	}
 }
+
+// TestMLPClassifier_Balanced: on imbalanced overlapping classes, balanced
+// class weights raise the recall of the rare class (on its training
+// points) and change the loss the validation fold is scored with.
+func TestMLPClassifier_Balanced(t *testing.T) {
+	full := synthCodes(600, 40, 3, 31)
+	ds := &Dataset{Classes: full.Classes}
+	seen := make([]int, 3)
+	for i, c := range full.Y {
+		if seen[c] < []int{200, 60, 20}[c] {
+			seen[c]++
+			ds.X, ds.Y = append(ds.X, full.X[i]), append(ds.Y, c)
+		}
+	}
+	recall := func(balanced bool) float64 {
+		p := smallMLPParams()
+		p.Balanced = balanced
+		m, err := Fit(ds, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		met, _, err := m.Evaluate(ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return met.PerClass[2].Recall
+	}
+	plain, weighted := recall(false), recall(true)
+	t.Logf("recall of the rare class: %.3f unweighted, %.3f balanced", plain, weighted)
+	if !(weighted > plain) {
+		t.Errorf("balanced recall %.3f not above unweighted %.3f", weighted, plain)
+	}
+}

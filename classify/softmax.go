@@ -43,7 +43,7 @@ type SoftmaxClassifier struct {
 // overrides it (the scikit-learn parity test uses 1e-10).
 const (
 	softmaxTol     = 1e-6
-	softmaxMaxIter = 15000
+	softmaxMaxIter = 2000
 )
 
 // Kind implements Classifier.
