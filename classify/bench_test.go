@@ -1,12 +1,26 @@
 package classify
 
 import (
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// cpuSeconds is the process's user + system CPU time: on a shared machine
+// wall time says more about the neighbours than about the code.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
 
 // benchData is the product's typical training set: 650 4096-d codes, 4
 // classes (built once; ~10 MB).
@@ -101,6 +115,36 @@ func BenchmarkFit_PCA256(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				if _, err := Fit(ds, p); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHeads_Fit times the tutorial's heads on seed4-sized codes
+// (616 x 4096, 4 classes, the training split of seed4's fc2) with their
+// defaults, and logs what the fit did. Run with
+//
+//	go test -run '^$' -bench Heads_Fit -benchtime 1x ./classify/
+func BenchmarkHeads_Fit(b *testing.B) {
+	ds := synthCodes(616, 4096, 4, 11)
+	X := float64s(ds.X)
+	for _, kind := range []string{Softmax, MLP} {
+		b.Run(kind, func(b *testing.B) {
+			p := DefaultParams(kind)
+			for i := 0; i < b.N; i++ {
+				clf, _ := NewClassifier(kind)
+				t0, c0 := time.Now(), cpuSeconds()
+				if err := clf.Fit(X, ds.Y, 4, p); err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("%s: wall %.2fs, CPU %.2fs (GOMAXPROCS %d)", kind, time.Since(t0).Seconds(), cpuSeconds()-c0, runtime.GOMAXPROCS(0))
+				switch m := clf.(type) {
+				case *SoftmaxClassifier:
+					b.Logf("softmax: %.2fs, %d L-BFGS iterations, gradient %.2g", time.Since(t0).Seconds(), m.Iterations, m.GradNorm)
+				case *MLPClassifier:
+					b.Logf("mlp %v: %.2fs, %d epochs (best %d, stopped early %v), validation loss %.4f",
+						p.Hidden, time.Since(t0).Seconds(), len(m.ValLoss), m.BestEpoch, m.StoppedEarly, m.ValLoss[m.BestEpoch-1])
 				}
 			}
 		})

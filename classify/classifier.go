@@ -31,6 +31,10 @@ func NewClassifier(kind string) (Classifier, error) {
 		return &SVMClassifier{}, nil
 	case Linear, LogReg:
 		return &LinearClassifier{Loss: kind}, nil
+	case Softmax:
+		return &SoftmaxClassifier{}, nil
+	case MLP:
+		return &MLPClassifier{}, nil
 	case KNN:
 		return &KNNClassifier{}, nil
 	case Forest:

@@ -1,9 +1,13 @@
 package classify
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 )
 
 // GridSpec configures GridSearch. The zero value means libsvm grid.py's
@@ -19,6 +23,17 @@ type GridSpec struct {
 	// the best coarse point in each searched dimension.
 	NoFine  bool
 	Workers int // concurrent fits; default GOMAXPROCS
+	// Progress, when set, is called after each point's last fold, from
+	// the worker goroutines but never concurrently.
+	Progress func(GridProgress)
+}
+
+// GridProgress is reported after each evaluated point.
+type GridProgress struct {
+	Stage string // coarse or fine
+	Done  int    // points of this stage evaluated
+	Total int    // points in this stage
+	Best  GridPoint
 }
 
 // GridPoint is one evaluated parameter setting.
@@ -34,10 +49,55 @@ type GridPoint struct {
 	StdMacroF1   float64
 }
 
+// MarshalJSON writes Log2Gamma as null when gamma is not searched (NaN
+// has no JSON form; encoding/json fails on it).
+func (p GridPoint) MarshalJSON() ([]byte, error) {
+	type plain GridPoint
+	v := struct {
+		plain
+		Log2Gamma *float64
+	}{plain: plain(p)}
+	if !math.IsNaN(p.Log2Gamma) {
+		v.Log2Gamma = &p.Log2Gamma
+	}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (null: NaN).
+func (p *GridPoint) UnmarshalJSON(b []byte) error {
+	type plain GridPoint
+	var v struct {
+		plain
+		Log2Gamma *float64
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = GridPoint(v.plain)
+	p.Log2Gamma = math.NaN()
+	if v.Log2Gamma != nil {
+		p.Log2Gamma = *v.Log2Gamma
+	}
+	return nil
+}
+
+// GridEdge says that the best point lies on the edge of the searched
+// range of one parameter: the optimum may lie beyond it.
+type GridEdge struct {
+	Param string  `json:"param"` // C or gamma
+	Side  string  `json:"side"`  // lower or upper
+	Log2  float64 `json:"log2"`  // the best point's log2 value
+	Min   float64 `json:"min"`   // log2 range searched (both stages)
+	Max   float64 `json:"max"`
+}
+
 // GridResult is the whole table, in evaluation order, and the pick.
 type GridResult struct {
 	Points []GridPoint
 	Best   GridPoint
+	// Edges lists the parameters whose best value is the smallest or
+	// largest value searched (empty when the best point is inside).
+	Edges []GridEdge `json:"edges"`
 	// Params are the input params with the best C (and gamma) set, ready
 	// for the final Fit on all the training data.
 	Params Params
@@ -61,9 +121,9 @@ func GridSearch(ds *Dataset, p Params, g GridSpec) (*GridResult, error) {
 		return nil, err
 	}
 	switch p.Classifier {
-	case SVM, Linear, LogReg:
+	case SVM, Linear, LogReg, Softmax:
 	default:
-		return nil, fmt.Errorf("grid search tunes svm, linear and logreg, not %s: %w", p.Classifier, ErrBadParam)
+		return nil, fmt.Errorf("grid search tunes svm, linear, logreg and softmax, not %s: %w", p.Classifier, ErrBadParam)
 	}
 	if err := ds.validateTrain(); err != nil {
 		return nil, err
@@ -123,6 +183,28 @@ func GridSearch(ds *Dataset, p Params, g GridSpec) (*GridResult, error) {
 		nf := len(fd)
 		acc := make([]float64, len(pts)*nf)
 		f1 := make([]float64, len(pts)*nf)
+		var mu sync.Mutex
+		foldsDone := make([]int, len(pts))
+		pointsDone := 0
+		best := GridPoint{MeanAccuracy: math.Inf(-1)}
+		if len(res.Points) > 0 {
+			best = pickBest(res.Points)
+		}
+		report := func(i int) {
+			mu.Lock()
+			defer mu.Unlock()
+			if foldsDone[i]++; foldsDone[i] < nf {
+				return
+			}
+			pointsDone++
+			pt := pts[i]
+			pt.MeanAccuracy, pt.StdAccuracy = meanStd(acc[i*nf : (i+1)*nf])
+			pt.MeanMacroF1, pt.StdMacroF1 = meanStd(f1[i*nf : (i+1)*nf])
+			best = pickBest([]GridPoint{best, pt})
+			if g.Progress != nil {
+				g.Progress(GridProgress{Stage: stage, Done: pointsDone, Total: len(pts), Best: best})
+			}
+		}
 		err := parallelFor(len(pts)*nf, g.Workers, func(job int) error {
 			if h := gridJobHook; h != nil {
 				h(+1)
@@ -138,7 +220,10 @@ func GridSearch(ds *Dataset, p Params, g GridSpec) (*GridResult, error) {
 			if err != nil {
 				return fmt.Errorf("C=%g gamma=%g fold %d: %w", pt.C, pt.Gamma, job%nf+1, err)
 			}
+			mu.Lock()
 			acc[job], f1[job] = a, m
+			mu.Unlock()
+			report(job / nf)
 			return nil
 		})
 		if err != nil {
@@ -173,12 +258,61 @@ func GridSearch(ds *Dataset, p Params, g GridSpec) (*GridResult, error) {
 		best = pickBest(res.Points)
 	}
 	res.Best = best
+	res.Edges = gridEdges(res.Points, best, withGamma)
 	res.Params = final
 	res.Params.C = best.C
 	if withGamma {
 		res.Params.Gamma = Gamma{Value: best.Gamma}
 	}
 	return res, nil
+}
+
+// gridEdges reports the parameters whose best value is at the end of the
+// values searched.
+func gridEdges(pts []GridPoint, best GridPoint, withGamma bool) []GridEdge {
+	edges := []GridEdge{}
+	check := func(param string, get func(GridPoint) float64) {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, p := range pts {
+			lo, hi = math.Min(lo, get(p)), math.Max(hi, get(p))
+		}
+		if lo == hi {
+			return
+		}
+		v := get(best)
+		switch v {
+		case lo:
+			edges = append(edges, GridEdge{Param: param, Side: "lower", Log2: v, Min: lo, Max: hi})
+		case hi:
+			edges = append(edges, GridEdge{Param: param, Side: "upper", Log2: v, Min: lo, Max: hi})
+		}
+	}
+	check("C", func(p GridPoint) float64 { return p.Log2C })
+	if withGamma {
+		check("gamma", func(p GridPoint) float64 { return p.Log2Gamma })
+	}
+	return edges
+}
+
+// ParseGridRange reads a log2 range "start:stop:step" (grid.py's
+// -log2c/-log2g), e.g. "-5:15:2" or "3:-15:-2".
+func ParseGridRange(s string) ([3]float64, error) {
+	var r [3]float64
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return r, fmt.Errorf("range %q: want log2 start:stop:step, e.g. -5:15:2: %w", s, ErrBadParam)
+	}
+	for i, p := range parts {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return r, fmt.Errorf("range %q: %q is not a number: %w", s, p, ErrBadParam)
+		}
+		r[i] = v
+	}
+	if _, err := gridRange("log2", r); err != nil {
+		return r, err
+	}
+	return r, nil
 }
 
 func gridRange(name string, r [3]float64) ([]float64, error) {

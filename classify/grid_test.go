@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"runtime"
@@ -165,5 +166,78 @@ func TestPickBest(t *testing.T) {
 	cOnly := []GridPoint{{Log2C: 2, Log2Gamma: nan, MeanAccuracy: 0.8}, {Log2C: 0, Log2Gamma: nan, MeanAccuracy: 0.8}}
 	if got := pickBest(cOnly); got.Log2C != 0 {
 		t.Errorf("pick log2C %v, want 0", got.Log2C)
+	}
+}
+
+// TestGridSearch_ProgressAndEdges: progress is reported once per point of
+// each stage with a running best that ends at the pick; a best point at
+// the end of the searched C range is reported as an edge.
+func TestGridSearch_ProgressAndEdges(t *testing.T) {
+	ds := synthCodes(90, 64, 3, 4)
+	p := DefaultParams(LogReg)
+	p.Transform = TransformSpec{Scale: ScaleStandard}
+	// At tiny C liblinear's regularised model does not change its
+	// predictions: accuracy ties over this range and the tie rule picks
+	// the smallest C, the lower end of the range (-17 with the fine stage).
+	spec := GridSpec{Folds: 3, Log2C: [3]float64{-16, -10, 3}}
+	var got []GridProgress
+	spec.Progress = func(g GridProgress) { got = append(got, g) }
+	res, err := GridSearch(ds, p, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages := map[string]int{}
+	for _, pt := range res.Points {
+		stages[pt.Stage]++
+	}
+	if len(got) != len(res.Points) {
+		t.Fatalf("%d progress reports for %d points", len(got), len(res.Points))
+	}
+	for i, g := range got {
+		want := i + 1
+		if g.Stage == "fine" {
+			want -= stages["coarse"]
+		}
+		if g.Done != want || g.Total != stages[g.Stage] {
+			t.Errorf("report %d: %s %d/%d, want %d/%d", i, g.Stage, g.Done, g.Total, want, stages[g.Stage])
+		}
+	}
+	if last := got[len(got)-1].Best; last.Log2C != res.Best.Log2C || last.MeanAccuracy != res.Best.MeanAccuracy {
+		t.Errorf("last progress best %+v, pick %+v", last, res.Best)
+	}
+	t.Logf("best log2 C %v (accuracy %.3f), edges %+v", res.Best.Log2C, res.Best.MeanAccuracy, res.Edges)
+	if len(res.Edges) != 1 || res.Edges[0] != (GridEdge{Param: "C", Side: "lower", Log2: -17, Min: -17, Max: -10}) {
+		t.Errorf("edges %+v, want C on the lower edge at -17 of -17..-10", res.Edges)
+	}
+}
+
+func TestGridPoint_JSON(t *testing.T) {
+	for _, pt := range []GridPoint{{Stage: "coarse", Log2C: 1, Log2Gamma: math.NaN(), C: 2, MeanAccuracy: 0.5}, {Stage: "fine", Log2C: 1, Log2Gamma: -3, C: 2, Gamma: 0.125}} {
+		b, err := json.Marshal(pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back GridPoint
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.Stage != pt.Stage || back.C != pt.C || back.Gamma != pt.Gamma ||
+			!(back.Log2Gamma == pt.Log2Gamma || math.IsNaN(back.Log2Gamma) && math.IsNaN(pt.Log2Gamma)) {
+			t.Errorf("%s -> %+v, want %+v", b, back, pt)
+		}
+	}
+}
+
+func TestParseGridRange(t *testing.T) {
+	for in, want := range map[string][3]float64{"-5:15:2": {-5, 15, 2}, "3:-15:-2": {3, -15, -2}, " 0 : 1 : 0.25 ": {0, 1, 0.25}} {
+		got, err := ParseGridRange(in)
+		if err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "1:2", "a:2:1", "1:5:-1", "1:5:0", "0:100000:1", "NaN:1:1"} {
+		if _, err := ParseGridRange(in); !errors.Is(err, ErrBadParam) {
+			t.Errorf("%q: %v, want ErrBadParam", in, err)
+		}
 	}
 }

@@ -11,13 +11,18 @@ import (
 const (
 	SVM    = "svm"    // kernel SVM, C-SVC (libsvm-go)
 	Linear = "linear" // linear SVM, L2-regularised L2-loss (liblinear via golearn)
-	LogReg = "logreg" // L2-regularised logistic regression (liblinear via golearn)
-	KNN    = "knn"    // k nearest neighbours
-	Forest = "forest" // random forest
+	LogReg = "logreg" // L2-regularised logistic regression (liblinear via golearn), one-vs-rest for > 2 classes
+	// Softmax is multinomial logistic regression (cross-entropy over all
+	// classes, L-BFGS), scikit-learn's LogisticRegression(multi_class=
+	// "multinomial"): the tutorial's softmax head.
+	Softmax = "softmax"
+	MLP     = "mlp"    // dense ReLU layers with dropout and a softmax output, Adam, early stopping
+	KNN     = "knn"    // k nearest neighbours
+	Forest  = "forest" // random forest
 )
 
 // Classifiers lists the accepted classifier names.
-var Classifiers = []string{SVM, Linear, LogReg, KNN, Forest}
+var Classifiers = []string{SVM, Linear, LogReg, Softmax, MLP, KNN, Forest}
 
 // Kernels lists the accepted SVM kernel names, indexed by libsvm's kernel_type.
 var Kernels = []string{"linear", "poly", "rbf", "sigmoid"}
@@ -86,7 +91,8 @@ type Params struct {
 	Classifier string        // one of Classifiers
 	Transform  TransformSpec // fitted on training data only
 
-	// SVM (Kernel, Gamma, Degree, Coef0) and C for svm, linear, logreg.
+	// SVM (Kernel, Gamma, Degree, Coef0) and C for svm, linear, logreg,
+	// softmax.
 	Kernel string  // linear, rbf, poly, sigmoid
 	C      float64 // > 0
 	Gamma  Gamma
@@ -96,8 +102,9 @@ type Params struct {
 	// with libsvm's internal 5-fold CV; costs ~5 extra fits). logreg,
 	// knn and forest always give probabilities; linear never does.
 	Probability bool
-	// Balanced weights each class's C by n_samples/(n_classes*n_c), as
-	// sklearn's class_weight="balanced" (svm, linear, logreg).
+	// Balanced weights each class's C (each sample's loss for softmax and
+	// mlp) by n_samples/(n_classes*n_c), as sklearn's
+	// class_weight="balanced" (svm, linear, logreg, softmax, mlp).
 	Balanced bool
 	// Tol is the solver stopping tolerance; 0 means the solver's default
 	// (libsvm 1e-3; liblinear primal solvers 1e-4, tighter than
@@ -114,7 +121,18 @@ type Params struct {
 	Trees       int // >= 1
 	MaxFeatures int // features tried per split; 0 means floor(sqrt(d))
 
-	// Seed drives every random choice (CV folds, Platt CV, forest).
+	// mlp (see MLPClassifier)
+	Hidden       []int   // hidden layer widths, e.g. {256, 128}
+	Dropout      float64 // drop probability after each hidden layer, [0, 1)
+	Epochs       int     // maximum passes over the training part
+	Patience     int     // stop after this many epochs without a better validation loss
+	BatchSize    int     // mini-batch size
+	LearningRate float64 // Adam step size
+	Alpha        float64 // L2 penalty on the weights (sklearn MLPClassifier's alpha)
+	ValFrac      float64 // fraction of each class held out for early stopping
+
+	// Seed drives every random choice (CV folds, Platt CV, forest, mlp
+	// initialisation, dropout, batches and validation fold).
 	Seed int64
 }
 
@@ -132,6 +150,15 @@ func DefaultParams(classifier string) Params {
 		Metric:     "euclidean",
 		Trees:      100,
 		Seed:       1,
+
+		Hidden:       []int{256, 128},
+		Dropout:      0.5,
+		Epochs:       200,
+		Patience:     10,
+		BatchSize:    32,
+		LearningRate: 1e-3,
+		Alpha:        1e-4,
+		ValFrac:      0.1,
 	}
 }
 
@@ -147,7 +174,7 @@ func (p Params) kernelIndex() int {
 // Validate checks the fields that matter for p.Classifier.
 func (p Params) Validate() error {
 	switch p.Classifier {
-	case SVM, Linear, LogReg, KNN, Forest:
+	case SVM, Linear, LogReg, Softmax, MLP, KNN, Forest:
 	default:
 		return fmt.Errorf("classifier %q (want one of %s): %w", p.Classifier, strings.Join(Classifiers, ", "), ErrUnknownClassifier)
 	}
@@ -158,7 +185,7 @@ func (p Params) Validate() error {
 		return fmt.Errorf("tol %v must be >= 0: %w", p.Tol, ErrBadParam)
 	}
 	switch p.Classifier {
-	case SVM, Linear, LogReg:
+	case SVM, Linear, LogReg, Softmax:
 		if !(p.C > 0) || math.IsInf(p.C, 0) {
 			return fmt.Errorf("C %v must be a positive number: %w", p.C, ErrBadParam)
 		}
@@ -189,6 +216,10 @@ func (p Params) Validate() error {
 		}
 		if p.Metric != "euclidean" && p.Metric != "cosine" {
 			return fmt.Errorf("metric %q (want euclidean or cosine): %w", p.Metric, ErrBadParam)
+		}
+	case MLP:
+		if err := p.validateMLP(); err != nil {
+			return err
 		}
 	case Forest:
 		if p.Trees < 1 {
@@ -224,4 +255,32 @@ func classWeights(y []int, nClasses int, balanced bool) []float64 {
 		}
 	}
 	return w
+}
+
+func (p Params) validateMLP() error {
+	if len(p.Hidden) > 8 {
+		return fmt.Errorf("hidden: %d layers, at most 8: %w", len(p.Hidden), ErrBadParam)
+	}
+	for _, h := range p.Hidden {
+		if h < 1 || h > 1<<16 {
+			return fmt.Errorf("hidden layer width %d must be in 1..65536: %w", h, ErrBadParam)
+		}
+	}
+	switch {
+	case !(p.Dropout >= 0 && p.Dropout < 1):
+		return fmt.Errorf("dropout %v must be in [0, 1): %w", p.Dropout, ErrBadParam)
+	case p.Epochs < 1:
+		return fmt.Errorf("epochs %d must be >= 1: %w", p.Epochs, ErrBadParam)
+	case p.Patience < 1:
+		return fmt.Errorf("patience %d must be >= 1: %w", p.Patience, ErrBadParam)
+	case p.BatchSize < 1:
+		return fmt.Errorf("batch size %d must be >= 1: %w", p.BatchSize, ErrBadParam)
+	case !(p.LearningRate > 0) || math.IsInf(p.LearningRate, 0):
+		return fmt.Errorf("learning rate %v must be a positive number: %w", p.LearningRate, ErrBadParam)
+	case !(p.Alpha >= 0) || math.IsInf(p.Alpha, 0):
+		return fmt.Errorf("alpha %v must be >= 0: %w", p.Alpha, ErrBadParam)
+	case !(p.ValFrac > 0 && p.ValFrac < 0.5):
+		return fmt.Errorf("validation fraction %v must be in (0, 0.5): %w", p.ValFrac, ErrBadParam)
+	}
+	return nil
 }

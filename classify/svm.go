@@ -229,11 +229,15 @@ func (m *SVMClassifier) Decision(x []float64) ([]float64, int) {
 	return dec, best
 }
 
-// Predict implements Classifier: the label is libsvm's vote (as
-// svm-predict without -b and sklearn's SVC.predict); probabilities are
-// libsvm's pairwise coupling of the Platt sigmoids (svm-predict -b 1,
-// sklearn's predict_proba). On borderline points the vote and the most
-// probable class can differ, as in libsvm and sklearn.
+// Predict implements Classifier. Without probabilities the label is
+// libsvm's one-vs-one vote (svm-predict, sklearn's SVC.predict). With
+// probabilities (Platt scaling, libsvm's pairwise coupling; svm-predict
+// -b 1, sklearn's predict_proba) the label is the most probable class
+// (the first on exact ties), which is also what svm-predict -b 1 prints:
+// on borderline points the vote can name another class (sklearn's
+// SVC.predict does), and a label that is not the top probability would
+// contradict what predict, eval and --top report. DecisionLabel gives
+// the vote.
 func (m *SVMClassifier) Predict(x []float64) (int, []float64) {
 	dec, best := m.Decision(x)
 	label := m.Labels[best]
@@ -264,7 +268,14 @@ func (m *SVMClassifier) Predict(x []float64) (int, []float64) {
 	for i, c := range m.Labels {
 		probs[c] = pk[i]
 	}
-	return label, probs
+	return argmax(probs), probs
+}
+
+// DecisionLabel returns the class index libsvm's one-vs-one vote picks
+// (svm-predict without -b), with or without probabilities.
+func (m *SVMClassifier) DecisionLabel(x []float64) int {
+	_, best := m.Decision(x)
+	return m.Labels[best]
 }
 
 // fitPlatt estimates each pair's sigmoid from 5-fold cross-validated

@@ -106,7 +106,7 @@ func svmParity(t *testing.T, set refSet, tc svmCase) {
 	// Our decision function on C's model must give svm-predict's labels:
 	// this checks the predictor independently of libsvm-go's training.
 	for i, x := range set.testX {
-		if l, _ := ref.Predict(x); l != cLabels[i] {
+		if l := ref.DecisionLabel(x); l != cLabels[i] {
 			dec, _ := ref.Decision(x)
 			t.Errorf("C model, our predictor: sample %d label %d, svm-predict %d (decision %v)", i, l, cLabels[i], dec)
 		}
@@ -124,7 +124,7 @@ func svmParity(t *testing.T, set refSet, tc svmCase) {
 			maxDiff = math.Max(maxDiff, math.Abs(dGo[k]-dC[k]))
 			maxDec = math.Max(maxDec, math.Abs(dC[k]))
 		}
-		if l, _ := got.Predict(x); l != cLabels[i] {
+		if l := got.DecisionLabel(x); l != cLabels[i] {
 			disagree++
 			if m := flippedMargin(dGo, dC); m > 0.05 {
 				t.Errorf("sample %d: libsvm-go %d, C %d, not a near-tie: flipped pair margin %.3g (go %v, C %v)", i, l, cLabels[i], m, dGo, dC)
@@ -150,7 +150,12 @@ func svmParity(t *testing.T, set refSet, tc svmCase) {
 	var sumDiff, maxPDiff float64
 	argDisagree := 0
 	for i, x := range set.testX {
-		_, pr := got.Predict(x)
+		// With C's own model (its sigmoids), our label must be
+		// svm-predict -b 1's: the most probable class.
+		if l, _ := ref.Predict(x); l != cbLabels[i] {
+			t.Errorf("C model with -b 1, our predictor: sample %d label %d, svm-predict -b 1 %d", i, l, cbLabels[i])
+		}
+		label, pr := got.Predict(x)
 		best := 0
 		for c := range pr {
 			sumDiff += math.Abs(pr[c] - cProbs[i][c])
@@ -158,6 +163,9 @@ func svmParity(t *testing.T, set refSet, tc svmCase) {
 			if pr[c] > pr[best] {
 				best = c
 			}
+		}
+		if label != best {
+			t.Errorf("sample %d: label %d is not the most probable class %d (%v)", i, label, best, pr)
 		}
 		if best != cbLabels[i] {
 			argDisagree++

@@ -176,3 +176,37 @@ func TestMulticlassProbability(t *testing.T) {
 		}
 	}
 }
+
+// TestSVMClassifier_LabelIsMostProbable: with Platt probabilities the
+// label is the most probable class, also on the points where libsvm's
+// one-vs-one vote names another class (the data are chosen to have some).
+func TestSVMClassifier_LabelIsMostProbable(t *testing.T) {
+	ds := synthCodes(240, 64, 4, 21)
+	p := DefaultParams(SVM)
+	p.Probability = true
+	m, err := Fit(ds, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svm := m.Clf.(*SVMClassifier)
+	test := synthCodes(240, 64, 4, 21) // same distribution and seed: the training points
+	differ := 0
+	for i, x := range test.X {
+		pr, err := m.Predict(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best := argmax(pr.Probs)
+		if pr.Label != best || pr.Class != m.Classes[best] {
+			t.Errorf("vector %d: label %d (%s), most probable %d %v", i, pr.Label, pr.Class, best, pr.Probs)
+		}
+		z, _ := m.Transform.Apply(x)
+		if svm.DecisionLabel(z) != best {
+			differ++
+		}
+	}
+	t.Logf("%d of %d vectors: the vote differs from the most probable class", differ, len(test.X))
+	if differ == 0 {
+		t.Fatal("no vector where the vote and the probabilities disagree: the test checks nothing")
+	}
+}

@@ -27,18 +27,6 @@ type ClassifierSummary struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
-// storedMetrics reads what a listing needs out of classifiers.metrics
-// (written by fit).
-type storedMetrics struct {
-	Train int `json:"train"`
-	Test  int `json:"test"`
-	CV    *struct {
-		Folds        int     `json:"folds"`
-		MeanAccuracy float64 `json:"mean_accuracy"`
-		StdAccuracy  float64 `json:"std_accuracy"`
-	} `json:"cv"`
-}
-
 // Classifiers lists the stored classifiers by name.
 func Classifiers(ctx context.Context, dbPath string) ([]ClassifierSummary, error) {
 	db, err := store.Open(dbPath, store.Options{ReadOnly: true})

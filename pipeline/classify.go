@@ -23,6 +23,10 @@ var ErrAmbiguous = errclass.New(errclass.Usage, "ambiguous feature set")
 // ErrNoFeatures: no feature set matches, or it has no vectors.
 var ErrNoFeatures = errclass.New(errclass.Data, "no such feature set")
 
+// ErrNoHeldOut: eval of a classifier trained on every labelled image
+// (fit --final): nothing was held out from it.
+var ErrNoHeldOut = errclass.New(errclass.Data, "no held-out estimate")
+
 // SetQuery names a feature set the way users do: --layer (alias or OpenCV
 // name), optionally --model and --pool, or --set ID.
 type SetQuery struct {
@@ -81,13 +85,22 @@ func listSets(ctx context.Context, db *store.DB) string {
 
 // FitOptions configure `pipeline fit`.
 type FitOptions struct {
-	DB       string
-	Set      SetQuery
-	Name     string
-	Replace  bool
-	Params   classify.Params
-	CV       int  // folds; 0 = no cross-validation report
-	Grid     bool // search C (and gamma) first
+	DB      string
+	Set     SetQuery
+	Name    string
+	Replace bool
+	Params  classify.Params
+	CV      int  // folds; 0 = no cross-validation report
+	Grid    bool // search C (and gamma) first
+	// GridC and GridGamma are log2 {start, stop, step} ranges; zero means
+	// libsvm grid.py's.
+	GridC, GridGamma [3]float64
+	// GridProgress, when set, is called after each grid point.
+	GridProgress func(classify.GridProgress)
+	// Final refits the chosen configuration on every labelled image
+	// (training and held-out split) after the CV report on the training
+	// split; the stored classifier then has no held-out estimate.
+	Final    bool
 	TestFrac float64
 	// ResetSplit deletes the automatic split first (the user's stays), so
 	// that TestFrac makes a new one.
@@ -108,6 +121,8 @@ type FitResult struct {
 	Test        int                  `json:"test"`
 	Unlabeled   int                  `json:"unlabeled"`
 	NewlySplit  int                  `json:"newly_split"`
+	Final       bool                 `json:"final"`                 // trained on train + held-out (fit --final)
+	FinalTrain  int                  `json:"final_train,omitempty"` // vectors the final model was trained on
 	Params      classify.Params      `json:"params"`
 	CV          *CVSummary           `json:"cv,omitempty"`
 	Grid        *classify.GridResult `json:"grid,omitempty"`
@@ -213,7 +228,7 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 		}
 		t0 := time.Now()
 		logf("fit: grid search over C%s with %d-fold CV (libsvm grid.py ranges, coarse then fine)", map[bool]string{true: " and gamma", false: ""}[p.Classifier == classify.SVM && p.Kernel != "linear"], o.CV)
-		g, err := classify.GridSearch(ds, p, classify.GridSpec{Folds: o.CV})
+		g, err := classify.GridSearch(ds, p, classify.GridSpec{Folds: o.CV, Log2C: o.GridC, Log2Gamma: o.GridGamma, Progress: o.GridProgress})
 		if err != nil {
 			return err
 		}
@@ -235,8 +250,19 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	fitDS := ds
+	if o.Final {
+		all, _, err := loadSplit(bg, db, fs, partAll, nil)
+		if err != nil {
+			return err
+		}
+		fitDS = all
+		res.Final, res.FinalTrain, res.Classes = true, len(all.X), all.Classes
+		logf("fit --final: refitting on all %d labelled vectors (%s); no held-out estimate will exist for this classifier",
+			len(all.X), classCounts(all))
+	}
 	t0 := time.Now()
-	m, err := classify.Fit(ds, p)
+	m, err := classify.Fit(fitDS, p)
 	if err != nil {
 		return err
 	}
@@ -259,10 +285,8 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 	if err != nil {
 		return nonFinite("transform", err)
 	}
-	metrics, err := json.Marshal(map[string]any{
-		"train": res.Train, "test": res.Test, "train_counts": res.TrainCounts, "cv": res.CV,
-		"fit_seconds": res.FitSeconds, "grid_best": gridBest(res.Grid),
-	})
+	metrics, err := json.Marshal(storedMetrics{Train: res.Train, Test: res.Test, TrainCounts: res.TrainCounts, CV: res.CV,
+		FitSeconds: res.FitSeconds, GridBest: gridBest(res.Grid), GridEdges: gridEdges(res.Grid), Final: res.Final, FinalTrain: res.FinalTrain})
 	if err != nil {
 		return nonFinite("metrics", err)
 	}
@@ -270,7 +294,7 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 		return nonFinite("result", err)
 	}
 	_, err = db.SaveClassifier(bg, store.Classifier{
-		Name: o.Name, Kind: p.Classifier, Params: params, Transform: transform, Labels: ds.Classes,
+		Name: o.Name, Kind: p.Classifier, Params: params, Transform: transform, Labels: fitDS.Classes,
 		FeatureSetID: fs.ID, Dim: fs.Dim, Metrics: metrics, Command: strings.Join(o.Args, " "), RunID: res.RunID, Model: blob,
 	}, o.Replace)
 	return err
@@ -282,11 +306,32 @@ func nonFinite(what string, err error) error {
 	return errclass.Errorf(errclass.Data, "fit: the %s hold NaN or Inf (%v); nothing was stored: look for NaN vectors (pipeline check) or a degenerate split", what, err)
 }
 
-func gridBest(g *classify.GridResult) any {
+// storedMetrics is classifiers.metrics (JSON; documented in
+// docs/SCHEMA.md's classifiers section).
+type storedMetrics struct {
+	Train       int                 `json:"train"`
+	Test        int                 `json:"test"`
+	TrainCounts []int               `json:"train_counts"`
+	CV          *CVSummary          `json:"cv"`
+	FitSeconds  float64             `json:"fit_seconds"`
+	GridBest    *classify.GridPoint `json:"grid_best"`
+	GridEdges   []classify.GridEdge `json:"grid_edges,omitempty"`
+	Final       bool                `json:"final,omitempty"`       // trained on every labelled image
+	FinalTrain  int                 `json:"final_train,omitempty"` // how many
+}
+
+func gridBest(g *classify.GridResult) *classify.GridPoint {
 	if g == nil {
 		return nil
 	}
-	return g.Best
+	return &g.Best
+}
+
+func gridEdges(g *classify.GridResult) []classify.GridEdge {
+	if g == nil {
+		return nil
+	}
+	return g.Edges
 }
 
 func classCounts(ds *classify.Dataset) string {
@@ -299,7 +344,11 @@ func classCounts(ds *classify.Dataset) string {
 
 type splitCounts struct{ train, test, unlabeled, unknownClass, unsplit int }
 
-// loadSplit reads the labeled vectors of one part of the split. classes
+// partAll asks loadSplit for both parts of the split.
+const partAll = "*"
+
+// loadSplit reads the labeled vectors of one part of the split (or both:
+// partAll). classes
 // fixes the class list (a trained model's); nil means the sorted labels
 // found. Vectors whose label is not in a fixed list are counted, not used.
 func loadSplit(ctx context.Context, db *store.DB, fs store.FeatureSet, part string, classes []string) (*classify.Dataset, splitCounts, error) {
@@ -323,7 +372,7 @@ func loadSplit(ctx context.Context, db *store.DB, fs store.FeatureSet, part stri
 		case r.Part == store.PartTrain:
 			c.train++
 		}
-		if r.Part != part {
+		if part != partAll && r.Part != part {
 			return nil
 		}
 		rows = append(rows, row{r.Label, r.Vector})
@@ -414,6 +463,16 @@ func Eval(ctx context.Context, dbPath, name string) (*EvalResult, error) {
 	lc, err := LoadClassifier(ctx, db, name)
 	if err != nil {
 		return nil, err
+	}
+	var sm storedMetrics
+	if len(lc.Row.Metrics) > 0 && json.Unmarshal(lc.Row.Metrics, &sm) == nil && sm.Final {
+		cv := "it was fitted without --cv, so there is no estimate at all"
+		if sm.CV != nil {
+			cv = fmt.Sprintf("its %d-fold cross-validation on the training split before the refit: accuracy %.4f ± %.4f, macro-F1 %.4f ± %.4f",
+				sm.CV.Folds, sm.CV.MeanAccuracy, sm.CV.StdAccuracy, sm.CV.MeanMacroF1, sm.CV.StdMacroF1)
+		}
+		return nil, fmt.Errorf("%w for classifier %s: it was trained on all %d labelled images (fit --final), held-out ones included; %s",
+			ErrNoHeldOut, name, sm.FinalTrain, cv)
 	}
 	res := &EvalResult{Classifier: name, Kind: lc.Row.Kind, FeatureSet: lc.Set, TrainCV: lc.Row.Metrics}
 	var paths []string

@@ -52,9 +52,9 @@ set -x
 $p version
 $p extract --model "$model" --layer fc2 --images "$data"
 # The tutorial's softmax head on frozen fc2 codes, 80/20 split, 5-fold CV.
-$p fit --layer fc2 --model "$model" --clf logreg --name demo-logreg --cv 5 --replace
-$p eval demo-logreg --plot "$work/confusion.png"
+$p fit --layer fc2 --model "$model" --clf softmax --name demo-softmax --cv 5 --replace
+$p eval demo-softmax --plot "$work/confusion.png"
 first=$(find "$data" -type f | sort | head -1)
-$p predict demo-logreg "$first" --top 3
+$p predict demo-softmax "$first" --top 3
 set +x
 echo "demo: done. Database: $PIPELINE_DB (try: $p sql \"SELECT label, count(*) FROM images GROUP BY label\")" >&2

@@ -32,20 +32,27 @@ func addSetFlags(fs *flag.FlagSet, q *pipeline.SetQuery) {
 }
 
 func cmdFit(e *env, args []string) error {
-	fs := newFlags(e, "fit", "fit --layer NAME --clf svm|linear|logreg|knn|forest --name NAME [flags]")
+	fs := newFlags(e, "fit", "fit --layer NAME --clf softmax|mlp|svm|linear|logreg|knn|forest --name NAME [flags]")
 	db := addDBFlag(fs)
 	var q pipeline.SetQuery
 	addSetFlags(fs, &q)
 	name := fs.String("name", "", "name to store the classifier under")
 	replace := fs.Bool("replace", false, "replace an existing classifier of that name")
-	clf := fs.String("clf", "logreg", "classifier: svm, linear, logreg, knn or forest")
+	clf := fs.String("clf", "logreg", "classifier: softmax (multinomial logistic regression, the tutorial's softmax head), mlp (dense layers on the codes), svm, linear (liblinear linear SVM), logreg (liblinear logistic regression: one-vs-rest for more than 2 classes, not softmax), knn or forest")
 	kernel := fs.String("kernel", "rbf", "svm kernel: linear, rbf, poly or sigmoid")
-	c := fs.Float64("C", 1, "regularisation C (svm, linear, logreg)")
+	c := fs.Float64("C", 1, "regularisation C (svm, linear, logreg, softmax)")
 	gamma := fs.String("gamma", "scale", "svm gamma: scale (1/(d*var)), auto (1/d) or a number")
 	degree := fs.Int("degree", 3, "poly kernel degree")
 	coef0 := fs.Float64("coef0", 0, "poly/sigmoid kernel coef0")
-	prob := fs.Bool("probability", true, "svm: fit probability estimates (Platt scaling, 5 more fits)")
-	balanced := fs.Bool("balanced", false, "weight classes by n/(k*n_class) (svm, linear, logreg)")
+	prob := fs.Bool("probability", true, "svm: fit probability estimates (Platt scaling, 5 more fits); the label is then the most probable class, else the one-vs-one vote")
+	balanced := fs.Bool("balanced", false, "weight classes by n/(k*n_class) (svm, linear, logreg, softmax, mlp)")
+	hidden := fs.String("hidden", "256,128", "mlp: hidden layer widths, comma-separated")
+	dropout := fs.Float64("dropout", 0.5, "mlp: dropout probability after each hidden layer")
+	epochs := fs.Int("epochs", 200, "mlp: maximum epochs")
+	patience := fs.Int("patience", 10, "mlp: stop after this many epochs without a better validation loss")
+	batchSize := fs.Int("batch-size", 32, "mlp: mini-batch size")
+	lr := fs.Float64("learning-rate", 1e-3, "mlp: Adam step size")
+	valFrac := fs.Float64("val-frac", 0.1, "mlp: fraction of each class of the training split held out for early stopping")
 	k := fs.Int("k", 5, "knn: neighbours")
 	metric := fs.String("metric", "euclidean", "knn: euclidean or cosine")
 	trees := fs.Int("trees", 100, "forest: trees")
@@ -54,6 +61,10 @@ func cmdFit(e *env, args []string) error {
 	pca := fs.Int("pca", 0, "project on this many principal components (fitted on the training split)")
 	cv := fs.Int("cv", 0, "report stratified K-fold cross-validation on the training split")
 	grid := fs.Bool("grid", false, "search C (and gamma for rbf) with cross-validation first (libsvm grid.py ranges), using all cores")
+	gridC := fs.String("grid-c", "", "grid: log2 C range start:stop:step (default -5:15:2); implies --grid")
+	gridGamma := fs.String("grid-gamma", "", "grid: log2 gamma range start:stop:step (default 3:-15:-2); implies --grid")
+	verbose := fs.Bool("verbose", false, "print the whole grid table")
+	final := fs.Bool("final", false, "after the CV report on the training split, refit on all labelled images (held-out split included); eval then has nothing held out")
 	testFrac := fs.Float64("test-frac", 0.2, "held-out fraction per class of the automatic split (fixed by the first fit of a database; see --reset-split)")
 	resetSplit := fs.Bool("reset-split", false, "delete the automatic train/test split first and make a new one with --test-frac (a split chosen by folders or extract --split stays)")
 	seed := fs.Int64("seed", 1, "seed for folds, Platt scaling and the forest")
@@ -74,22 +85,59 @@ func cmdFit(e *env, args []string) error {
 	p := classify.DefaultParams(*clf)
 	p.Kernel, p.C, p.Degree, p.Coef0, p.Probability, p.Balanced = *kernel, *c, *degree, *coef0, *prob, *balanced
 	p.K, p.Metric, p.Trees, p.Seed = *k, *metric, *trees, *seed
+	p.Dropout, p.Epochs, p.Patience, p.BatchSize, p.LearningRate, p.ValFrac = *dropout, *epochs, *patience, *batchSize, *lr, *valFrac
+	p.Hidden = nil
+	for _, h := range strings.Split(*hidden, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		v, err := strconv.Atoi(h)
+		if err != nil {
+			return usageError("fit: --hidden %q: want comma-separated widths, e.g. 256,128", *hidden)
+		}
+		p.Hidden = append(p.Hidden, v)
+	}
+	var o pipeline.FitOptions
+	for _, r := range []struct {
+		flag string
+		s    string
+		dst  *[3]float64
+	}{{"--grid-c", *gridC, &o.GridC}, {"--grid-gamma", *gridGamma, &o.GridGamma}} {
+		if r.s == "" {
+			continue
+		}
+		v, err := classify.ParseGridRange(r.s)
+		if err != nil {
+			return usageError("fit: %s: %w", r.flag, err)
+		}
+		*r.dst, *grid = v, true
+	}
 	p.Transform = classify.TransformSpec{Scale: *scale, L2: *l2, PCA: *pca}
 	g, err := classify.ParseGamma(*gamma)
 	if err != nil {
 		return err // ErrBadParam: a usage error
 	}
 	p.Gamma = g
-	res, err := pipeline.Fit(e.ctx, pipeline.FitOptions{DB: *db, Set: q, Name: *name, Replace: *replace, Params: p, CV: *cv,
-		Grid: *grid, TestFrac: *testFrac, ResetSplit: *resetSplit, Wait: *wait, Args: e.args, Log: e.infof})
+	gp := newGridProgress(e)
+	o.DB, o.Set, o.Name, o.Replace, o.Params, o.CV = *db, q, *name, *replace, p, *cv
+	o.Grid, o.Final, o.TestFrac, o.ResetSplit, o.Wait, o.Args, o.Log, o.GridProgress = *grid, *final, *testFrac, *resetSplit, *wait, e.args, e.infof, gp.report
+	res, err := pipeline.Fit(e.ctx, o)
+	gp.done()
 	if err != nil {
 		return err
+	}
+	if res.Grid != nil {
+		for _, edge := range res.Grid.Edges {
+			flag := map[string]string{"C": "--grid-c", "gamma": "--grid-gamma"}[edge.Param]
+			e.warnf("grid: the best %s (log2 %g) is on the %s edge of the searched range %g..%g: the optimum may lie beyond it; widen the range with %s",
+				edge.Param, edge.Log2, edge.Side, edge.Min, edge.Max, flag)
+		}
 	}
 	if *asJSON {
 		return writeJSON(e, res)
 	}
 	w := e.stdout
-	if res.Grid != nil {
+	if res.Grid != nil && *verbose {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "stage\tlog2 C\tlog2 gamma\tCV accuracy\t±\tCV macro-F1\t")
 		for _, pt := range res.Grid.Points {
@@ -100,6 +148,8 @@ func cmdFit(e *env, args []string) error {
 			fmt.Fprintf(tw, "%s\t%.1f\t%s\t%.4f\t%.4f\t%.4f\t\n", pt.Stage, pt.Log2C, lg, pt.MeanAccuracy, pt.StdAccuracy, pt.MeanMacroF1)
 		}
 		tw.Flush()
+	}
+	if res.Grid != nil {
 		fmt.Fprintf(w, "grid: best C=%g", res.Grid.Best.C)
 		if res.Grid.Best.Gamma != 0 {
 			fmt.Fprintf(w, " gamma=%g", res.Grid.Best.Gamma)
@@ -115,6 +165,11 @@ func cmdFit(e *env, args []string) error {
 	if res.CV != nil {
 		fmt.Fprintf(w, "%d-fold CV: accuracy %.4f ± %.4f, macro-F1 %.4f ± %.4f (%.1fs)\n", res.CV.Folds,
 			res.CV.MeanAccuracy, res.CV.StdAccuracy, res.CV.MeanMacroF1, res.CV.StdMacroF1, res.CVSeconds)
+	}
+	if res.Final {
+		fmt.Fprintf(w, "final model: refitted on all %d labelled images (held-out split included): no held-out estimate exists for it; the CV above is the estimate\n", res.FinalTrain)
+		fmt.Fprintf(w, "fit in %.2fs, model %d bytes; next: pipeline predict %s FILES\n", res.FitSeconds, res.ModelBytes, res.Name)
+		return nil
 	}
 	fmt.Fprintf(w, "fit in %.2fs, model %d bytes; next: pipeline eval %s\n", res.FitSeconds, res.ModelBytes, res.Name)
 	return nil
