@@ -40,6 +40,9 @@ var (
 	// ErrHardLinked: a writing open of a database file that has more than
 	// one name (hard link): SQLite's WAL and locks are per name.
 	ErrHardLinked = errors.New("database file has several hard links")
+	// ErrCorrupt: SQLite finds the file damaged (PRAGMA quick_check or
+	// SQLITE_CORRUPT); `pipeline check` lists the problems.
+	ErrCorrupt = errors.New("database file is corrupt")
 	// ErrReadOnly: a write through a read-only DB or a read-only query.
 	ErrReadOnly = errors.New("database is open read-only")
 )
@@ -127,6 +130,11 @@ func Open(path string, opts Options) (*DB, error) {
 		// of spinning on SQLite's busy handler.
 		db.rw.SetMaxOpenConns(1)
 		db.rw.SetConnMaxIdleTime(time.Minute)
+		// A damaged file is refused before anything is written to it.
+		if err := db.refuseCorrupt(ctx); err != nil {
+			db.rw.Close()
+			return nil, err
+		}
 		if err := db.migrate(ctx, len(migrations)); err != nil {
 			db.rw.Close()
 			return nil, err
@@ -358,6 +366,8 @@ func wrapOpenErr(path string, err error) error {
 		return fmt.Errorf("open %s: %w: %w", path, ErrNotDatabase, err)
 	case sqlite3.ErrCantOpen:
 		return fmt.Errorf("open %s: cannot open: %w", path, err)
+	case sqlite3.ErrCorrupt:
+		return newCorruptError(path, err)
 	}
 	return fmt.Errorf("open %s: %w", path, err)
 }

@@ -20,7 +20,7 @@ const (
 	ExitPartial     = 3   // the run finished but some input files failed (see the failures table)
 	ExitLocked      = 4   // another process is writing the database (see --wait)
 	ExitData        = 5   // the data cannot support the request (fewer than 2 classes, dimension mismatch, ...)
-	ExitUnhealthy   = 6   // pipeline check found problems in the database
+	ExitUnhealthy   = 6   // pipeline check found problems in the database; a writer refused a corrupt database
 	ExitInterrupted = 130 // stopped by Ctrl-C or SIGTERM; committed work is kept, rerun to finish
 )
 
@@ -63,6 +63,8 @@ func ExitCode(err error) int {
 		return ExitPartial
 	case errors.Is(err, store.ErrLocked):
 		return ExitLocked
+	case errors.Is(err, store.ErrCorrupt): // what `pipeline check` reports
+		return ExitUnhealthy
 	case errors.Is(err, classify.ErrTooFewClasses), errors.Is(err, classify.ErrTooFewSamples),
 		errors.Is(err, classify.ErrDimMismatch), errors.Is(err, pipeline.ErrNoFeatures), errors.Is(err, store.ErrSplitFrac),
 		errors.Is(err, pipeline.ErrNoVector), errors.Is(err, store.ErrZeroVector):

@@ -8,10 +8,12 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -371,4 +373,48 @@ func TestCLI_Check(t *testing.T) {
 		}
 	}
 	run(t, env, "check", "extra").want(t, 2, "unexpected argument")
+}
+
+// TestCLI_CheckCorruption: a damaged b-tree page is an integrity problem
+// naming the page (exit 6), writers refuse the file with the same code, and
+// a file cut in half is exit 6 saying so.
+func TestCLI_CheckCorruption(t *testing.T) {
+	db, env, imgs := extractedDB(t, 3)
+	cell := func(query string) int64 {
+		r := run(t, env, "sql", "--csv", query)
+		r.want(t, 0)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		n, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %q", query, r.stdout)
+		}
+		return n
+	}
+	pageSize := cell("PRAGMA page_size")
+	root := cell("SELECT rootpage FROM sqlite_schema WHERE name = 'features'")
+	f, err := os.OpenFile(db, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0x42, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, (root-1)*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	page := fmt.Sprintf("page %d", root)
+	run(t, env, "check").want(t, 6, "UNHEALTHY: integrity", page, "problems found")
+	r := run(t, env, "check", "--json")
+	r.want(t, 6, `"integrity"`, page)
+	run(t, env, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--images", imgs).
+		want(t, 6, db, "database file is corrupt", "quick_check found", page, "nothing was written")
+	run(t, env, "sql", "--write", "DELETE FROM settings").want(t, 6, "database file is corrupt")
+
+	// Half the file gone.
+	fi, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(db, fi.Size()/2/pageSize*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	run(t, env, "check").want(t, 6, "UNHEALTHY: integrity", "problems found")
 }
