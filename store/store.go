@@ -52,6 +52,11 @@ var (
 // transactions, so this only matters when something is badly stuck.
 const BusyTimeout = 10 * time.Second
 
+// Notify, when set, receives notes on how a database was opened that the
+// user should know about (a database read as immutable because its
+// directory is not writable). The CLI logs them.
+var Notify func(msg string)
+
 // applicationID marks pipeline databases in the SQLite header
 // (PRAGMA application_id): "PiPe".
 const applicationID = 0x50695065
@@ -64,10 +69,11 @@ type Options struct {
 
 // DB is an open feature database. It is safe for concurrent use.
 type DB struct {
-	path     string // absolute
-	readOnly bool
-	rw       *sql.DB // one connection: the process's only writer; nil when read-only
-	ro       *sql.DB // read-only pool for queries
+	path      string // absolute, symlinks resolved
+	readOnly  bool
+	immutable bool    // read-only in a directory we cannot write: opened immutable=1
+	rw        *sql.DB // one connection: the process's only writer; nil when read-only
+	ro        *sql.DB // read-only pool for queries
 
 	mu      sync.Mutex
 	lock    *writerLock        // held writer lock, nil if none
@@ -140,6 +146,12 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
+	if opts.ReadOnly && needsImmutable(abs) {
+		db.immutable = true
+		if Notify != nil {
+			Notify(fmt.Sprintf("the directory of %s is not writable, so SQLite cannot create its -wal and -shm files there: reading the database as immutable (a writer's changes made meanwhile are not seen)", abs))
+		}
+	}
 	db.ro, _ = openRO(db.roDSN())
 	db.ro.SetMaxOpenConns(8)
 	db.ro.SetConnMaxIdleTime(time.Minute)
@@ -209,7 +221,41 @@ func checkLinks(path string) error {
 }
 
 // roDSN is the DSN of read-only connections to the database.
-func (db *DB) roDSN() string { return dsn(db.path, true) }
+func (db *DB) roDSN() string {
+	if db.immutable {
+		return dsn(db.path, true) + "&immutable=1"
+	}
+	return dsn(db.path, true)
+}
+
+// roURI is the URI filename for read-only connections the store opens in
+// C (the nearest-neighbour scan, error offsets).
+func (db *DB) roURI() string {
+	u := url.URL{Path: db.path}
+	s := "file:" + u.EscapedPath() + "?mode=ro"
+	if db.immutable {
+		s += "&immutable=1"
+	}
+	return s
+}
+
+// needsImmutable reports whether a reader must open the database with
+// immutable=1: its directory is not writable by this process (a read-only
+// file system, or permissions) and the WAL files a WAL-mode reader needs
+// are not both there, so SQLite would try to create them and fail
+// ("unable to open database file"). When they exist, SQLite reads them
+// read-only and plain mode=ro works (and sees a writer's changes).
+// immutable=1 reads the main file without locks: right on a read-only file
+// system, where nobody can write; where only this user cannot, a writer
+// that starts meanwhile is not seen.
+func needsImmutable(path string) bool {
+	if syscall.Access(filepath.Dir(path), 2 /* W_OK */) == nil {
+		return false
+	}
+	_, errWAL := os.Stat(path + "-wal")
+	_, errSHM := os.Stat(path + "-shm")
+	return errWAL != nil || errSHM != nil
+}
 
 // checkFile turns the common ways of pointing at the wrong place into errors
 // that name the path, before SQLite says "unable to open database file".

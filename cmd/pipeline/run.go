@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+
+	"pipeline/store"
 )
 
 // env is what every command gets: I/O, logging and the command line.
@@ -41,6 +43,9 @@ func register(c command) { commands = append(commands, c) }
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, args: append([]string{"pipeline"}, args...)}
 	e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Notes on how the database was opened (read as immutable in a
+	// read-only directory) go to the log like other notes.
+	store.Notify = func(msg string) { e.infof("%s", msg) }
 	if f, ok := stderr.(*os.File); ok {
 		e.tty = term.IsTerminal(int(f.Fd()))
 	}

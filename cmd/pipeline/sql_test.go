@@ -418,3 +418,44 @@ func TestCLI_CheckCorruption(t *testing.T) {
 	}
 	run(t, env, "check").want(t, 6, "UNHEALTHY: integrity", "problems found")
 }
+
+// TestCLI_ReadOnlyDirectory: sql, check and runs read a database on a
+// read-only file system (today: "unable to open database file"), say that
+// they read it as immutable, and create nothing there.
+func TestCLI_ReadOnlyDirectory(t *testing.T) {
+	db, env, _ := extractedDB(t, 3)
+	dir := filepath.Dir(db)
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	} else {
+		if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
+			t.Skipf("running as root, and a read-only bind mount is not possible here (needs CAP_SYS_ADMIN): %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", dir).Run() })
+		if out, err := exec.Command("mount", "-o", "remount,ro,bind", dir).CombinedOutput(); err != nil {
+			t.Skipf("remount read-only: %v: %s", err, out)
+		}
+	}
+	list := func() string {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return strings.Join(names, " ")
+	}
+	before := list()
+	run(t, env, "sql", "--csv", "SELECT count(*) FROM images").want(t, 0, "9", "not writable", "immutable")
+	run(t, env, "check").want(t, 0, "9 images, 9 vectors", "ok:")
+	run(t, env, "runs").want(t, 0, "extract")
+	run(t, env, "sql", "DELETE FROM images").want(t, 2, "refused in read-only mode")
+	if after := list(); after != before {
+		t.Errorf("files in the database's directory: %s, then %s", before, after)
+	}
+}
