@@ -432,7 +432,7 @@ func TestCLI_ReadOnlyDirectory(t *testing.T) {
 		t.Cleanup(func() { os.Chmod(dir, 0o755) })
 	} else {
 		if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
-			t.Skipf("running as root, and a read-only bind mount is not possible here (needs CAP_SYS_ADMIN): %v: %s", err, out)
+			t.Skipf("running as root, and a read-only bind mount is not possible here (needs CAP_SYS_ADMIN; store.TestOpen_ReadOnlyDirectory covers the reads as nobody): %v: %s", err, out)
 		}
 		t.Cleanup(func() { exec.Command("umount", dir).Run() })
 		if out, err := exec.Command("mount", "-o", "remount,ro,bind", dir).CombinedOutput(); err != nil {
