@@ -252,6 +252,19 @@ func TestCLI_SQL(t *testing.T) {
 		}
 		run(t, env, "sql", "--write", "DELETE FROM settings").want(t, 4, "is being written by another process (pipeline extract, pid", "--wait")
 		run(t, env, "sql", "--write", "--wait", "300ms", "DELETE FROM settings").want(t, 4, "still busy after waiting")
+		// Through a symlink it is the same file, hence the same lock; a
+		// second hard link is refused for writing.
+		link := filepath.Join(t.TempDir(), "link.db")
+		if err := os.Symlink(db, link); err != nil {
+			t.Fatal(err)
+		}
+		run(t, []string{"PIPELINE_DB=" + link}, "sql", "--write", "DELETE FROM settings").want(t, 4, "is being written by another process (pipeline extract, pid")
+		hard := db + ".hard"
+		if err := os.Link(db, hard); err != nil {
+			t.Fatal(err)
+		}
+		run(t, []string{"PIPELINE_DB=" + hard}, "sql", "--write", "DELETE FROM settings").want(t, 1, "2 hard links", "per file name")
+		os.Remove(hard)
 		run(t, env, "sql", "SELECT count(*) FROM settings", "--csv").want(t, 0, "\n2\n") // readers don't wait
 		release()
 		run(t, env, "sql", "--write", "--quiet", "DELETE FROM settings").want(t, 0)
