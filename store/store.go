@@ -63,7 +63,8 @@ const applicationID = 0x50695065
 
 // Options configure Open.
 type Options struct {
-	// ReadOnly opens with mode=ro and query_only: no migration, no writes.
+	// ReadOnly opens with mode=ro, query_only and the read-only authorizer
+	// (authorizer.go): no migration, no writes, whatever the SQL.
 	ReadOnly bool
 }
 
@@ -76,6 +77,7 @@ type DB struct {
 	ro        *sql.DB // read-only pool for queries
 
 	mu      sync.Mutex
+	closed  bool
 	lock    *writerLock        // held writer lock, nil if none
 	started map[int64]struct{} // runs started through this DB (not stale)
 }
@@ -315,6 +317,13 @@ func (db *DB) ReadOnly() bool { return db.readOnly }
 // the main file and truncates it (see checkpoint), so that the file at rest
 // holds every committed row; then the writer lock, if held, is released.
 func (db *DB) Close() error {
+	db.mu.Lock()
+	closed := db.closed
+	db.closed = true
+	db.mu.Unlock()
+	if closed {
+		return nil
+	}
 	var errs []error
 	if db.ro != nil {
 		errs = append(errs, db.ro.Close())
