@@ -158,7 +158,8 @@ func TestSQL(t *testing.T) {
 			t.Fatalf("got %v %+v, %v", got, stmts, err)
 		}
 		_, err = SQL(ctx, SQLOptions{DB: path, Text: "INSERT INTO settings VALUES ('a', 'b')"})
-		if !errors.Is(err, store.ErrReadOnly) || !strings.Contains(err.Error(), "--write") || !store.QueryFault(err) {
+		// The --write hint is the CLI's (store and pipeline name no flags).
+		if !errors.Is(err, store.ErrReadOnly) || !strings.Contains(err.Error(), "refused in read-only mode") || !store.QueryFault(err) {
 			t.Errorf("write without Write: %v", err)
 		}
 	})

@@ -241,8 +241,10 @@ func leadingTokens(stmt string, n int) []string {
 			i = j
 		case c == '[':
 			j := strings.IndexByte(stmt[i:], ']')
-			if j < 0 {
-				j = len(stmt) - i - 1
+			if j < 0 { // unterminated: the rest is the identifier
+				out = append(out, strings.ToLower(stmt[i+1:]))
+				i = len(stmt)
+				continue
 			}
 			out = append(out, strings.ToLower(stmt[i+1:i+j]))
 			i += j + 1

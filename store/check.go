@@ -59,13 +59,30 @@ func (r *Report) add(p Problem) {
 // foreign_key_check, every vector's length against its set's dim, every
 // vector value finite (streaming over all vectors), and each image's
 // canonical path. It only reads.
+//
+// Damage to the file comes first: PRAGMA quick_check walks every b-tree
+// page and names the page and cell of what is wrong; when it finds
+// nothing, integrity_check adds the index-content checks. Their findings
+// are integrity problems, and so is a SQLITE_CORRUPT error on the way
+// (with what the header says about the file's size). A damaged file ends
+// the check there: the other steps would read the same broken pages.
 func (db *DB) Check(ctx context.Context) (Report, error) {
 	var r Report
 	q := db.reader()
+	if err := db.checkIntegrity(ctx, q, &r); err != nil {
+		return r, fmt.Errorf("check %s: %w", db.path, err)
+	}
+	if !r.Healthy() {
+		return r, nil
+	}
 	for _, step := range []func(context.Context, *sql.DB, *Report) error{
-		checkIntegrity, checkForeignKeys, checkVectors, checkCanonical,
+		checkForeignKeys, checkVectors, checkCanonical,
 	} {
 		if err := step(ctx, q, &r); err != nil {
+			if isCorrupt(err) {
+				r.add(Problem{Kind: ProblemIntegrity, Message: newCorruptError(db.path, err).(*corruptError).detail})
+				return r, nil
+			}
 			return r, fmt.Errorf("check %s: %w", db.path, err)
 		}
 	}
@@ -77,22 +94,26 @@ func (db *DB) Check(ctx context.Context) (Report, error) {
 	return r, nil
 }
 
-func checkIntegrity(ctx context.Context, q *sql.DB, r *Report) error {
-	rows, err := q.QueryContext(ctx, `PRAGMA integrity_check`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var msg string
-		if err := rows.Scan(&msg); err != nil {
-			return err
-		}
-		if msg != "ok" {
+// checkIntegrity runs quick_check, then (if it is clean) integrity_check.
+func (db *DB) checkIntegrity(ctx context.Context, q *sql.DB, r *Report) error {
+	for _, pragma := range []string{`PRAGMA quick_check`, `PRAGMA integrity_check`} {
+		found, err := quickCheck(ctx, q, pragma)
+		for _, msg := range found {
 			r.add(Problem{Kind: ProblemIntegrity, Message: msg})
 		}
+		switch {
+		case err != nil && isCorrupt(err) && len(found) > 0:
+			r.add(Problem{Kind: ProblemIntegrity, Message: "the check stopped early: " + err.Error()})
+		case err != nil && isCorrupt(err):
+			r.add(Problem{Kind: ProblemIntegrity, Message: newCorruptError(db.path, err).(*corruptError).detail})
+		case err != nil:
+			return err
+		}
+		if !r.Healthy() {
+			return nil
+		}
 	}
-	return rows.Err()
+	return nil
 }
 
 func checkForeignKeys(ctx context.Context, q *sql.DB, r *Report) error {

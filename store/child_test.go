@@ -25,6 +25,8 @@ func runChild(mode string) int {
 		err = childHoldLock()
 	case "extract":
 		err = childExtract()
+	case "read-ro-dir":
+		err = childReadOnlyDir()
 	default:
 		err = fmt.Errorf("unknown child mode %q", mode)
 	}

@@ -193,7 +193,7 @@ func (db *DB) queryError(text string, i int, s stmtText, auth *authorizer, err e
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.Code == sqlite3.ErrError {
 		// Prepare-time errors (syntax, no such table/column/function).
-		off, msg := errorOffset(db.path, s.sql)
+		off, msg := errorOffset(db.roURI(), s.sql)
 		if msg == se.Error() {
 			if off < 0 {
 				off = missingTableOffset(s.sql, msg)

@@ -206,7 +206,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/url"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -249,8 +248,7 @@ func (db *DB) cNearest(ctx context.Context, fs FeatureSet, query []float32, o Ne
 	for i, x := range query {
 		q[i] = float64(x)
 	}
-	u := url.URL{Path: db.path}
-	file := C.CString("file:" + u.EscapedPath() + "?mode=ro")
+	file := C.CString(db.roURI())
 	defer C.free(unsafe.Pointer(file))
 	// The stop flag lives in C memory: the scanning threads read it while
 	// this goroutine may write it.

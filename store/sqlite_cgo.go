@@ -40,7 +40,6 @@ static int pl_error_offset(const char *filename, const char *sql, int n, char **
 import "C"
 
 import (
-	"net/url"
 	"unsafe"
 )
 
@@ -53,14 +52,13 @@ func sqliteComplete(sql string) bool {
 }
 
 // errorOffset re-prepares a statement that failed on a fresh read-only
-// connection to path and returns SQLite's byte offset of the error
+// connection to the URI filename uri and returns SQLite's byte offset of the error
 // (sqlite3_error_offset, SQLite >= 3.38) and the message it came with.
 // mattn/go-sqlite3 does not expose that function, and a prepare error is a
 // function of the statement and the committed schema, so a second
 // connection reproduces it. -1 when SQLite gives no offset.
-func errorOffset(path, sql string) (int, string) {
-	u := url.URL{Path: path}
-	cf := C.CString("file:" + u.EscapedPath() + "?mode=ro")
+func errorOffset(uri, sql string) (int, string) {
+	cf := C.CString(uri)
 	defer C.free(unsafe.Pointer(cf))
 	cs := C.CString(sql)
 	defer C.free(unsafe.Pointer(cs))

@@ -42,6 +42,9 @@ var (
 	// ErrHardLinked: a writing open of a database file that has more than
 	// one name (hard link): SQLite's WAL and locks are per name.
 	ErrHardLinked = errclass.New(errclass.Fatal, "database file has several hard links")
+	// ErrCorrupt: SQLite finds the file damaged (PRAGMA quick_check or
+	// SQLITE_CORRUPT); `pipeline check` lists the problems.
+	ErrCorrupt = errclass.New(errclass.Integrity, "database file is corrupt")
 	// ErrReadOnly: a write through a read-only DB or a read-only query.
 	ErrReadOnly = errclass.New(errclass.Usage, "database is open read-only")
 )
@@ -51,24 +54,32 @@ var (
 // transactions, so this only matters when something is badly stuck.
 const BusyTimeout = 10 * time.Second
 
+// Notify, when set, receives notes on how a database was opened that the
+// user should know about (a database read as immutable because its
+// directory is not writable). The CLI logs them.
+var Notify func(msg string)
+
 // applicationID marks pipeline databases in the SQLite header
 // (PRAGMA application_id): "PiPe".
 const applicationID = 0x50695065
 
 // Options configure Open.
 type Options struct {
-	// ReadOnly opens with mode=ro and query_only: no migration, no writes.
+	// ReadOnly opens with mode=ro, query_only and the read-only authorizer
+	// (authorizer.go): no migration, no writes, whatever the SQL.
 	ReadOnly bool
 }
 
 // DB is an open feature database. It is safe for concurrent use.
 type DB struct {
-	path     string // absolute
-	readOnly bool
-	rw       *sql.DB // one connection: the process's only writer; nil when read-only
-	ro       *sql.DB // read-only pool for queries
+	path      string // absolute, symlinks resolved
+	readOnly  bool
+	immutable bool    // read-only in a directory we cannot write: opened immutable=1
+	rw        *sql.DB // one connection: the process's only writer; nil when read-only
+	ro        *sql.DB // read-only pool for queries
 
 	mu      sync.Mutex
+	closed  bool
 	lock    *writerLock        // held writer lock, nil if none
 	started map[int64]struct{} // runs started through this DB (not stale)
 }
@@ -129,9 +140,20 @@ func Open(path string, opts Options) (*DB, error) {
 		// of spinning on SQLite's busy handler.
 		db.rw.SetMaxOpenConns(1)
 		db.rw.SetConnMaxIdleTime(time.Minute)
+		// A damaged file is refused before anything is written to it.
+		if err := db.refuseCorrupt(ctx); err != nil {
+			db.rw.Close()
+			return nil, err
+		}
 		if err := db.migrate(ctx, len(migrations)); err != nil {
 			db.rw.Close()
 			return nil, err
+		}
+	}
+	if opts.ReadOnly && needsImmutable(abs) {
+		db.immutable = true
+		if Notify != nil {
+			Notify(fmt.Sprintf("the directory of %s is not writable, so SQLite cannot create its -wal and -shm files there: reading the database as immutable (a writer's changes made meanwhile are not seen)", abs))
 		}
 	}
 	db.ro, _ = openRO(db.roDSN())
@@ -203,7 +225,41 @@ func checkLinks(path string) error {
 }
 
 // roDSN is the DSN of read-only connections to the database.
-func (db *DB) roDSN() string { return dsn(db.path, true) }
+func (db *DB) roDSN() string {
+	if db.immutable {
+		return dsn(db.path, true) + "&immutable=1"
+	}
+	return dsn(db.path, true)
+}
+
+// roURI is the URI filename for read-only connections the store opens in
+// C (the nearest-neighbour scan, error offsets).
+func (db *DB) roURI() string {
+	u := url.URL{Path: db.path}
+	s := "file:" + u.EscapedPath() + "?mode=ro"
+	if db.immutable {
+		s += "&immutable=1"
+	}
+	return s
+}
+
+// needsImmutable reports whether a reader must open the database with
+// immutable=1: its directory is not writable by this process (a read-only
+// file system, or permissions) and the WAL files a WAL-mode reader needs
+// are not both there, so SQLite would try to create them and fail
+// ("unable to open database file"). When they exist, SQLite reads them
+// read-only and plain mode=ro works (and sees a writer's changes).
+// immutable=1 reads the main file without locks: right on a read-only file
+// system, where nobody can write; where only this user cannot, a writer
+// that starts meanwhile is not seen.
+func needsImmutable(path string) bool {
+	if syscall.Access(filepath.Dir(path), 2 /* W_OK */) == nil {
+		return false
+	}
+	_, errWAL := os.Stat(path + "-wal")
+	_, errSHM := os.Stat(path + "-shm")
+	return errWAL != nil || errSHM != nil
+}
 
 // checkFile turns the common ways of pointing at the wrong place into errors
 // that name the path, before SQLite says "unable to open database file".
@@ -263,6 +319,13 @@ func (db *DB) ReadOnly() bool { return db.readOnly }
 // the main file and truncates it (see checkpoint), so that the file at rest
 // holds every committed row; then the writer lock, if held, is released.
 func (db *DB) Close() error {
+	db.mu.Lock()
+	closed := db.closed
+	db.closed = true
+	db.mu.Unlock()
+	if closed {
+		return nil
+	}
 	var errs []error
 	if db.ro != nil {
 		errs = append(errs, db.ro.Close())
@@ -360,6 +423,8 @@ func wrapOpenErr(path string, err error) error {
 		return fmt.Errorf("open %s: %w: %w", path, ErrNotDatabase, err)
 	case sqlite3.ErrCantOpen:
 		return fmt.Errorf("open %s: cannot open: %w", path, err)
+	case sqlite3.ErrCorrupt:
+		return newCorruptError(path, err)
 	}
 	return fmt.Errorf("open %s: %w", path, err)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -39,6 +40,12 @@ func cmdCheck(e *env, args []string) error {
 		return usageError("check: unexpected argument %q (the database is --db)", pos[0])
 	}
 	d, err := store.Open(*db, store.Options{ReadOnly: true})
+	if errors.Is(err, store.ErrCorrupt) {
+		// Too damaged to open (say, half of it is gone): that is the
+		// check's finding, reported like the others.
+		return reportCheck(e, *asJSON, checkJSON{DB: *db, Report: store.Report{Counts: map[string]int{store.ProblemIntegrity: 1}},
+			Problems: []problemJSON{{Problem: store.Problem{Kind: store.ProblemIntegrity, Message: err.Error()}}}})
+	}
 	if err != nil {
 		return err
 	}
@@ -58,19 +65,24 @@ func cmdCheck(e *env, args []string) error {
 		}
 		out.Problems = append(out.Problems, pj)
 	}
-	if *asJSON {
+	return reportCheck(e, *asJSON, out)
+}
+
+// reportCheck prints the report and returns exit 6 when it has problems.
+func reportCheck(e *env, asJSON bool, out checkJSON) error {
+	if asJSON {
 		if err := writeJSON(e, out); err != nil {
 			return err
 		}
 	} else {
 		printCheck(e, out)
 	}
-	if !rep.Healthy() {
+	if !out.Healthy {
 		total := 0
-		for _, n := range rep.Counts {
+		for _, n := range out.Counts {
 			total += n
 		}
-		return errclass.Errorf(errclass.Integrity, "check: %s: %d problems found", d.Path(), total)
+		return errclass.Errorf(errclass.Integrity, "check: %s: %d problems found", out.DB, total)
 	}
 	return nil
 }

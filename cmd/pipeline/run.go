@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"pipeline/errclass"
+	"pipeline/store"
 )
 
 // env is what every command gets: I/O, logging and the command line.
@@ -63,6 +64,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func newEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) *env {
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, args: append([]string{"pipeline"}, args...)}
 	e.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Notes on how the database was opened (read as immutable in a
+	// read-only directory) go to the log like other notes.
+	store.Notify = func(msg string) { e.infof("%s", msg) }
 	if f, ok := stderr.(*os.File); ok {
 		e.tty = term.IsTerminal(int(f.Fd()))
 	}

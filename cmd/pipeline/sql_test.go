@@ -8,10 +8,12 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -250,6 +252,19 @@ func TestCLI_SQL(t *testing.T) {
 		}
 		run(t, env, "sql", "--write", "DELETE FROM settings").want(t, 4, "is being written by another process (pipeline extract, pid", "--wait")
 		run(t, env, "sql", "--write", "--wait", "300ms", "DELETE FROM settings").want(t, 4, "still busy after waiting")
+		// Through a symlink it is the same file, hence the same lock; a
+		// second hard link is refused for writing.
+		link := filepath.Join(t.TempDir(), "link.db")
+		if err := os.Symlink(db, link); err != nil {
+			t.Fatal(err)
+		}
+		run(t, []string{"PIPELINE_DB=" + link}, "sql", "--write", "DELETE FROM settings").want(t, 4, "is being written by another process (pipeline extract, pid")
+		hard := db + ".hard"
+		if err := os.Link(db, hard); err != nil {
+			t.Fatal(err)
+		}
+		run(t, []string{"PIPELINE_DB=" + hard}, "sql", "--write", "DELETE FROM settings").want(t, 1, "2 hard links", "per file name")
+		os.Remove(hard)
 		run(t, env, "sql", "SELECT count(*) FROM settings", "--csv").want(t, 0, "\n2\n") // readers don't wait
 		release()
 		run(t, env, "sql", "--write", "--quiet", "DELETE FROM settings").want(t, 0)
@@ -371,4 +386,89 @@ func TestCLI_Check(t *testing.T) {
 		}
 	}
 	run(t, env, "check", "extra").want(t, 2, "unexpected argument")
+}
+
+// TestCLI_CheckCorruption: a damaged b-tree page is an integrity problem
+// naming the page (exit 6), writers refuse the file with the same code, and
+// a file cut in half is exit 6 saying so.
+func TestCLI_CheckCorruption(t *testing.T) {
+	db, env, imgs := extractedDB(t, 3)
+	cell := func(query string) int64 {
+		r := run(t, env, "sql", "--csv", query)
+		r.want(t, 0)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		n, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %q", query, r.stdout)
+		}
+		return n
+	}
+	pageSize := cell("PRAGMA page_size")
+	root := cell("SELECT rootpage FROM sqlite_schema WHERE name = 'features'")
+	f, err := os.OpenFile(db, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0x42, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, (root-1)*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	page := fmt.Sprintf("page %d", root)
+	run(t, env, "check").want(t, 6, "UNHEALTHY: integrity", page, "problems found")
+	r := run(t, env, "check", "--json")
+	r.want(t, 6, `"integrity"`, page)
+	run(t, env, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--images", imgs).
+		want(t, 6, db, "database file is corrupt", "quick_check found", page, "nothing was written")
+	run(t, env, "sql", "--write", "DELETE FROM settings").want(t, 6, "database file is corrupt")
+
+	// Half the file gone.
+	fi, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(db, fi.Size()/2/pageSize*pageSize); err != nil {
+		t.Fatal(err)
+	}
+	run(t, env, "check").want(t, 6, "UNHEALTHY: integrity", "problems found")
+}
+
+// TestCLI_ReadOnlyDirectory: sql, check and runs read a database on a
+// read-only file system (today: "unable to open database file"), say that
+// they read it as immutable, and create nothing there.
+func TestCLI_ReadOnlyDirectory(t *testing.T) {
+	db, env, _ := extractedDB(t, 3)
+	dir := filepath.Dir(db)
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	} else {
+		if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
+			t.Skipf("running as root, and a read-only bind mount is not possible here (needs CAP_SYS_ADMIN; store.TestOpen_ReadOnlyDirectory covers the reads as nobody): %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", dir).Run() })
+		if out, err := exec.Command("mount", "-o", "remount,ro,bind", dir).CombinedOutput(); err != nil {
+			t.Skipf("remount read-only: %v: %s", err, out)
+		}
+	}
+	list := func() string {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return strings.Join(names, " ")
+	}
+	before := list()
+	run(t, env, "sql", "--csv", "SELECT count(*) FROM images").want(t, 0, "9", "not writable", "immutable")
+	run(t, env, "check").want(t, 0, "9 images, 9 vectors", "ok:")
+	run(t, env, "runs").want(t, 0, "extract")
+	run(t, env, "sql", "DELETE FROM images").want(t, 2, "refused in read-only mode")
+	if after := list(); after != before {
+		t.Errorf("files in the database's directory: %s, then %s", before, after)
+	}
 }
