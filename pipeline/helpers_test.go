@@ -36,6 +36,11 @@ type childSpec struct {
 	Layers                    []string
 	Batch, Nets               int
 	Wait                      string
+	Shard                     string   // extract: "I/N"
+	List                      string   // extract: --list instead of Images
+	Into                      string   // merge Sources into Into instead of extracting
+	Sources                   []string // merge
+	Chunk                     int      // merge: store.MergeChunk
 }
 
 func runChild(spec string) int {
@@ -44,12 +49,29 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	if s.Into != "" {
+		if s.Chunk > 0 {
+			store.MergeChunk = s.Chunk
+		}
+		_, err := Merge(context.Background(), MergeOptions{Into: s.Into, Sources: s.Sources, Args: []string{"child", "merge"}, AllowLabelConflicts: true})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
 	m, err := ResolveModel(ModelSpec{Model: s.Model, Overrides: extract.Overrides{Preset: s.Preset}, NeedPreprocess: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	o := ExtractOptions{DB: s.DB, Model: m, Layers: s.Layers, Batch: s.Batch, Nets: s.Nets, Images: s.Images, Args: []string{"child"}}
+	o := ExtractOptions{DB: s.DB, Model: m, Layers: s.Layers, Batch: s.Batch, Nets: s.Nets, Images: s.Images, List: s.List, Args: []string{"child"}}
+	if s.Shard != "" {
+		if o.Shard, err = ParseShard(s.Shard); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
 	if s.Wait != "" {
 		fmt.Sscan(s.Wait, &o.Wait)
 	}

@@ -65,14 +65,15 @@ func ExitCode(err error) int {
 		return ExitLocked
 	case errors.Is(err, classify.ErrTooFewClasses), errors.Is(err, classify.ErrTooFewSamples),
 		errors.Is(err, classify.ErrDimMismatch), errors.Is(err, pipeline.ErrNoFeatures), errors.Is(err, store.ErrSplitFrac),
-		errors.Is(err, pipeline.ErrNoVector), errors.Is(err, store.ErrZeroVector):
+		errors.Is(err, pipeline.ErrNoVector), errors.Is(err, store.ErrZeroVector),
+		errors.Is(err, store.ErrIncomparable), errors.Is(err, pipeline.ErrLabelConflicts):
 		return ExitData
 	case errors.Is(err, extract.ErrUnknownLayer), errors.Is(err, extract.ErrBackendUnavailable),
 		errors.Is(err, extract.ErrUnknownModel), errors.Is(err, classify.ErrUnknownClassifier),
 		errors.Is(err, classify.ErrUnknownKernel), errors.Is(err, classify.ErrBadParam),
 		errors.Is(err, store.ErrUnknownClassifier), errors.Is(err, store.ErrClassifierExists),
 		errors.Is(err, pipeline.ErrAmbiguous), errors.Is(err, store.ErrUnknownFeatureSet),
-		errors.Is(err, pipeline.ErrUnknownImage):
+		errors.Is(err, pipeline.ErrUnknownImage), errors.Is(err, store.ErrSameDatabase):
 		return ExitUsage
 	}
 	return ExitError

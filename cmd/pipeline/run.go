@@ -79,7 +79,7 @@ func usage(w io.Writer) {
 }
 
 func commandOrder(name string) int {
-	order := []string{"extract", "fit", "eval", "predict", "export", "similar", "sql", "runs", "check", "models", "layers", "version"}
+	order := []string{"extract", "merge", "fit", "eval", "predict", "export", "similar", "sql", "runs", "check", "models", "layers", "version"}
 	for i, n := range order {
 		if n == name {
 			return i

@@ -1,0 +1,436 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"pipeline/extract"
+	"pipeline/store"
+)
+
+// TestShardOf checks the partition against Python's hashlib (computed once:
+// int.from_bytes(sha256(key).digest()[:8], "big") % n), so that a worker
+// written in anything else can compute the same shards.
+func TestShardOf(t *testing.T) {
+	for _, c := range []struct {
+		key  string
+		n, i int
+	}{
+		{"cats/cat.1.jpg", 4, 0}, {"cats/cat.1.jpg", 7, 2},
+		{"dogs/dog.12.jpg", 4, 3}, {"dogs/dog.12.jpg", 7, 3},
+		{"a.png", 4, 0}, {"a.png", 7, 1},
+	} {
+		if got := ShardOf(c.key, c.n); got != c.i {
+			t.Errorf("ShardOf(%q, %d) = %d, want %d", c.key, c.n, got, c.i)
+		}
+	}
+	// Every key in exactly one shard, and the shards are balanced.
+	count := make([]int, 4)
+	for i := 0; i < 4000; i++ {
+		in := Input{RelPath: fmt.Sprintf("class%d/img%05d.jpg", i%3, i)}
+		taken := 0
+		for s := 0; s < 4; s++ {
+			if (Shard{s, 4}).Takes(in) {
+				taken++
+				count[s]++
+			}
+		}
+		if taken != 1 {
+			t.Fatalf("%s taken by %d shards", in.RelPath, taken)
+		}
+	}
+	for s, c := range count {
+		if c < 900 || c > 1100 {
+			t.Errorf("shard %d has %d of 4000 keys", s, c)
+		}
+	}
+}
+
+func TestParseShard(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Shard
+		err  string
+	}{
+		{"0/4", Shard{0, 4}, ""}, {"3/4", Shard{3, 4}, ""}, {" 1 / 2 ", Shard{1, 2}, ""},
+		{"4/4", Shard{}, "not in 0..3"}, {"-1/4", Shard{}, "not in 0..3"}, {"0/0", Shard{}, "at least 1"},
+		{"2", Shard{}, "want I/N"}, {"a/b", Shard{}, "want I/N"},
+	} {
+		got, err := ParseShard(c.in)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrUsage) {
+				t.Errorf("ParseShard(%q) = %v, %v; want usage error with %q", c.in, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("ParseShard(%q) = %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestShardFromEnv(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		n    int
+		want Shard
+		err  string
+	}{
+		{"Kubernetes", map[string]string{"JOB_COMPLETION_INDEX": "2"}, 4, Shard{2, 4}, ""},
+		{"KubernetesOutOfRange", map[string]string{"JOB_COMPLETION_INDEX": "4"}, 4, Shard{}, "not in 0..3"},
+		{"Slurm", map[string]string{"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}, 4, Shard{3, 4}, ""},
+		{"SlurmFromOne", map[string]string{"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "4"}, 4, Shard{3, 4}, ""},
+		{"SlurmStep", map[string]string{"SLURM_ARRAY_TASK_ID": "14", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_STEP": "2", "SLURM_ARRAY_TASK_COUNT": "3"}, 3, Shard{2, 3}, ""},
+		{"SlurmCountDisagrees", map[string]string{"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "8"}, 4, Shard{}, "SLURM_ARRAY_TASK_COUNT=8"},
+		{"SlurmOffStep", map[string]string{"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_STEP": "2", "SLURM_ARRAY_TASK_COUNT": "4"}, 4, Shard{}, "cannot number shards"},
+		{"NotANumber", map[string]string{"JOB_COMPLETION_INDEX": "x"}, 4, Shard{}, "not a number"},
+		{"Neither", map[string]string{}, 4, Shard{}, "neither JOB_COMPLETION_INDEX"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, from, err := ShardFromEnv(c.n, func(k string) string { return c.env[k] })
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrUsage) {
+					t.Errorf("got %v, %v; want usage error with %q", got, err, c.err)
+				}
+				return
+			}
+			if err != nil || got != c.want || !strings.Contains(from, got.String()) {
+				t.Errorf("got %v (%q), %v; want %v", got, from, err, c.want)
+			}
+		})
+	}
+}
+
+func TestShardPath(t *testing.T) {
+	for _, c := range []struct {
+		path  string
+		s     Shard
+		want  string
+		isErr bool
+	}{
+		{"/out/f-{shard}.db", Shard{3, 4}, "/out/f-3.db", false},
+		{"/out/f-{shard}.db", Shard{3, 16}, "/out/f-03.db", false},
+		{"/out/f-{shard}.db", Shard{7, 1000}, "/out/f-007.db", false},
+		{"/out/f.db", Shard{3, 4}, "/out/f.db", false},
+		{"/out/f-{shard}.db", Shard{}, "", true},
+	} {
+		got, err := ShardPath(c.path, c.s)
+		if (err != nil) != c.isErr || got != c.want {
+			t.Errorf("ShardPath(%q, %v) = %q, %v; want %q (error %v)", c.path, c.s, got, err, c.want, c.isErr)
+		}
+	}
+}
+
+// dumpContent is a database's content independent of row ids, times and
+// runs: one sorted line per image, path, feature set, vector, failure and
+// split row, every value in full (vectors as hex). Two databases with the
+// same dump hold the same data.
+func dumpContent(t *testing.T, db string) []string {
+	t.Helper()
+	var out []string
+	for _, q := range []string{
+		`SELECT 'image', sha256, COALESCE(label, '-'), path, width, height, bytes, format FROM images`,
+		`SELECT 'path', p.path, p.relpath, i.sha256, COALESCE(p.label, '-'), p.size, p.mtime_ns FROM image_paths p JOIN images i ON i.id = p.image_id`,
+		`SELECT 'set', model_sha256, model_name, layer, COALESCE(alias, '-'), pooling, preprocess, precision, shape, dim, encoding FROM feature_sets`,
+		`SELECT 'vector', i.sha256, fs.model_sha256, fs.layer, fs.pooling, fs.preprocess, fs.precision, hex(f.vector)
+			FROM features f JOIN images i ON i.id = f.image_id JOIN feature_sets fs ON fs.id = f.feature_set_id`,
+		`SELECT 'failure', path, stage, message FROM failures`,
+		`SELECT 'split', i.sha256, s.part FROM splits s JOIN images i ON i.id = s.image_id`,
+	} {
+		for _, r := range query(t, db, q, nil) {
+			parts := make([]string, len(r))
+			for i, v := range r {
+				parts[i] = fmt.Sprint(v)
+			}
+			out = append(out, strings.Join(parts, "|"))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dumpRuns adds the copied runs (by origin) and which run wrote each row.
+func dumpRuns(t *testing.T, db string) []string {
+	t.Helper()
+	var out []string
+	origin := `COALESCE((SELECT r.source_db || '#' || r.source_run_id FROM runs r WHERE r.id = %s), 'here')`
+	for _, q := range []string{
+		`SELECT 'run', source_db, source_run_id, command, args, started_at, status, seen, extracted, present, duplicates, failed, COALESCE(shard, '-') FROM runs WHERE source_db IS NOT NULL`,
+		`SELECT 'path-run', p.path, ` + fmt.Sprintf(origin, "p.run_id") + ` FROM image_paths p`,
+		`SELECT 'vector-run', i.sha256, f.feature_set_id, ` + fmt.Sprintf(origin, "f.run_id") + ` FROM features f JOIN images i ON i.id = f.image_id`,
+		`SELECT 'failure-run', path, at, ` + fmt.Sprintf(origin, "run_id") + ` FROM failures`,
+		`SELECT 'first-seen', sha256, first_seen FROM images`,
+	} {
+		for _, r := range query(t, db, q, nil) {
+			parts := make([]string, len(r))
+			for i, v := range r {
+				parts[i] = fmt.Sprint(v)
+			}
+			out = append(out, strings.Join(parts, "|"))
+		}
+	}
+	sort.Strings(out)
+	return append(dumpContent(t, db), out...)
+}
+
+// sameDump reports the first differences between two dumps.
+func sameDump(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	g, w := map[string]bool{}, map[string]bool{}
+	for _, l := range got {
+		g[l] = true
+	}
+	for _, l := range want {
+		w[l] = true
+	}
+	n := 0
+	for _, l := range want {
+		if !g[l] && n < 5 {
+			t.Errorf("%s: missing %.200s", what, l)
+			n++
+		}
+	}
+	for _, l := range got {
+		if !w[l] && n < 10 {
+			t.Errorf("%s: extra %.200s", what, l)
+			n++
+		}
+	}
+	if len(got) != len(want) && n == 0 {
+		t.Errorf("%s: %d lines, want %d (duplicates?)", what, len(got), len(want))
+	}
+}
+
+// writeList writes a path,label CSV of absolute paths.
+func writeList(t *testing.T, file string, paths []string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("path,label\n")
+	for _, p := range paths {
+		fmt.Fprintf(&b, "%s,%s\n", p, filepath.Base(filepath.Dir(p)))
+	}
+	writeFile(t, file, []byte(b.String()))
+}
+
+func mustMerge(t *testing.T, into string, sources ...string) MergeSummary {
+	t.Helper()
+	sum, err := Merge(context.Background(), MergeOptions{Into: into, Sources: sources})
+	if err != nil {
+		t.Fatalf("merge %v into %s: %v", sources, into, err)
+	}
+	return sum
+}
+
+// TestMerge_Inputs: shards over overlapping and over disjoint lists of the
+// same files (with the same content at two paths across shards) merge into
+// what one extraction over all of them stores; merging again changes
+// nothing; a shard that grew adds only what is new.
+func TestMerge_Inputs(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i := 0; i < 30; i++ {
+		p := filepath.Join(dir, "img", fmt.Sprintf("c%d", i%3), fmt.Sprintf("%02d.png", i))
+		writePicture(t, p, uint64(i), 24+i%7, 24+i%5)
+		paths = append(paths, p)
+	}
+	// Same content at another path, in another class folder's walk
+	// position: 29's bytes also at c0/00dup.png.
+	b, _ := os.ReadFile(paths[28])
+	dup := filepath.Join(dir, "img", "c1", "00dup.png")
+	writeFile(t, dup, b)
+	paths = append(paths, dup)
+	sort.Slice(paths, func(i, j int) bool { return store.WalkLess(paths[i], paths[j]) })
+	m := tinyModel(t, tinyVGG, "caffe")
+	extractList := func(db string, ps []string) {
+		t.Helper()
+		list := filepath.Join(dir, filepath.Base(db)+".csv")
+		writeList(t, list, ps)
+		if _, err := Extract(context.Background(), ExtractOptions{DB: db, Model: m, Layers: []string{"fc2"}, Batch: 4, List: list}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := filepath.Join(dir, "all.db")
+	extractList(all, paths)
+	want := dumpContent(t, all)
+
+	t.Run("Overlapping", func(t *testing.T) {
+		a, b := filepath.Join(dir, "ov-a.db"), filepath.Join(dir, "ov-b.db")
+		extractList(a, paths[:20])
+		extractList(b, paths[10:])
+		into := filepath.Join(dir, "ov.db")
+		mustMerge(t, into, b, a) // the order does not matter
+		sameDump(t, "overlapping merge vs one run", dumpContent(t, into), want)
+		before := dumpRuns(t, into)
+		sum := mustMerge(t, into, a, b)
+		if sum.Totals.NewImages != 0 || sum.Totals.Vectors != 0 || sum.Totals.Paths != 0 || sum.Totals.Runs != 0 || sum.Totals.Failures != 0 {
+			t.Errorf("second merge copied %+v, want nothing", sum.Totals)
+		}
+		sameDump(t, "merged twice", dumpRuns(t, into), before)
+		integrityOK(t, into)
+	})
+	t.Run("Disjoint", func(t *testing.T) {
+		var dbs []string
+		for s := 0; s < 3; s++ {
+			var part []string
+			for _, p := range paths {
+				rel, _ := filepath.Rel(dir, p)
+				if ShardOf(rel, 3) == s {
+					part = append(part, p)
+				}
+			}
+			db := filepath.Join(dir, fmt.Sprintf("dj-%d.db", s))
+			extractList(db, part)
+			dbs = append(dbs, db)
+		}
+		into := filepath.Join(dir, "dj.db")
+		sum := mustMerge(t, into, dbs...)
+		sameDump(t, "disjoint merge vs one run", dumpContent(t, into), want)
+		if sum.Totals.Images != 30 || sum.Totals.NewImages != 30 || sum.Totals.Vectors != 30 {
+			t.Errorf("totals %+v, want 30 images, 30 new, 30 vectors", sum.Totals)
+		}
+		if got := query(t, into, `SELECT count(*) FROM runs WHERE command = 'extract' AND source_db IS NOT NULL`, nil); asInt(got[0][0]) != 3 {
+			t.Errorf("%v extract runs copied, want 3", got[0][0])
+		}
+	})
+	t.Run("Incremental", func(t *testing.T) {
+		a := filepath.Join(dir, "inc-a.db")
+		extractList(a, paths[:10])
+		into := filepath.Join(dir, "inc.db")
+		mustMerge(t, into, a)
+		extractList(a, paths) // the shard grows
+		sum := mustMerge(t, into, a)
+		if sum.Totals.NewImages != 20 || sum.Totals.Vectors != 20 || sum.Totals.Runs != 1 {
+			t.Errorf("second merge %+v, want 20 new images, 20 vectors, 1 run", sum.Totals)
+		}
+		sameDump(t, "incremental merge vs one run", dumpContent(t, into), want)
+	})
+}
+
+// TestMerge_Refused: a shard of another model, or of the same model with
+// other preprocessing, is refused with the reason, and nothing is written.
+func TestMerge_Refused(t *testing.T) {
+	dir := t.TempDir()
+	imgs := filepath.Join(dir, "img")
+	for i := 0; i < 6; i++ {
+		writePicture(t, filepath.Join(imgs, "a", fmt.Sprintf("%d.png", i)), uint64(i), 30, 30)
+	}
+	ctx := context.Background()
+	extractTo := func(t *testing.T, db string, m string, preset string) {
+		t.Helper()
+		model, err := ResolveModel(ModelSpec{Model: m, Overrides: extract.Overrides{Preset: preset, Size: "32"}, NeedPreprocess: true, CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Extract(ctx, ExtractOptions{DB: db, Model: model, Layers: []string{"fc2"}, Images: imgs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := filepath.Join(dir, "a.db")
+	extractTo(t, a, tinyVGG, "caffe")
+	into := filepath.Join(dir, "all.db")
+	mustMerge(t, into, a)
+	before := dumpRuns(t, into)
+	for _, c := range []struct {
+		name, model, preset string
+		want                []string
+	}{
+		{"OtherModel", "../testdata/models/vgg-torch-tiny.onnx", "torch", []string{"model_sha256", "another model file", "fc2"}},
+		{"OtherPreprocessing", tinyVGG, "torch", []string{"preprocess", "other preprocessing"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := filepath.Join(dir, c.name+".db")
+			extractTo(t, b, c.model, c.preset)
+			// Into the merged database, and beside a good shard.
+			for _, srcs := range [][]string{{b}, {a, b}} {
+				_, err := Merge(ctx, MergeOptions{Into: into, Sources: srcs})
+				if !errors.Is(err, store.ErrIncomparable) {
+					t.Fatalf("merge %v: %v, want ErrIncomparable", srcs, err)
+				}
+				for _, w := range append(c.want, b) {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+			}
+			sameDump(t, "after a refused merge", dumpRuns(t, into), before)
+			r := query(t, into, `SELECT status, exit_code FROM runs WHERE command = 'merge' ORDER BY id DESC LIMIT 1`, nil)
+			if r[0][0] != "failed" || asInt(r[0][1]) != 5 {
+				t.Errorf("refused merge's run: %v, want failed, 5", r[0])
+			}
+		})
+	}
+	t.Run("Itself", func(t *testing.T) {
+		_, err := Merge(ctx, MergeOptions{Into: into, Sources: []string{a, a}})
+		if !errors.Is(err, store.ErrSameDatabase) {
+			t.Errorf("a given twice: %v, want ErrSameDatabase", err)
+		}
+		_, err = Merge(ctx, MergeOptions{Into: into, Sources: []string{into}})
+		if !errors.Is(err, ErrUsage) {
+			t.Errorf("target as source: %v, want ErrUsage", err)
+		}
+		cp := filepath.Join(dir, "copy.db")
+		for _, sfx := range []string{"", "-wal"} { // a copy of the file as it is, WAL included
+			if b, err := os.ReadFile(a + sfx); err == nil {
+				writeFile(t, cp+sfx, b)
+			}
+		}
+		_, err = Merge(ctx, MergeOptions{Into: into, Sources: []string{a, cp}})
+		if !errors.Is(err, store.ErrSameDatabase) || !strings.Contains(err.Error(), "copy") {
+			t.Errorf("a copy of a: %v, want ErrSameDatabase naming the copy", err)
+		}
+	})
+}
+
+// TestMerge_LabelConflict: the same bytes labeled cats in one shard and
+// dogs in another are listed, and fail the merge unless allowed; the data
+// is merged either way.
+func TestMerge_LabelConflict(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	m := tinyModel(t, tinyVGG, "caffe")
+	pic := writePicture(t, filepath.Join(dir, "s1", "cats", "x.png"), 42, 30, 30)
+	writeFile(t, filepath.Join(dir, "s2", "dogs", "y.png"), pic)
+	writePicture(t, filepath.Join(dir, "s2", "dogs", "z.png"), 43, 30, 30)
+	var dbs []string
+	for _, s := range []string{"s1", "s2"} {
+		db := filepath.Join(dir, s+".db")
+		if _, err := Extract(ctx, ExtractOptions{DB: db, Model: m, Layers: []string{"fc2"}, Images: filepath.Join(dir, s)}); err != nil {
+			t.Fatal(err)
+		}
+		dbs = append(dbs, db)
+	}
+	into := filepath.Join(dir, "all.db")
+	sum, err := Merge(ctx, MergeOptions{Into: into, Sources: dbs})
+	if !errors.Is(err, ErrLabelConflicts) {
+		t.Fatalf("merge: %v, want ErrLabelConflicts", err)
+	}
+	if len(sum.LabelConflicts) != 1 {
+		t.Fatalf("conflicts %+v, want 1", sum.LabelConflicts)
+	}
+	c := sum.LabelConflicts[0]
+	labels := map[string]string{}
+	for _, p := range c.Paths {
+		labels[filepath.Base(p.Path)] = p.Label
+	}
+	// The canonical path is the first in walk order: s1/cats/x.png.
+	if labels["x.png"] != "cats" || labels["y.png"] != "dogs" || c.Label != "cats" || filepath.Base(c.Path) != "x.png" {
+		t.Errorf("conflict %+v, want x.png cats (kept) and y.png dogs", c)
+	}
+	if got := query(t, into, `SELECT count(*) FROM images`, nil); asInt(got[0][0]) != 2 {
+		t.Errorf("%v images, want 2: the data is merged despite the conflict", got[0][0])
+	}
+	r := query(t, into, `SELECT status, exit_code FROM runs WHERE command = 'merge'`, nil)
+	if r[0][0] != "ok" || asInt(r[0][1]) != 5 {
+		t.Errorf("merge run %v, want ok with exit code 5", r[0])
+	}
+	if _, err := Merge(ctx, MergeOptions{Into: into, Sources: dbs, AllowLabelConflicts: true}); err != nil {
+		t.Errorf("allowed: %v", err)
+	}
+}

@@ -1,0 +1,38 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// SettingDatabaseID is the settings key of a database's identity: 32 random
+// hex digits made by migration 0005. `pipeline merge` uses it to recognise
+// runs it has already copied, whatever the file is called or where it is
+// mounted. A copy of the file (cp) has the same identity.
+const SettingDatabaseID = "database.id"
+
+// DatabaseID returns the database's identity (settings 'database.id').
+func (db *DB) DatabaseID(ctx context.Context) (string, error) {
+	var id string
+	err := db.reader().QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, SettingDatabaseID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("database %s has no identity (settings %q): was the row deleted by hand?", db.path, SettingDatabaseID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("database id of %s: %w", db.path, err)
+	}
+	return id, nil
+}
+
+// SetRunShard records which shard of its inputs a run works on ("I/N",
+// 0-based), in runs.shard.
+func (db *DB) SetRunShard(ctx context.Context, id int64, shard string) error {
+	w, err := db.writer("run shard")
+	if err != nil {
+		return err
+	}
+	res, err := w.ExecContext(ctx, `UPDATE runs SET shard = ? WHERE id = ?`, nullString(shard), id)
+	return checkRunUpdate("run shard", id, res, err)
+}
