@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"pipeline/extract"
 	"pipeline/extract/onnx"
@@ -41,6 +42,7 @@ type childSpec struct {
 	Into                      string   // merge Sources into Into instead of extracting
 	Sources                   []string // merge
 	Chunk                     int      // merge: store.MergeChunk
+	PauseMS                   int      // merge: pause after each committed chunk (the crash test's kills land mid-merge)
 }
 
 func runChild(spec string) int {
@@ -53,7 +55,11 @@ func runChild(spec string) int {
 		if s.Chunk > 0 {
 			store.MergeChunk = s.Chunk
 		}
-		_, err := Merge(context.Background(), MergeOptions{Into: s.Into, Sources: s.Sources, Args: []string{"child", "merge"}, AllowLabelConflicts: true})
+		o := MergeOptions{Into: s.Into, Sources: s.Sources, Args: []string{"child", "merge"}, AllowLabelConflicts: true}
+		if s.PauseMS > 0 {
+			o.Progress = func(string, store.MergeStats) { time.Sleep(time.Duration(s.PauseMS) * time.Millisecond) }
+		}
+		_, err := Merge(context.Background(), o)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

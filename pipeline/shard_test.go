@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"pipeline/extract"
 	"pipeline/store"
@@ -432,5 +435,171 @@ func TestMerge_LabelConflict(t *testing.T) {
 	}
 	if _, err := Merge(ctx, MergeOptions{Into: into, Sources: dbs, AllowLabelConflicts: true}); err != nil {
 		t.Errorf("allowed: %v", err)
+	}
+}
+
+// TestMerge_Seed4Shards: four `extract --shard i/4` processes at once over
+// seed4 (a generated ResNet, avg_pool), then merge: the same content as one
+// extraction over all of seed4, every vector and path.
+func TestMerge_Seed4Shards(t *testing.T) {
+	imgs := seed4Dir(t)
+	dir := t.TempDir()
+	model, _ := filepath.Abs("../testdata/models/resnet-v1-zoo-tiny.onnx")
+	spec := childSpec{Images: imgs, Model: model, Preset: "caffe", Layers: []string{"avg_pool"}, Batch: 8}
+
+	one := spec
+	one.DB = filepath.Join(dir, "one.db")
+	t0 := time.Now()
+	if out, err := childCmd(t, one).CombinedOutput(); err != nil {
+		t.Fatalf("one run: %v\n%s", err, out)
+	}
+	tOne := time.Since(t0)
+
+	t0 = time.Now()
+	var cmds []*exec.Cmd
+	var outs []*strings.Builder
+	var shards []string
+	for i := 0; i < 4; i++ {
+		s := spec
+		s.Shard = fmt.Sprintf("%d/4", i)
+		s.DB = filepath.Join(dir, fmt.Sprintf("shard-%d.db", i))
+		shards = append(shards, s.DB)
+		cmd := childCmd(t, s)
+		var b strings.Builder
+		cmd.Stdout, cmd.Stderr = &b, &b
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, &b)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("shard %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	tShards := time.Since(t0)
+	t0 = time.Now()
+	sum, err := Merge(context.Background(), MergeOptions{Into: filepath.Join(dir, "merged.db"), Sources: shards, AllowLabelConflicts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tMerge := time.Since(t0)
+	t.Logf("seed4, resnet-v1-zoo-tiny avg_pool: one process %.1fs; 4 shard processes at once %.1fs, merge %.2fs (%+v)",
+		tOne.Seconds(), tShards.Seconds(), tMerge.Seconds(), sum.Totals)
+
+	// Each shard took its part and says so; together they saw every file once.
+	seen := int64(0)
+	for i, db := range shards {
+		r := query(t, db, `SELECT shard, seen FROM runs`, nil)
+		if len(r) != 1 || r[0][0] != fmt.Sprintf("%d/4", i) {
+			t.Errorf("shard %d runs: %v", i, r)
+			continue
+		}
+		seen += asInt(r[0][1])
+	}
+	if seen != 808 {
+		t.Errorf("the shards saw %d files, want 808", seen)
+	}
+	want := dumpContent(t, one.DB)
+	if len(want) < 808+770+770 {
+		t.Fatalf("one run's dump has %d lines", len(want))
+	}
+	sameDump(t, "4 shards merged vs one run", dumpContent(t, filepath.Join(dir, "merged.db")), want)
+	if r := query(t, filepath.Join(dir, "merged.db"), `SELECT group_concat(shard, ' ') FROM (SELECT shard FROM runs WHERE command = 'extract' ORDER BY shard)`, nil); r[0][0] != "0/4 1/4 2/4 3/4" {
+		t.Errorf("copied runs' shards %v", r[0][0])
+	}
+}
+
+// TestMerge_CrashResume kills merge children with SIGKILL at random
+// moments; rerunning the merge gives the rows an uninterrupted merge gives,
+// row ids included.
+func TestMerge_CrashResume(t *testing.T) {
+	dir := t.TempDir()
+	imgs := filepath.Join(dir, "img")
+	const n = 240
+	for i := 0; i < n; i++ {
+		writePicture(t, filepath.Join(imgs, fmt.Sprintf("c%d", i%3), fmt.Sprintf("%03d.png", i)), uint64(i%200), 24, 24) // 40 duplicates
+	}
+	model, _ := filepath.Abs(tinyVGG)
+	var shards []string
+	for i := 0; i < 3; i++ {
+		s := childSpec{Images: imgs, Model: model, Preset: "caffe", Layers: []string{"fc2", "block2_pool"}, Batch: 8,
+			Shard: fmt.Sprintf("%d/3", i), DB: filepath.Join(dir, fmt.Sprintf("shard-%d.db", i))}
+		if out, err := childCmd(t, s).CombinedOutput(); err != nil {
+			t.Fatalf("shard %d: %v\n%s", i, err, out)
+		}
+		shards = append(shards, s.DB)
+	}
+	merge := childSpec{Sources: shards, Chunk: 4, PauseMS: 4}
+	clean := merge
+	clean.Into = filepath.Join(dir, "clean.db")
+	if out, err := childCmd(t, clean).CombinedOutput(); err != nil {
+		t.Fatalf("clean merge: %v\n%s", err, out)
+	}
+	ids := func(db string) []string {
+		var out []string
+		for _, r := range query(t, db, `SELECT 'id', i.id, i.sha256, f.feature_set_id, hex(f.vector) FROM images i JOIN features f ON f.image_id = i.id ORDER BY 2, 4`, nil) {
+			out = append(out, fmt.Sprint(r...))
+		}
+		return out
+	}
+	want := append(dumpRuns(t, clean.Into), ids(clean.Into)...)
+	if got := query(t, clean.Into, `SELECT count(*) FROM images`, nil); asInt(got[0][0]) != 200 {
+		t.Fatalf("clean merge has %v images, want 200", got[0][0])
+	}
+
+	crash := merge
+	crash.Into = filepath.Join(dir, "crash.db")
+	r := rand.New(rand.NewPCG(3, 4))
+	kills, stored := 0, int64(0)
+	for attempt := 0; attempt < 30 && kills < 6 && stored < 190; attempt++ {
+		target := stored + 10 + int64(r.IntN(30)) // a few chunks further
+		cmd := childCmd(t, crash)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		killed := false
+	watch:
+		for {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("merge %d ended with %v", attempt, err)
+				}
+				break watch
+			case <-time.After(200 * time.Microsecond):
+			}
+			if c, ok := tryCount(crash.Into, `SELECT count(*) FROM images`); ok && c >= target {
+				time.Sleep(time.Duration(r.IntN(2000)) * time.Microsecond)
+				cmd.Process.Kill() // SIGKILL
+				<-done
+				killed = true
+				break watch
+			}
+		}
+		t.Logf("attempt %d: target %d images, killed %v", attempt, target, killed)
+		if !killed {
+			break // finished before the target
+		}
+		kills++
+		integrityOK(t, crash.Into)
+		stored = asInt(query(t, crash.Into, `SELECT count(*) FROM images`, nil)[0][0])
+		// Whole chunks: every image has both vectors and a path.
+		if g := query(t, crash.Into, `SELECT count(*) FROM images i WHERE (SELECT count(*) FROM features f WHERE f.image_id = i.id) != 2
+			OR NOT EXISTS (SELECT 1 FROM image_paths p WHERE p.image_id = i.id)`, nil); asInt(g[0][0]) != 0 {
+			t.Errorf("after kill %d: %v images without both vectors or a path", kills, g[0][0])
+		}
+	}
+	if out, err := childCmd(t, crash).CombinedOutput(); err != nil {
+		t.Fatalf("final merge: %v\n%s", err, out)
+	}
+	integrityOK(t, crash.Into)
+	sameDump(t, "merge after kills vs uninterrupted", append(dumpRuns(t, crash.Into), ids(crash.Into)...), want)
+	runs := query(t, crash.Into, `SELECT status, count(*) FROM runs WHERE command = 'merge' GROUP BY status ORDER BY status`, nil)
+	t.Logf("%d kills; merge runs by status: %v", kills, runs)
+	if len(runs) == 0 || runs[0][0] != "abandoned" || asInt(runs[0][1]) < 3 {
+		t.Errorf("%d kills, merge runs %v: fewer than 3 kills landed during a merge, the test did not test much", kills, runs)
 	}
 }
