@@ -603,3 +603,58 @@ func TestMerge_CrashResume(t *testing.T) {
 		t.Errorf("%d kills, merge runs %v: fewer than 3 kills landed during a merge, the test did not test much", kills, runs)
 	}
 }
+
+// TestSimilar_SeveralDBs: searching two shard databases at once gives the
+// neighbours one database of everything gives, wherever the query is stored.
+func TestSimilar_SeveralDBs(t *testing.T) {
+	dir := t.TempDir()
+	imgs := filepath.Join(dir, "img")
+	for i := 0; i < 24; i++ {
+		writePicture(t, filepath.Join(imgs, fmt.Sprintf("c%d", i%3), fmt.Sprintf("%02d.png", i)), uint64(i), 28, 28)
+	}
+	ctx := context.Background()
+	m := tinyModel(t, tinyVGG, "caffe")
+	all := filepath.Join(dir, "all.db")
+	var shards []string
+	for _, s := range []Shard{{}, {0, 2}, {1, 2}} {
+		db := all
+		if !s.All() {
+			db = filepath.Join(dir, fmt.Sprintf("s%d.db", s.Index))
+			shards = append(shards, db)
+		}
+		if _, err := Extract(ctx, ExtractOptions{DB: db, Model: m, Layers: []string{"fc2"}, Images: imgs, Shard: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{"c0/00.png", "c1/01.png", "c2/05.png", "c1/22.png"} {
+		want, err := Similar(ctx, SimilarOptions{DB: all, Query: q, Set: SetQuery{Layer: "fc2"}, K: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Similar(ctx, SimilarOptions{DB: shards[0], More: shards[1:], Query: q, Set: SetQuery{Layer: "fc2"}, K: 5})
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if len(got.Neighbors) != 5 || got.Query.SHA256 != want.Query.SHA256 {
+			t.Fatalf("%s: %d neighbours, query %+v", q, len(got.Neighbors), got.Query)
+		}
+		for i, n := range got.Neighbors {
+			w := want.Neighbors[i]
+			if n.Path != w.Path || n.Distance != w.Distance || n.Rank != w.Rank {
+				t.Errorf("%s: neighbour %d = %s %.9f, want %s %.9f", q, i, n.Path, n.Distance, w.Path, w.Distance)
+			}
+		}
+		if got.FeatureSet.Vectors != 24 {
+			t.Errorf("%s: %d vectors searched, want 24", q, got.FeatureSet.Vectors)
+		}
+	}
+	// A database whose set is another model's cannot be searched with them.
+	other := filepath.Join(dir, "other.db")
+	if _, err := Extract(ctx, ExtractOptions{DB: other, Model: tinyModel(t, tinyVGG, "torch"), Layers: []string{"fc2"}, Images: imgs}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Similar(ctx, SimilarOptions{DB: shards[0], More: []string{other}, Query: "c0/00.png", Set: SetQuery{Layer: "fc2"}, K: 5})
+	if !errors.Is(err, store.ErrUnknownFeatureSet) || !strings.Contains(err.Error(), "other.db") {
+		t.Errorf("other model: %v, want ErrUnknownFeatureSet naming other.db", err)
+	}
+}

@@ -36,3 +36,31 @@ func (db *DB) SetRunShard(ctx context.Context, id int64, shard string) error {
 	res, err := w.ExecContext(ctx, `UPDATE runs SET shard = ? WHERE id = ?`, nullString(shard), id)
 	return checkRunUpdate("run shard", id, res, err)
 }
+
+// SameFeatureSet returns db's feature set with the identity of set setID of
+// other: every column of feature_sets equal but id, created_at, model_name
+// and alias (as PlanMerge matches sets), so that vectors read from the two
+// databases can be compared. ok is false when db has none.
+func (db *DB) SameFeatureSet(ctx context.Context, other *DB, setID int64) (fs FeatureSet, ok bool, err error) {
+	theirs, err := readSets(ctx, other.reader(), other.path)
+	if err != nil {
+		return fs, false, err
+	}
+	mine, err := readSets(ctx, db.reader(), db.path)
+	if err != nil {
+		return fs, false, err
+	}
+	for _, t := range theirs {
+		if t.id != setID {
+			continue
+		}
+		for _, m := range mine {
+			if m.identity == t.identity {
+				fs, err := db.FeatureSet(ctx, m.id)
+				return fs, err == nil, err
+			}
+		}
+		return fs, false, nil
+	}
+	return fs, false, fmt.Errorf("feature set %d of %s: %w", setID, other.path, ErrUnknownFeatureSet)
+}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"text/tabwriter"
 
@@ -94,5 +96,25 @@ func printMergeSummary(e *env, s pipeline.MergeSummary) {
 			}
 		}
 		tw.Flush()
+	}
+}
+
+// addDBListFlag is --db for commands that read several databases: repeat
+// it (--db a.db --db b.db); none given means $PIPELINE_DB or ./features.db.
+// The first is the main one (where a fit stores its classifier).
+func addDBListFlag(fs *flag.FlagSet) func() []string {
+	var dbs []string
+	fs.Func("db", "feature database (default $PIPELINE_DB or ./features.db); repeat to read several at once", func(v string) error {
+		dbs = append(dbs, v)
+		return nil
+	})
+	return func() []string {
+		if len(dbs) > 0 {
+			return dbs
+		}
+		if d := os.Getenv("PIPELINE_DB"); d != "" {
+			return []string{d}
+		}
+		return []string{"features.db"}
 	}
 }
