@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"pipeline/classify"
 	"pipeline/extract"
 	"pipeline/store"
 )
@@ -656,5 +658,85 @@ func TestSimilar_SeveralDBs(t *testing.T) {
 	_, err := Similar(ctx, SimilarOptions{DB: shards[0], More: []string{other}, Query: "c0/00.png", Set: SetQuery{Layer: "fc2"}, K: 5})
 	if !errors.Is(err, store.ErrUnknownFeatureSet) || !strings.Contains(err.Error(), "other.db") {
 		t.Errorf("other model: %v, want ErrUnknownFeatureSet naming other.db", err)
+	}
+}
+
+// TestFit_SeveralDBs: fit over two shard databases read as one trains on
+// what fit over their merge trains on: the same contents, split the same
+// way (the first database's split rule extended to the contents it lacks).
+func TestFit_SeveralDBs(t *testing.T) {
+	dir := t.TempDir()
+	imgs := filepath.Join(dir, "img")
+	for i := 0; i < 45; i++ {
+		writePicture(t, filepath.Join(imgs, fmt.Sprintf("c%d", i%3), fmt.Sprintf("%02d.png", i)), uint64(i), 28, 28)
+	}
+	// The same content in both shards, under one label.
+	b, _ := os.ReadFile(filepath.Join(imgs, "c0", "00.png"))
+	writeFile(t, filepath.Join(imgs, "c0", "zz-copy.png"), b)
+	ctx := context.Background()
+	m := tinyModel(t, tinyVGG, "caffe")
+	var shards []string
+	for s := 0; s < 2; s++ {
+		db := filepath.Join(dir, fmt.Sprintf("s%d.db", s))
+		if _, err := Extract(ctx, ExtractOptions{DB: db, Model: m, Layers: []string{"fc2"}, Images: imgs, Shard: Shard{s, 2}}); err != nil {
+			t.Fatal(err)
+		}
+		shards = append(shards, db)
+	}
+	p := classify.DefaultParams("logreg")
+	several, err := Fit(ctx, FitOptions{DB: shards[0], More: shards[1:], Set: SetQuery{Layer: "fc2"}, Name: "lr", Params: p, TestFrac: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := filepath.Join(dir, "merged.db")
+	mustMerge(t, merged, shards...)
+	one, err := Fit(ctx, FitOptions{DB: merged, Set: SetQuery{Layer: "fc2"}, Name: "lr", Params: p, TestFrac: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("several: %d train %v, %d test; merged: %d train %v, %d test", several.Train, several.TrainCounts, several.Test, one.Train, one.TrainCounts, one.Test)
+	if several.Train+several.Test != 45 || several.Train != one.Train || several.Test != one.Test ||
+		!slices.Equal(several.TrainCounts, one.TrainCounts) || !slices.Equal(several.Classes, one.Classes) {
+		t.Errorf("fit over two databases: %d train %v %v, %d test; over their merge: %d train %v %v, %d test",
+			several.Train, several.Classes, several.TrainCounts, several.Test, one.Train, one.Classes, one.TrainCounts, one.Test)
+	}
+	// Part by part: the merge's split (assigned by its fit) is what
+	// PlanSplit said for the contents the first shard lacks.
+	first, err := store.Open(shards[0], store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	inFirst := map[string]bool{}
+	for _, r := range query(t, shards[0], `SELECT sha256 FROM images`, nil) {
+		inFirst[r[0].(string)] = true
+	}
+	var cands []store.SplitCandidate
+	for _, r := range query(t, shards[1], `SELECT sha256, label FROM images`, nil) {
+		if !inFirst[r[0].(string)] {
+			cands = append(cands, store.SplitCandidate{SHA256: r[0].(string), Label: r[1].(string)})
+		}
+	}
+	plan, err := first.PlanSplit(ctx, cands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, r := range query(t, merged, `SELECT i.sha256, s.part FROM splits s JOIN images i ON i.id = s.image_id`, nil) {
+		want[r[0].(string)] = r[1].(string)
+	}
+	for _, r := range query(t, shards[0], `SELECT i.sha256, s.part FROM splits s JOIN images i ON i.id = s.image_id`, nil) {
+		if want[r[0].(string)] != r[1].(string) {
+			t.Errorf("%s: %s in the first shard, %s in the merge", r[0], r[1], want[r[0].(string)])
+		}
+	}
+	diff := 0
+	for sha, part := range plan {
+		if want[sha] != part {
+			diff++
+		}
+	}
+	if len(plan) == 0 || diff != 0 {
+		t.Errorf("PlanSplit gave %d parts, %d differ from the merge's split", len(plan), diff)
 	}
 }

@@ -30,7 +30,7 @@ func addSetFlags(fs *flag.FlagSet, q *pipeline.SetQuery) {
 
 func cmdFit(e *env, args []string) error {
 	fs := newFlags(e, "fit", "fit --layer NAME --clf svm|linear|logreg|knn|forest --name NAME [flags]")
-	db := addDBFlag(fs)
+	dbs := addDBListFlag(fs)
 	var q pipeline.SetQuery
 	addSetFlags(fs, &q)
 	name := fs.String("name", "", "name to store the classifier under")
@@ -70,7 +70,7 @@ func cmdFit(e *env, args []string) error {
 		return withCode(ExitUsage, err)
 	}
 	p.Gamma = g
-	res, err := pipeline.Fit(e.ctx, pipeline.FitOptions{DB: *db, Set: q, Name: *name, Replace: *replace, Params: p, CV: *cv,
+	res, err := pipeline.Fit(e.ctx, pipeline.FitOptions{DB: dbs()[0], More: dbs()[1:], Set: q, Name: *name, Replace: *replace, Params: p, CV: *cv,
 		Grid: *grid, TestFrac: *testFrac, Wait: *wait, Args: e.args, Log: e.infof})
 	if err != nil {
 		return err
