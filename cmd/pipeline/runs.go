@@ -26,7 +26,7 @@ func cmdRuns(e *env, args []string) error {
 	db := addDBFlag(fs)
 	limit := fs.Int("limit", 20, "show the latest N runs (0 = all)")
 	status := fs.String("status", "", "only runs with these statuses: running, ok, partial, interrupted, failed, abandoned (comma-separated)")
-	command := fs.String("command", "", "only runs of this command (extract, predict, fit, sql)")
+	command := fs.String("command", "", "only runs of this command (extract, merge, predict, fit, sql)")
 	asJSON := fs.Bool("json", false, "print a JSON array, newest first")
 	pos, err := parse(fs, args)
 	if err != nil {
