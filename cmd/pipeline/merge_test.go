@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"pipeline/store"
@@ -91,6 +92,22 @@ func TestCLI_Shards(t *testing.T) {
 		run(t, nil, "merge", "--into", all, filepath.Join(dir, "nope.db")).want(t, 2, "nope.db: no such database")
 		run(t, nil, "merge", "--into", all, filepath.Join(dir, "k-0.db"), filepath.Join(dir, "k-0.db")).want(t, 2, "same database")
 		run(t, nil, "merge", "-h").want(t, 0, "-into", "-allow-label-conflicts")
+
+		// The shards queried as one, without the merge: the same answer.
+		var several []string
+		for i := 0; i < 4; i++ {
+			several = append(several, "--db", filepath.Join(dir, fmt.Sprintf("k-%d.db", i)))
+		}
+		q := []string{"similar", "a/00.png", "--layer", "fc2", "--k", "5", "--csv"}
+		want := run(t, nil, append(q, "--db", all)...)
+		want.want(t, 0)
+		got := run(t, nil, append(q, several...)...)
+		got.want(t, 0)
+		if got.stdout != want.stdout || strings.Count(got.stdout, "\n") != 6 {
+			t.Errorf("similar over the 4 shards:\n%s\nover their merge:\n%s", got.stdout, want.stdout)
+		}
+		run(t, nil, append([]string{"similar", "a/00.png", "--layer", "fc2", "--k", "3"}, several...)...).want(t, 0, "DB", "k-")
+		run(t, nil, append([]string{"fit", "--layer", "fc2", "--clf", "logreg", "--name", "lr"}, several...)...).want(t, 0, "classifier lr")
 	})
 
 	t.Run("LabelConflict", func(t *testing.T) {
