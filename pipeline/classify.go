@@ -86,6 +86,7 @@ func listSets(ctx context.Context, db *store.DB) string {
 // FitOptions configure `pipeline fit`.
 type FitOptions struct {
 	DB      string
+	More    []string // further databases read with DB (read-only); the classifier is stored in DB
 	Set     SetQuery
 	Name    string
 	Replace bool
@@ -208,6 +209,9 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 	}
 	res.NewlySplit = added
 	ds, counts, err := loadSplit(bg, db, fs, store.PartTrain, nil)
+	if len(o.More) > 0 {
+		ds, counts, err = loadSplitMany(bg, db, fs, o.More, store.PartTrain)
+	}
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ type ExtractOptions struct {
 	// every layer being split across them).
 	Nets int
 
+	Shard      Shard     // take only this shard of the inputs (zero: all)
 	Images     string    // --images DIR, or
 	List       string    // --list FILE ("-" = ListReader)
 	ListReader io.Reader // stdin for --list -
@@ -100,6 +101,7 @@ type ExtractSummary struct {
 	Status       string             `json:"status"` // ok, partial, interrupted, failed
 	DB           string             `json:"db"`
 	Model        string             `json:"model"`
+	Shard        string             `json:"shard,omitempty"` // "I/N" when one shard of the inputs was taken
 	FeatureSets  []store.FeatureSet `json:"feature_sets"`
 	Counts       store.Counts       `json:"counts"`
 	Skipped      int                `json:"skipped_non_images"`
@@ -158,7 +160,7 @@ func Extract(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err err
 
 func runEngine(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err error) {
 	start := time.Now()
-	sum.DB, sum.Model, sum.Status = o.DB, o.Model.Name, "failed"
+	sum.DB, sum.Model, sum.Status, sum.Shard = o.DB, o.Model.Name, "failed", o.Shard.String()
 	if o.Images == "" && o.List == "" && o.inputs == nil {
 		return sum, usagef("give --images DIR or --list FILE")
 	}
@@ -203,6 +205,11 @@ func runEngine(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err e
 	}
 	err = withRun(ctx, db, o.command, o.Args, o.Wait, func(r *runScope) error {
 		sum.RunID, e.runID = r.ID, r.ID
+		if !o.Shard.All() {
+			if err := db.SetRunShard(context.WithoutCancel(ctx), r.ID, o.Shard.String()); err != nil {
+				return err
+			}
+		}
 		if o.onDB != nil {
 			o.onDB(db, r.ID)
 		}
@@ -567,7 +574,7 @@ func (e *engine) useFixedSets(preKey string) error {
 // directory walk passed over.
 func (e *engine) walk(emit func(Input) error, stats func(WalkStats)) error {
 	o := e.o
-	emit = withSplit(emit, o.Split)
+	emit = withSplit(o.Shard.Filter(emit), o.Split)
 	switch {
 	case o.inputs != nil:
 		return o.inputs(emit, stats)

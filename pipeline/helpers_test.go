@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"pipeline/extract"
 	"pipeline/extract/onnx"
@@ -36,6 +37,12 @@ type childSpec struct {
 	Layers                    []string
 	Batch, Nets               int
 	Wait                      string
+	Shard                     string   // extract: "I/N"
+	List                      string   // extract: --list instead of Images
+	Into                      string   // merge Sources into Into instead of extracting
+	Sources                   []string // merge
+	Chunk                     int      // merge: store.MergeChunk
+	PauseMS                   int      // merge: pause after each committed chunk (the crash test's kills land mid-merge)
 }
 
 func runChild(spec string) int {
@@ -44,12 +51,33 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	if s.Into != "" {
+		if s.Chunk > 0 {
+			store.MergeChunk = s.Chunk
+		}
+		o := MergeOptions{Into: s.Into, Sources: s.Sources, Args: []string{"child", "merge"}, AllowLabelConflicts: true}
+		if s.PauseMS > 0 {
+			o.Progress = func(string, store.MergeStats) { time.Sleep(time.Duration(s.PauseMS) * time.Millisecond) }
+		}
+		_, err := Merge(context.Background(), o)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
 	m, err := extract.ResolveModel(extract.ModelSpec{Model: s.Model, Overrides: extract.Overrides{Preset: s.Preset}, NeedPreprocess: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	o := ExtractOptions{DB: s.DB, Model: m, Layers: s.Layers, Batch: s.Batch, Nets: s.Nets, Images: s.Images, Args: []string{"child"}}
+	o := ExtractOptions{DB: s.DB, Model: m, Layers: s.Layers, Batch: s.Batch, Nets: s.Nets, Images: s.Images, List: s.List, Args: []string{"child"}}
+	if s.Shard != "" {
+		if o.Shard, err = ParseShard(s.Shard); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
 	if s.Wait != "" {
 		fmt.Sscan(s.Wait, &o.Wait)
 	}

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"unicode/utf8"
@@ -280,4 +283,144 @@ func PathB64(p string) string {
 		return ""
 	}
 	return base64.StdEncoding.EncodeToString([]byte(p))
+}
+
+// Shard selects the part of the inputs one of several workers takes: the
+// inputs whose key hashes to Index, out of Count (0-based). The key is the
+// input's RelPath (the path relative to the --images root, or the list
+// entry as written), so every worker computes the same partition from the
+// same inputs without talking to the others. The zero Shard takes all.
+type Shard struct {
+	Index, Count int
+}
+
+// All reports whether s takes every input.
+func (s Shard) All() bool { return s.Count == 0 }
+
+// String is "I/N", or "" for all inputs.
+func (s Shard) String() string {
+	if s.All() {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", s.Index, s.Count)
+}
+
+// ShardOf is the shard of a key among n: the first 8 bytes of the key's
+// SHA-256, big-endian, modulo n. (In Python: int.from_bytes(
+// hashlib.sha256(key.encode()).digest()[:8], "big") % n.)
+func ShardOf(key string, n int) int {
+	sum := sha256.Sum256([]byte(key))
+	return int(binary.BigEndian.Uint64(sum[:8]) % uint64(n))
+}
+
+// Takes reports whether the input belongs to s.
+func (s Shard) Takes(in Input) bool {
+	return s.All() || ShardOf(in.RelPath, s.Count) == s.Index
+}
+
+// Filter wraps emit so that only s's inputs reach it. The counting pass and
+// the real walk both go through it, so progress totals are the shard's.
+func (s Shard) Filter(emit func(Input) error) func(Input) error {
+	if s.All() {
+		return emit
+	}
+	return func(in Input) error {
+		if !s.Takes(in) {
+			return nil
+		}
+		return emit(in)
+	}
+}
+
+// ParseShard reads "I/N" (0 <= I < N).
+func ParseShard(v string) (Shard, error) {
+	i, n, ok := strings.Cut(v, "/")
+	si, err1 := strconv.Atoi(strings.TrimSpace(i))
+	sn, err2 := strconv.Atoi(strings.TrimSpace(n))
+	if !ok || err1 != nil || err2 != nil {
+		return Shard{}, usagef("shard %q: want I/N, e.g. 0/4 (0-based)", v)
+	}
+	return newShard(si, sn, fmt.Sprintf("shard %q", v))
+}
+
+func newShard(i, n int, what string) (Shard, error) {
+	if n < 1 {
+		return Shard{}, usagef("%s: the number of shards must be at least 1, not %d", what, n)
+	}
+	if i < 0 || i >= n {
+		return Shard{}, usagef("%s: shard %d is not in 0..%d (shards are numbered from 0)", what, i, n-1)
+	}
+	return Shard{Index: i, Count: n}, nil
+}
+
+// ShardFromEnv picks this worker's shard of n from the scheduler's
+// environment: JOB_COMPLETION_INDEX (Kubernetes Indexed Job, 0-based), or
+// SLURM_ARRAY_TASK_ID (Slurm job array; the index is (ID - MIN) / STEP with
+// SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_STEP, so arrays need not start at
+// 0) whose SLURM_ARRAY_TASK_COUNT must be n. It returns the shard and a
+// sentence saying where it came from.
+func ShardFromEnv(n int, getenv func(string) string) (Shard, string, error) {
+	num := func(name string) (int, bool, error) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return 0, false, nil
+		}
+		x, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, true, usagef("environment %s=%q is not a number", name, v)
+		}
+		return x, true, nil
+	}
+	if k, ok, err := num("JOB_COMPLETION_INDEX"); err != nil {
+		return Shard{}, "", err
+	} else if ok {
+		s, err := newShard(k, n, "JOB_COMPLETION_INDEX")
+		return s, fmt.Sprintf("shard %d/%d from JOB_COMPLETION_INDEX=%d (Kubernetes Indexed Job)", k, n, k), err
+	}
+	id, ok, err := num("SLURM_ARRAY_TASK_ID")
+	if err != nil {
+		return Shard{}, "", err
+	}
+	if !ok {
+		return Shard{}, "", usagef("%d shards asked for, but neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (Slurm job array) is set: give the shard explicitly as I/N", n)
+	}
+	lo, hasMin, err := num("SLURM_ARRAY_TASK_MIN")
+	if err != nil {
+		return Shard{}, "", err
+	}
+	step, hasStep, err := num("SLURM_ARRAY_TASK_STEP")
+	if err != nil {
+		return Shard{}, "", err
+	}
+	if !hasStep || step < 1 {
+		step = 1
+	}
+	if !hasMin {
+		lo = 0
+	}
+	if count, ok, err := num("SLURM_ARRAY_TASK_COUNT"); err != nil {
+		return Shard{}, "", err
+	} else if ok && count != n {
+		return Shard{}, "", usagef("%d shards asked for, but the Slurm array has SLURM_ARRAY_TASK_COUNT=%d tasks: they must agree", n, count)
+	}
+	if (id-lo)%step != 0 {
+		return Shard{}, "", usagef("SLURM_ARRAY_TASK_ID=%d is not MIN %d + k x STEP %d: a Slurm array given as a list cannot number shards; give the shard explicitly as I/N", id, lo, step)
+	}
+	k := (id - lo) / step
+	s, err := newShard(k, n, fmt.Sprintf("SLURM_ARRAY_TASK_ID=%d (MIN %d, STEP %d)", id, lo, step))
+	return s, fmt.Sprintf("shard %d/%d from SLURM_ARRAY_TASK_ID=%d (MIN %d, STEP %d)", k, n, id, lo, step), err
+}
+
+// ShardPath replaces {shard} in a database path by the shard's index,
+// zero-padded to the width of N-1 (so that shard-*.db sorts in order).
+// A path with {shard} and no shard is an error; a path without it is kept.
+func ShardPath(path string, s Shard) (string, error) {
+	if !strings.Contains(path, "{shard}") {
+		return path, nil
+	}
+	if s.All() {
+		return "", usagef("database %s contains {shard} but no shard is selected", path)
+	}
+	w := len(strconv.Itoa(s.Count - 1))
+	return strings.ReplaceAll(path, "{shard}", fmt.Sprintf("%0*d", w, s.Index)), nil
 }

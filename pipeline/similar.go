@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -30,6 +31,10 @@ var (
 // SimilarOptions configure `pipeline similar`.
 type SimilarOptions struct {
 	DB string
+	// More are further databases searched with DB (opened read-only): the
+	// feature set must exist in each with the same identity; the same
+	// content in several counts once.
+	More []string
 	// Query is the image: a file (stored or not), a stored path whose file
 	// may be gone (absolute, or relative to the working directory), a
 	// relative path as stored in image_paths.relpath, or a sha256.
@@ -80,6 +85,7 @@ type SimilarNeighbor struct {
 	Label    string  `json:"label"`              // "" = unlabeled
 	SHA256   string  `json:"sha256"`
 	ImageID  int64   `json:"image_id"`
+	DB       string  `json:"db,omitempty"` // the database it was found in, when several were searched
 }
 
 // Similar finds the stored images nearest to a query image in one feature
@@ -119,7 +125,27 @@ func Similar(ctx context.Context, o SimilarOptions) (SimilarResult, error) {
 		return res, err
 	}
 	res.FeatureSet = fs
+	for _, path := range o.More {
+		other, _, err := openSameSet(bg, path, db, fs)
+		if err != nil {
+			return res, err
+		}
+		other.Close()
+	}
 	q, vec, err := similarQuery(ctx, db, fs, o)
+	if err != nil && len(o.More) > 0 && (errors.Is(err, ErrUnknownImage) || errors.Is(err, ErrNoVector)) {
+		// A stored image of one of the other databases.
+		for _, path := range o.More {
+			q2, vec2, ok, err2 := similarQueryIn(ctx, path, db, fs, o)
+			if err2 != nil {
+				return res, err2
+			}
+			if ok {
+				q, vec, err = q2, vec2, nil
+				break
+			}
+		}
+	}
 	if err != nil {
 		return res, err
 	}
@@ -127,6 +153,16 @@ func Similar(ctx context.Context, o SimilarOptions) (SimilarResult, error) {
 	var exclude int64
 	if !o.IncludeSelf {
 		exclude = q.ImageID
+		if len(o.More) > 0 {
+			// The query may come from another database: its id here is
+			// found by content.
+			exclude = 0
+			if im, ok, err := db.ImageBySHA(bg, q.SHA256); err != nil {
+				return res, err
+			} else if ok {
+				exclude = im.ID
+			}
+		}
 	}
 	t0 := time.Now()
 	hits, err := db.Nearest(bg, fs.ID, vec, store.NearestOptions{K: o.K, Metric: metric, Exclude: exclude, Method: o.Method})
@@ -141,7 +177,101 @@ func Similar(ctx context.Context, o SimilarOptions) (SimilarResult, error) {
 	for i, h := range hits {
 		res.Neighbors[i] = SimilarNeighbor{Rank: i + 1, Distance: h.Distance, Path: h.Path, PathB64: PathB64(h.Path), Label: h.Label, SHA256: h.SHA256, ImageID: h.ImageID}
 	}
+	if len(o.More) > 0 {
+		if err := similarMore(ctx, db, fs, q, vec, metric, o, &res); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// openSameSet opens another database read-only and finds its feature set
+// with fs's identity; none is an error (its vectors cannot be compared).
+func openSameSet(ctx context.Context, path string, first *store.DB, fs store.FeatureSet) (*store.DB, store.FeatureSet, error) {
+	db, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		return nil, store.FeatureSet{}, err
+	}
+	set, ok, err := db.SameFeatureSet(ctx, first, fs.ID)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w: %s has no feature set identical to %s of %s (same model file, layer, pooling, preprocessing, precision): its vectors cannot be compared with those",
+			store.ErrUnknownFeatureSet, db.Path(), fs, first.Path())
+	}
+	if err != nil {
+		db.Close()
+		return nil, store.FeatureSet{}, err
+	}
+	return db, set, nil
+}
+
+// similarQueryIn looks the query up in another database (ok false when it
+// does not know it either).
+func similarQueryIn(ctx context.Context, path string, first *store.DB, fs store.FeatureSet, o SimilarOptions) (SimilarQuery, []float32, bool, error) {
+	db, set, err := openSameSet(context.WithoutCancel(ctx), path, first, fs)
+	if err != nil {
+		return SimilarQuery{}, nil, false, err
+	}
+	defer db.Close()
+	q, vec, err := similarQuery(ctx, db, set, o)
+	if errors.Is(err, ErrUnknownImage) || errors.Is(err, ErrNoVector) {
+		return q, nil, false, nil
+	}
+	return q, vec, err == nil, err
+}
+
+// similarMore searches the further databases with the same query vector
+// and keeps the k nearest contents over all of them. Each database is
+// scanned on its own (exactly, by the same C scan), so the k nearest of the
+// union are among the k nearest of each.
+func similarMore(ctx context.Context, first *store.DB, fs store.FeatureSet, q SimilarQuery, vec []float32, metric store.Metric, o SimilarOptions, res *SimilarResult) error {
+	bg := context.WithoutCancel(ctx)
+	for i := range res.Neighbors {
+		res.Neighbors[i].DB = first.Path()
+	}
+	all := res.Neighbors
+	t0 := time.Now()
+	for _, path := range o.More {
+		db, set, err := openSameSet(bg, path, first, fs)
+		if err != nil {
+			return err
+		}
+		err = func() error {
+			defer db.Close()
+			res.FeatureSet.Vectors += set.Vectors
+			var exclude int64
+			if !o.IncludeSelf && q.SHA256 != "" {
+				if im, ok, err := db.ImageBySHA(bg, q.SHA256); err != nil {
+					return err
+				} else if ok {
+					exclude = im.ID
+				}
+			}
+			hits, err := db.Nearest(bg, set.ID, vec, store.NearestOptions{K: o.K, Metric: metric, Exclude: exclude, Method: o.Method})
+			if err != nil {
+				return err
+			}
+			for _, h := range hits {
+				all = append(all, SimilarNeighbor{Distance: h.Distance, Path: h.Path, Label: h.Label, SHA256: h.SHA256, ImageID: h.ImageID, DB: db.Path()})
+			}
+			return nil
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	res.SearchSeconds += time.Since(t0).Seconds()
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Distance < all[j].Distance })
+	seen := map[string]bool{}
+	res.Neighbors = res.Neighbors[:0]
+	for _, n := range all {
+		if seen[n.SHA256] || len(res.Neighbors) == o.K {
+			continue
+		}
+		seen[n.SHA256] = true
+		n.Rank = len(res.Neighbors) + 1
+		res.Neighbors = append(res.Neighbors, n)
+	}
+	return nil
 }
 
 // similarQuery finds the query's vector: stored if its content is, else

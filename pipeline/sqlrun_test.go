@@ -166,7 +166,7 @@ func TestSQL(t *testing.T) {
 
 	t.Run("WriteRecordsARun", func(t *testing.T) {
 		stmts, err := SQL(ctx, SQLOptions{DB: path, Write: true, Args: []string{"pipeline", "sql", "--write"},
-			Text: "INSERT INTO settings VALUES ('a', '1'), ('b', '2'); UPDATE settings SET value = value || '!'"})
+			Text: "INSERT INTO settings VALUES ('a', '1'), ('b', '2'); UPDATE settings SET value = value || '!' WHERE key IN ('a', 'b')"})
 		if err != nil || len(stmts) != 2 || stmts[0].Changes != 2 || stmts[1].Changes != 2 {
 			t.Fatalf("%+v, %v", stmts, err)
 		}

@@ -12,6 +12,22 @@ want=(libopencv-dev libsqlite3-dev libhdf5-dev pkg-config g++ pocl-opencl-icd oc
 if [ "${1:-}" = "--test" ]; then
   want+=(libsvm-tools liblinear-tools sqlite3 python3-h5py)
 fi
+# --runtime: only what the built binary needs to run (Debian 12 names; the
+# container image of deploy/Dockerfile installs these): the shared libraries
+# it links (cmd/pipeline/deploy_test.go checks this list against them), the
+# OpenCL loader and pocl for --backend opencl, CA certificates for
+# `pipeline models pull`.
+runtime=(libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-dnn406
+  libopencv-highgui406 libopencv-videoio406 libopencv-video406 libopencv-objdetect406
+  libopencv-calib3d406 libopencv-features2d406 libopencv-photo406 libstdc++6
+  pocl-opencl-icd ocl-icd-libopencl1 ca-certificates)
+if [ "${1:-}" = "--runtime" ]; then
+  want=("${runtime[@]}")
+fi
+if [ "${1:-}" = "--print-runtime" ]; then
+  printf '%s\n' "${runtime[@]}"
+  exit 0
+fi
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -51,6 +51,10 @@ type Run struct {
 	Host      string    `json:"host"`
 	Counts
 	Message string `json:"message,omitempty"`
+	// Shard is "I/N" for a run over one shard of its inputs, "" otherwise.
+	Shard string `json:"shard,omitempty"`
+	// Merged: the run was copied from another database by `pipeline merge`.
+	Merged bool `json:"merged,omitempty"`
 }
 
 // StartRun records a new run with status 'running'. Only the holder of the
@@ -136,7 +140,8 @@ func checkRunUpdate(op string, id int64, res sql.Result, err error) error {
 }
 
 // AbandonStaleRuns marks every run still 'running' that this DB did not
-// start as 'abandoned' and returns how many. Only the writer-lock holder may
+// start as 'abandoned' and returns how many. Runs copied from another
+// database by a merge are left alone: their status is that database's. Only the writer-lock holder may
 // call it: runs are only started under the lock, so while we hold it any
 // other running run belongs to a process that died without finishing.
 func (db *DB) AbandonStaleRuns(ctx context.Context) (int64, error) {
@@ -155,7 +160,7 @@ func (db *DB) AbandonStaleRuns(ctx context.Context) (int64, error) {
 	db.mu.Unlock()
 	q := `UPDATE runs SET status = ?, ended_at = ?,
 		message = COALESCE(message, 'the process ended without finishing the run (killed?)')
-		WHERE status = ?`
+		WHERE status = ? AND source_db IS NULL`
 	args := []any{RunAbandoned, now(), RunRunning}
 	if len(mine) > 0 {
 		q += ` AND id NOT IN (SELECT value FROM json_each(?))`
@@ -191,7 +196,7 @@ func (db *DB) Run(ctx context.Context, id int64) (Run, error) {
 
 func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, error) {
 	rows, err := db.reader().QueryContext(ctx, `SELECT id, command, args, started_at, ended_at, status, exit_code,
-		pid, host, seen, extracted, present, duplicates, failed, message FROM runs `+tail, args...)
+		pid, host, seen, extracted, present, duplicates, failed, message, shard, source_db IS NOT NULL FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("runs: %w", err)
 	}
@@ -200,10 +205,10 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 	for rows.Next() {
 		var r Run
 		var args string
-		var started, ended, host, msg sql.NullString
+		var started, ended, host, msg, shard sql.NullString
 		var exit, pid sql.NullInt64
 		if err := rows.Scan(&r.ID, &r.Command, &args, &started, &ended, &r.Status, &exit, &pid, &host,
-			&r.Seen, &r.Extracted, &r.Present, &r.Duplicates, &r.Failed, &msg); err != nil {
+			&r.Seen, &r.Extracted, &r.Present, &r.Duplicates, &r.Failed, &msg, &shard, &r.Merged); err != nil {
 			return nil, fmt.Errorf("runs: %w", err)
 		}
 		if err := json.Unmarshal([]byte(args), &r.Args); err != nil {
@@ -214,7 +219,7 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 			e := int(exit.Int64)
 			r.ExitCode = &e
 		}
-		r.PID, r.Host, r.Message = int(pid.Int64), host.String, msg.String
+		r.PID, r.Host, r.Message, r.Shard = int(pid.Int64), host.String, msg.String, shard.String
 		runs = append(runs, r)
 	}
 	if err := rows.Err(); err != nil {

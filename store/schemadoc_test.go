@@ -67,7 +67,7 @@ var (
 	createTable = regexp.MustCompile(`(?i)^CREATE TABLE\s+(\w+)\s*\($`)
 	createIndex = regexp.MustCompile(`(?i)^CREATE (?:UNIQUE )?INDEX\s+(\w+)\s+ON\s+(\w+)\s*\((.*)\);$`)
 	createView  = regexp.MustCompile(`(?i)^CREATE VIEW\s+(\w+)\s+AS$`)
-	addColumn   = regexp.MustCompile(`(?i)^ALTER TABLE\s+(\w+)\s+ADD COLUMN\s+(.*);$`)
+	addColumn   = regexp.MustCompile(`(?i)^ALTER TABLE\s+(\w+)\s+ADD COLUMN\s+([^;]*?)\s*(?:;\s*(--.*)|;)$`)
 	viewColumn  = regexp.MustCompile(`(?i)^(?:SELECT\s+)?(.*?)\s+AS\s+(\w+),?$`)
 	tableConstr = regexp.MustCompile(`(?i)^(UNIQUE|PRIMARY KEY|CHECK|FOREIGN KEY|CONSTRAINT)\b`)
 )
@@ -156,9 +156,11 @@ func parseMigrations(t *testing.T) *docSchema {
 				s.indexes = append(s.indexes, docIndex{mt[1], mt[2], mt[3], about})
 				continue
 			}
-			if code, cm := splitComment(line); addColumn.MatchString(code) {
-				mt := addColumn.FindStringSubmatch(code)
-				code := mt[2]
+			if mt := addColumn.FindStringSubmatch(line); mt != nil {
+				code, cm := splitComment(mt[2])
+				if mt[3] != "" {
+					cm = strings.TrimSpace(strings.TrimPrefix(mt[3], "--"))
+				}
 				if tb := s.table(mt[1]); tb != nil {
 					tb.columns = append(tb.columns, parseColumn(code, cm))
 				}
@@ -179,6 +181,9 @@ func parseMigrations(t *testing.T) *docSchema {
 				}
 				s.views = append(s.views, v)
 				continue
+			}
+			if strings.HasPrefix(strings.ToUpper(line), "INSERT ") {
+				continue // data (settings rows), not schema: the header comment says what
 			}
 			t.Errorf("%s: statement %q is not understood by the SCHEMA.md generator (store/schemadoc_test.go): teach it", file, line)
 		}

@@ -33,7 +33,7 @@ func addSetFlags(fs *flag.FlagSet, q *pipeline.SetQuery) {
 
 func cmdFit(e *env, args []string) error {
 	fs := newFlags(e, "fit", "fit --layer NAME --clf softmax|mlp|svm|linear|logreg|knn|forest --name NAME [flags]")
-	db := addDBFlag(fs)
+	dbs := addDBListFlag(fs)
 	var q pipeline.SetQuery
 	addSetFlags(fs, &q)
 	name := fs.String("name", "", "name to store the classifier under")
@@ -119,7 +119,7 @@ func cmdFit(e *env, args []string) error {
 	}
 	p.Gamma = g
 	gp := newGridProgress(e)
-	o.DB, o.Set, o.Name, o.Replace, o.Params, o.CV = *db, q, *name, *replace, p, *cv
+	o.DB, o.More, o.Set, o.Name, o.Replace, o.Params, o.CV = dbs()[0], dbs()[1:], q, *name, *replace, p, *cv
 	o.Grid, o.Final, o.TestFrac, o.ResetSplit, o.Wait, o.Args, o.Log, o.GridProgress = *grid, *final, *testFrac, *resetSplit, *wait, e.args, e.infof, gp.report
 	res, err := pipeline.Fit(e.ctx, o)
 	gp.done()

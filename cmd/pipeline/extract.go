@@ -74,6 +74,8 @@ func cmdExtract(e *env, args []string) error {
 	fast := fs.Bool("fast-decode", false, "decode large JPEGs at 1/2, 1/4 or 1/8 size (faster; slightly different codes)")
 	wait := fs.Duration("wait", 0, "if another process is writing the database, wait this long for it (e.g. 10m)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
+	shardFlag := fs.String("shard", "", "take only shard I of N of the inputs, I/N 0-based (e.g. 2/8): those whose path relative to --images (or list entry) hashes to I; see docs/SCALE.md")
+	shards := fs.Int("shards", 0, "number of shards N; this worker's index comes from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm array)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -81,6 +83,13 @@ func cmdExtract(e *env, args []string) error {
 		zeroOrMore("workers", int64(*workers), "one per core"), zeroOrMore("threads", int64(*threads), "all cores"),
 		zeroOrMore("max-pixels", *maxPixels, "no limit")); err != nil {
 		return err
+	}
+	shard, err := extractShard(e, *shardFlag, *shards)
+	if err != nil {
+		return err
+	}
+	if *db, err = pipeline.ShardPath(*db, shard); err != nil {
+		return usageError("extract: %v (give --shard I/N or --shards N)", err)
 	}
 	if mf.model == "" {
 		return usageError("extract: --model is required (a catalog name such as vgg16, or a model file)")
@@ -99,7 +108,7 @@ func cmdExtract(e *env, args []string) error {
 		DB: *db, Model: model, Layers: commaList(*layers), Pool: *pool,
 		Compute: extract.Compute{Backend: *backend, Target: *target, Threads: *threads},
 		Batch:   *batch, Nets: *nets, Workers: *workers, Images: *images, List: *list, ListReader: e.stdin, Split: *split,
-		MaxPixels: *maxPixels, Reduce: *fast, Wait: *wait, Args: e.args, Events: pr,
+		MaxPixels: *maxPixels, Reduce: *fast, Wait: *wait, Args: e.args, Events: pr, Shard: shard,
 	}
 	sum, err := pipeline.Extract(e.ctx, opts)
 	pr.Done()
@@ -118,9 +127,38 @@ func cmdExtract(e *env, args []string) error {
 	return err
 }
 
+// extractShard is --shard I/N, or with --shards N the index the scheduler
+// gives this worker (JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID). Without
+// either flag, all inputs: an array job used for something else (one task
+// per model) must not silently extract a part of them.
+func extractShard(e *env, flagV string, n int) (pipeline.Shard, error) {
+	if flagV != "" {
+		s, err := pipeline.ParseShard(flagV)
+		if err != nil {
+			return s, usageError("extract: --shard: %v", err)
+		}
+		if n != 0 && n != s.Count {
+			return s, usageError("extract: --shard %s and --shards %d disagree", flagV, n)
+		}
+		return s, nil
+	}
+	if n == 0 {
+		return pipeline.Shard{}, nil
+	}
+	s, from, err := pipeline.ShardFromEnv(n, os.Getenv)
+	if err != nil {
+		return s, usageError("extract: --shards %d: %v", n, err)
+	}
+	e.infof("%s", from)
+	return s, nil
+}
+
 func printExtractSummary(e *env, s pipeline.ExtractSummary) {
 	w := e.stdout
 	c := s.Counts
+	if s.Shard != "" {
+		fmt.Fprintf(w, "shard %s: ", s.Shard)
+	}
 	fmt.Fprintf(w, "run %d %s: %d files: %d extracted, %d already present, %d duplicates, %d failed",
 		s.RunID, s.Status, c.Seen, c.Extracted, c.Present, c.Duplicates, c.Failed)
 	if s.Skipped > 0 {

@@ -131,7 +131,7 @@ func usage(w io.Writer) {
 }
 
 func commandOrder(name string) int {
-	order := []string{"extract", "sweep", "fit", "eval", "predict", "classifiers", "export", "similar", "sql", "runs", "check", "models", "layers", "version"}
+	order := []string{"extract", "sweep", "merge", "fit", "eval", "predict", "classifiers", "export", "similar", "sql", "runs", "check", "models", "layers", "version"}
 	for i, n := range order {
 		if n == name {
 			return i

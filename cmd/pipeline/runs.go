@@ -26,7 +26,7 @@ func cmdRuns(e *env, args []string) error {
 	db := addDBFlag(fs)
 	limit := fs.Int("limit", 20, "show the latest N runs (0 = all)")
 	status := fs.String("status", "", "only runs with these statuses: running, ok, partial, interrupted, failed, abandoned (comma-separated)")
-	command := fs.String("command", "", "only runs of this command (extract, predict, fit, sql)")
+	command := fs.String("command", "", "only runs of this command (extract, merge, predict, fit, sql)")
 	asJSON := fs.Bool("json", false, "print a JSON array, newest first")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -95,7 +95,14 @@ func cmdRuns(e *env, args []string) error {
 		if r.ExitCode != nil {
 			exit = strconv.Itoa(*r.ExitCode)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID, r.Command, r.Status,
+		cmd := r.Command
+		if r.Shard != "" {
+			cmd += " " + r.Shard // the shard of the inputs it took
+		}
+		if r.Merged {
+			cmd += " (merged)" // copied from another database by pipeline merge
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", r.ID, cmd, r.Status,
 			r.StartedAt.Local().Format("2006-01-02 15:04:05"), runDuration(r), r.Seen, r.Extracted, r.Present,
 			r.Duplicates, r.Failed, exit, oneLine(r.Message, 80))
 	}

@@ -17,7 +17,7 @@ func init() {
 
 func cmdSimilar(e *env, args []string) error {
 	fs := newFlags(e, "similar", "similar IMAGE|PATH|SHA256 --layer NAME [--model NAME|FILE] [--k 10] [--metric cosine|l2] [--csv|--json]")
-	db := addDBFlag(fs)
+	dbs := addDBListFlag(fs)
 	var q pipeline.SetQuery
 	fs.StringVar(&q.Layer, "layer", "", "feature set: layer alias or OpenCV name as extract stored it (e.g. fc2)")
 	fs.StringVar(&q.Model, "model", "", "model name, when several models have that layer; a model file's path also serves as --model-file")
@@ -52,7 +52,7 @@ func cmdSimilar(e *env, args []string) error {
 		return usageError("similar: --method: %v", err)
 	}
 	res, err := pipeline.Similar(e.ctx, pipeline.SimilarOptions{
-		DB: *db, Query: pos[0], Set: q, K: *k, Metric: *metric, IncludeSelf: *self, Method: m, ModelPath: *modelFile,
+		DB: dbs()[0], More: dbs()[1:], Query: pos[0], Set: q, K: *k, Metric: *metric, IncludeSelf: *self, Method: m, ModelPath: *modelFile,
 		Compute: extract.Compute{Backend: *backend, Threads: *threads}, MaxPixels: *maxPixels, Log: e.infof,
 	})
 	if err != nil {
@@ -77,11 +77,20 @@ func cmdSimilar(e *env, args []string) error {
 		return cw.Error()
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RANK\tDISTANCE\tPATH\tLABEL")
+	many := len(dbs()) > 1
+	if many {
+		fmt.Fprintln(tw, "RANK\tDISTANCE\tPATH\tLABEL\tDB")
+	} else {
+		fmt.Fprintln(tw, "RANK\tDISTANCE\tPATH\tLABEL")
+	}
 	for _, n := range res.Neighbors {
 		label := n.Label
 		if label == "" {
 			label = "-"
+		}
+		if many {
+			fmt.Fprintf(tw, "%d\t%.6f\t%s\t%s\t%s\n", n.Rank, n.Distance, n.Path, label, n.DB)
+			continue
 		}
 		fmt.Fprintf(tw, "%d\t%.6f\t%s\t%s\n", n.Rank, n.Distance, n.Path, label)
 	}
