@@ -425,7 +425,8 @@ func TestNewLocalModel(t *testing.T) {
 	dir := t.TempDir()
 	caffemodel, _, _ := randomFile(t, dir, "a.caffemodel", 100)
 	pb, _, _ := randomFile(t, dir, "g.pb", 100)
-	other, _, _ := randomFile(t, dir, "w.h5", 100)
+	other, _, _ := randomFile(t, dir, "w.tflite", 100)
+	keras, _, _ := randomFile(t, dir, "k.h5", 100)
 
 	t.Run("TensorFlow", func(t *testing.T) {
 		e, err := NewLocalModel("g", pb, "", Overrides{})
@@ -438,9 +439,10 @@ func TestNewLocalModel(t *testing.T) {
 	})
 	for name, c := range map[string]struct{ file, config, name, want string }{
 		"CaffeWithoutConfig": {caffemodel, "", "a", "--config"},
-		"UnknownExtension":   {other, "", "w", `".h5"`},
+		"UnknownExtension":   {other, "", "w", `".tflite"`},
 		"Missing":            {filepath.Join(dir, "nope.onnx"), "", "n", "no such file"},
 		"BadName":            {pb, "", "a/b", "model name"},
+		"KerasFile":          {keras, "", "k", "converted when registered"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := NewLocalModel(c.name, c.file, c.config, Overrides{})

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"pipeline/errclass"
+
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -40,6 +42,9 @@ func (e *corruptError) Unwrap() error { return e.err }
 
 // Is makes errors.Is(err, ErrCorrupt) true.
 func (e *corruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// Class is ErrCorrupt's, whatever SQLite error it wraps.
+func (e *corruptError) Class() errclass.Class { return errclass.Integrity }
 
 // corruptionAdvice ends the message of a refused database.
 const corruptionAdvice = "; nothing was written. `pipeline check` lists every problem; restore the database from a backup (or re-extract into a new one)"

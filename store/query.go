@@ -52,6 +52,9 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 // Is makes errors.Is(err, ErrReadOnly) true.
 func (e *RefusedError) Is(target error) bool { return target == ErrReadOnly }
 
+// Class is ErrReadOnly's: the statement, not the environment, is at fault.
+func (e *RefusedError) Class() errclass.Class { return errclass.Usage }
+
 // Statement describes one executed statement of a query text.
 type Statement struct {
 	SQL     string   `json:"sql"`

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"pipeline/errclass"
+
 	"context"
 	"database/sql"
 	"fmt"
@@ -183,6 +185,9 @@ type schemaError struct{ msg string }
 
 func (e *schemaError) Error() string        { return e.msg }
 func (e *schemaError) Is(target error) bool { return target == ErrSchemaMismatch }
+
+// Class is ErrSchemaMismatch's.
+func (e *schemaError) Class() errclass.Class { return errclass.Integrity }
 
 func firstN(s []string, n int) []string {
 	if len(s) > n {

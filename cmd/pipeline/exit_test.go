@@ -84,6 +84,11 @@ var sentinels = map[string]struct {
 	"store.ErrUnknownFeatureSet":    {store.ErrUnknownFeatureSet, 2},
 	"store.ErrUnknownRun":           {store.ErrUnknownRun, 2},
 	"store.ErrVectorConflict":       {store.ErrVectorConflict, 6},
+	"pipeline.ErrNoHeldOut":         {pipeline.ErrNoHeldOut, 5},
+	"pipeline.ErrLabelConflicts":    {pipeline.ErrLabelConflicts, 5},
+	"store.ErrIncomparable":         {store.ErrIncomparable, 5},
+	"store.ErrSameDatabase":         {store.ErrSameDatabase, 2},
+	"store.ErrCorrupt":              {store.ErrCorrupt, 6},
 	"store.ErrZeroVector":           {store.ErrZeroVector, 5},
 }
 
