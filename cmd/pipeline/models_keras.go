@@ -22,15 +22,20 @@ func isKerasFile(path string) bool {
 // modelsAddKeras registers a Keras weights file: the network is recognised
 // from the file's layers, converted to ONNX into the cache, and registered
 // with Keras's input convention.
-func modelsAddKeras(e *env, name, file string, mf modelFlags) error {
+func modelsAddKeras(e *env, name, file string, mf modelFlags, pool1Pad string) error {
 	if mf.config != "" {
 		return usageError("models add: a Keras .h5 file needs no --config")
+	}
+	switch pool1Pad {
+	case "", "true", "false":
+	default:
+		return usageError("models add: --pool1-pad %q: want true or false", pool1Pad)
 	}
 	cat, err := extract.LoadCatalog("")
 	if err != nil {
 		return err
 	}
-	entry, arch, err := cat.AddKeras(name, file, mf.pre)
+	entry, arch, err := cat.AddKeras(name, file, mf.pre, pool1Pad)
 	switch {
 	case errors.Is(err, extract.ErrNotKerasModel), errors.Is(err, extract.ErrModelExists):
 		return withCode(ExitUsage, err)
