@@ -80,6 +80,9 @@ type ModelEntry struct {
 	Source string `json:"source,omitempty"`
 	// License of the weights, as an SPDX identifier or a short phrase.
 	License string `json:"license,omitempty"`
+	// KerasPool1Pad is keras.Options.Pool1Pad for a Keras legacy ResNet50
+	// ("true", "false", "" = from the file).
+	KerasPool1Pad string `json:"keras_pool1_pad,omitempty"`
 	// Local marks a registered local file (Path is set; no download).
 	Local bool `json:"local,omitempty"`
 	// Builtin is set by the catalog on its built-in entries; not stored.

@@ -117,7 +117,7 @@ func kerasModel(t testing.TB, cacheDir, name, h5 string, o Overrides) (Model, Mo
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, arch, err := cat.AddKeras(name, h5, o)
+	e, arch, err := cat.AddKeras(name, h5, o, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestKeras_BadFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, _, err = cat.AddKeras("bad", c.path, Overrides{})
+			_, _, err = cat.AddKeras("bad", c.path, Overrides{}, "")
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -484,6 +484,9 @@ func TestBuiltinModels_Keras(t *testing.T) {
 		}
 		if e.Preprocess.Preset != "keras" || e.Input != "input_1" {
 			t.Errorf("%s: preprocess %s, input %s", e.Name, e.Preprocess.Preset, e.Input)
+		}
+		if legacy := strings.Contains(e.Name, "legacy"); (e.KerasPool1Pad == "true") != legacy {
+			t.Errorf("%s: pool1 padding %q; want true for the legacy files only (Keras >= 2.2.3 pads)", e.Name, e.KerasPool1Pad)
 		}
 		if files[e.File] {
 			t.Errorf("%s: cache file name %s used twice", e.Name, e.File)

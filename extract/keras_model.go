@@ -43,10 +43,17 @@ const (
 // beside the file once it verified).
 func kerasModels() []ModelEntry {
 	k := func(name, file string, size int64, md5, src, lic string, urls ...string) ModelEntry {
+		pad := ""
+		if strings.Contains(name, "legacy") {
+			// The v0.2 files serve Keras 2.0 to 2.3; since 2.2.3
+			// (keras_applications' pool1_pad) the network pads before
+			// its first max pool, which is what pip installs today.
+			pad = "true"
+		}
 		return ModelEntry{Name: name, Format: FormatKeras,
 			ModelFile: ModelFile{File: file, Size: size, MD5: md5, URLs: urls},
 			Input:     "input_1", InputDims: [4]int{1, 3, 224, 224}, Preprocess: Presets["keras"],
-			Source: src, License: lic, Builtin: true}
+			Source: src, License: lic, KerasPool1Pad: pad, Builtin: true}
 	}
 	const vgg = "vgg16_weights_tf_dim_ordering_tf_kernels"
 	const res = "resnet50_weights_tf_dim_ordering_tf_kernels"
@@ -76,8 +83,12 @@ func kerasModels() []ModelEntry {
 
 // kerasGraphPath is where the ONNX graph converted from a Keras file of
 // content sha lives in the cache.
-func (c *Catalog) kerasGraphPath(name, sha string) string {
-	return filepath.Join(c.dir, "keras", fmt.Sprintf("%s-%s-c%s.onnx", name, sha[:16], kerasConverter))
+func (c *Catalog) kerasGraphPath(name, sha, pool1Pad string) string {
+	opt := ""
+	if pool1Pad != "" {
+		opt = "-pad" + pool1Pad
+	}
+	return filepath.Join(c.dir, "keras", fmt.Sprintf("%s-%s%s-c%s.onnx", name, sha[:16], opt, kerasConverter))
 }
 
 // kerasGraph returns the converted graph of a verified Keras file,
@@ -93,9 +104,9 @@ func (c *Catalog) kerasGraph(e ModelEntry, h5 string) (ModelPaths, error) {
 			}
 		}
 	}
-	out := c.kerasGraphPath(e.Name, sha)
+	out := c.kerasGraphPath(e.Name, sha, e.KerasPool1Pad)
 	if _, err := os.Stat(out); errors.Is(err, fs.ErrNotExist) {
-		if _, err := ConvertKeras(h5, out, e.InputDims[3]); err != nil {
+		if _, err := ConvertKeras(h5, out, keras.Options{InputSize: e.InputDims[3], Pool1Pad: e.KerasPool1Pad}); err != nil {
 			return ModelPaths{}, fmt.Errorf("model %s: %w", e.Name, err)
 		}
 	}
@@ -108,14 +119,14 @@ func (c *Catalog) kerasGraph(e ModelEntry, h5 string) (ModelPaths, error) {
 
 // ConvertKeras reads a Keras .h5 weights file, recognises its network and
 // writes the equivalent ONNX graph to out (atomically; nothing is written
-// when the file is not a known Keras model). size is the input size (0:
-// 224, or what a VGG's fc1 implies).
-func ConvertKeras(h5, out string, size int) (keras.Arch, error) {
+// when the file is not a known Keras model). o.InputSize 0 means 224, or
+// what a VGG's fc1 implies.
+func ConvertKeras(h5, out string, o keras.Options) (keras.Arch, error) {
 	f, err := keras.Read(h5)
 	if err != nil {
 		return keras.Arch{}, err
 	}
-	m, arch, err := keras.Convert(f, keras.Options{InputSize: size})
+	m, arch, err := keras.Convert(f, o)
 	if err != nil {
 		return keras.Arch{}, fmt.Errorf("keras file %s: %w", h5, err)
 	}
@@ -135,8 +146,16 @@ func ConvertKeras(h5, out string, size int) (keras.Arch, error) {
 // registers the entry, with Keras's input convention unless o changes it.
 // A file that is not a known Keras model leaves the cache and the registry
 // untouched.
-func (c *Catalog) AddKeras(name, file string, o Overrides) (ModelEntry, keras.Arch, error) {
-	e := ModelEntry{Name: strings.ToLower(strings.TrimSpace(name)), Format: FormatKeras, Local: true, Input: "input_1"}
+//
+// pool1Pad is keras.Options.Pool1Pad (the legacy ResNet50's padding before
+// the first max pool: "true", "false", or "" to follow the file).
+func (c *Catalog) AddKeras(name, file string, o Overrides, pool1Pad string) (ModelEntry, keras.Arch, error) {
+	e := ModelEntry{Name: strings.ToLower(strings.TrimSpace(name)), Format: FormatKeras, Local: true, Input: "input_1", KerasPool1Pad: pool1Pad}
+	switch pool1Pad {
+	case "", "true", "false":
+	default:
+		return e, keras.Arch{}, fmt.Errorf("model %s: --pool1-pad %q: want true or false", e.Name, pool1Pad)
+	}
 	if !modelName.MatchString(e.Name) {
 		return e, keras.Arch{}, (ModelEntry{Name: e.Name}).Validate()
 	}
@@ -158,8 +177,8 @@ func (c *Catalog) AddKeras(name, file string, o Overrides) (ModelEntry, keras.Ar
 	}
 	// Convert to a temporary name first: the final one needs nothing
 	// more, but nothing must be left behind when the file is refused.
-	out := c.kerasGraphPath(e.Name, mf.SHA256)
-	arch, err := ConvertKeras(mf.Path, out, size)
+	out := c.kerasGraphPath(e.Name, mf.SHA256, pool1Pad)
+	arch, err := ConvertKeras(mf.Path, out, keras.Options{InputSize: size, Pool1Pad: pool1Pad})
 	if err != nil {
 		return e, keras.Arch{}, err
 	}

@@ -167,7 +167,7 @@ func TestOverrides_Apply(t *testing.T) {
 		o   Overrides
 		msg string
 	}{
-		{Overrides{Preset: "keras"}, `unknown preprocessing preset "keras" (have caffe, tf, torch)`},
+		{Overrides{Preset: "keras2"}, `unknown preprocessing preset "keras2" (have caffe, keras, tf, torch)`},
 		{Overrides{Std: "1,0,1"}, "std[1] must not be 0"},
 		{Overrides{Mean: "1,2"}, "want one number or three"},
 		{Overrides{Resize: "shorter:100"}, "smaller than the 224x224 crop"},

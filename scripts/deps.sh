@@ -4,13 +4,13 @@
 #   libopencv-dev     OpenCV 4.6 with DNN (the only C++ dependency of the tool)
 #   pocl-opencl-icd   an OpenCL platform on the CPU (for --backend opencl)
 #   libsvm-tools, liblinear-tools   C reference implementations the tests compare against
-#   python3-h5py      cross-checks our HDF5 writer and reader against h5py (extract/keras)
+#   python3-h5py, python3-pil   cross-checks: our HDF5 writer/reader against h5py, the keras preset against Pillow
 #   pkg-config, g++   for cgo
 #   libhdf5-dev       HDF5, to read Keras .h5 weights files (extract/keras)
 set -euo pipefail
 want=(libopencv-dev libsqlite3-dev libhdf5-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
 if [ "${1:-}" = "--test" ]; then
-  want+=(libsvm-tools liblinear-tools sqlite3 python3-h5py)
+  want+=(libsvm-tools liblinear-tools sqlite3 python3-h5py python3-pil)
 fi
 # --runtime: only what the built binary needs to run (Debian 12 names; the
 # container image of deploy/Dockerfile installs these): the shared libraries

@@ -174,6 +174,7 @@ func modelsAdd(e *env, args []string) error {
 	file := fs.String("file", "", "the model file (.onnx, .caffemodel, .pb, or a Keras .h5 weights file of VGG16/VGG19/ResNet50)")
 	var mf modelFlags
 	fs.StringVar(&mf.config, "config", "", "Caffe .prototxt or TensorFlow .pbtxt")
+	pool1Pad := fs.String("pool1-pad", "", "Keras legacy ResNet50 (res2a_branch2a naming) only: true = pad before the first max pool (Keras 2.2.3 and later), false = not (Keras 2.0 to 2.2.2); default: what the file's layer list says")
 	addPreprocessFlags(fs, &mf.pre, "torch for ONNX, caffe for Caffe, tf for TensorFlow")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -183,7 +184,10 @@ func modelsAdd(e *env, args []string) error {
 		return usageError("models add: want NAME and --file PATH")
 	}
 	if isKerasFile(*file) {
-		return modelsAddKeras(e, pos[0], *file, mf)
+		return modelsAddKeras(e, pos[0], *file, mf, *pool1Pad)
+	}
+	if *pool1Pad != "" {
+		return usageError("models add: --pool1-pad is for Keras .h5 files")
 	}
 	entry, err := extract.NewLocalModel(pos[0], *file, mf.config, mf.pre)
 	if err != nil {

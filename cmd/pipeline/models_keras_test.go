@@ -39,6 +39,7 @@ func TestCLI_KerasModel(t *testing.T) {
 		t.Fatalf("extract --json: %v %+v\n%s", err, sum, r.stdout)
 	}
 	run(t, env, "models", "add", "kvgg", "--file", h5).want(t, 2, "model name taken")
+	run(t, env, "models", "add", "other", "--file", h5, "--pool1-pad", "maybe").want(t, 2, `--pool1-pad "maybe": want true or false`)
 	run(t, env, "extract", "--model", h5, "--layer", "fc2", "--images", imgs).want(t, 2, "pipeline models add NAME --file "+h5)
 
 	// Bad files: exit 2 naming the file, nothing registered or converted.

@@ -51,8 +51,6 @@ func (id ID) Validate() error {
 		return fmt.Errorf("md5 %q is not 32 hex digits", id.MD5)
 	case id.SHA256 == "" && id.MD5 == "":
 		return fmt.Errorf("neither a sha256 nor an md5 to verify the file against")
-	case id.SHA256 == "" && id.Size == 0 && id.MD5 == "":
-		return fmt.Errorf("no identity")
 	}
 	return nil
 }

@@ -33,8 +33,8 @@ type Arch struct {
 	// BNEpsilon is Keras's epsilon of the BatchNormalization layers (0 for VGG).
 	BNEpsilon float64
 	// Pool1Pad: the legacy ResNet50 pads by 1 before its first max pool
-	// (keras_applications >= 1.0.7 names that layer pool1_pad); older
-	// files, saved before that layer existed, pool without it.
+	// (keras_applications' pool1_pad, Keras 2.2.3 and later); Keras 2.0
+	// to 2.2.2 pooled without it. See Options.Pool1Pad.
 	Pool1Pad bool
 	// Output is the Keras name of the last layer (the graph's output).
 	Output string
@@ -50,7 +50,9 @@ func (a Arch) String() string {
 		s += fmt.Sprintf(", BatchNormalization epsilon %g", a.BNEpsilon)
 	}
 	if a.Naming == NamingLegacy && !a.Pool1Pad {
-		s += ", no padding before the first max pool (the file lists no pool1_pad)"
+		s += ", no padding before the first max pool (Keras <= 2.2.2)"
+	} else if a.Naming == NamingLegacy {
+		s += ", pool1_pad before the first max pool (Keras >= 2.2.3)"
 	}
 	return s
 }
@@ -60,6 +62,13 @@ type Options struct {
 	// InputSize is the input height and width; 0 means 224, or what a
 	// VGG file's fc1 implies (fc1 fixes the size of the flattened map).
 	InputSize int
+	// Pool1Pad decides, for the legacy ResNet50 naming, the 1-pixel zero
+	// padding before the first max pool, which the weights cannot show:
+	// "true" (keras_applications' pool1_pad, Keras 2.2.3 and later),
+	// "false" (Keras 2.0 to 2.2.2), "" = the file's layer_names say: a
+	// pool1_pad layer, or a list with the layers without weights and no
+	// padding before the pool; a list without them gives "true".
+	Pool1Pad string
 }
 
 // Keras's BatchNormalization epsilons: the layer default (keras_applications
@@ -571,8 +580,11 @@ func (c *converter) resnetLegacy(o Options) (Arch, error) {
 	if err := c.countBlocks(func(s, b int) string { return fmt.Sprintf("res%d%s_branch2a", s, letter(b)) }); err != nil {
 		return Arch{}, err
 	}
-	a := Arch{Name: "ResNet50", Naming: NamingLegacy, BNEpsilon: epsilonDefault, InputSize: o.InputSize,
-		Pool1Pad: c.f.Layer("pool1_pad") != nil}
+	pad, err := c.pool1Pad(o.Pool1Pad)
+	if err != nil {
+		return Arch{}, err
+	}
+	a := Arch{Name: "ResNet50", Naming: NamingLegacy, BNEpsilon: epsilonDefault, InputSize: o.InputSize, Pool1Pad: pad}
 	if a.InputSize == 0 {
 		a.InputSize = 224
 	}
@@ -586,11 +598,11 @@ func (c *converter) resnetLegacy(o Options) (Arch, error) {
 		return Arch{}, err
 	}
 	x = c.b.Relu("conv1/relu", x, "conv1/relu")
-	pad := 0
+	poolPad := 0
 	if a.Pool1Pad {
-		pad = 1 // zeros after a ReLU: see resnetKeras
+		poolPad = 1 // zeros after a ReLU: see resnetKeras
 	}
-	x = c.maxPool("pool1/max_pool", x, 3, 2, pad)
+	x = c.maxPool("pool1/max_pool", x, 3, 2, poolPad)
 	for si, n := range resnetStages {
 		s := si + 2
 		for b := 1; b <= n; b++ {
@@ -643,6 +655,33 @@ func (c *converter) resnetLegacy(o Options) (Arch, error) {
 	}
 	a.Output = "conv5_block3_out" // an unnamed Activation in Keras: the structural alias
 	return c.resnetHead(a, x, ch, "fc1000")
+}
+
+// pool1Pad applies Options.Pool1Pad to a legacy ResNet50 file.
+func (c *converter) pool1Pad(opt string) (bool, error) {
+	switch opt {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	case "":
+	default:
+		return false, fmt.Errorf("pool1 padding %q: want true, false or empty (from the file)", opt)
+	}
+	if c.f.Layer("pool1_pad") != nil {
+		return true, nil
+	}
+	// A list that names the layers without weights and has none between
+	// bn_conv1 and the first block but an activation and a pool was saved
+	// from the network without the padding.
+	i := slices.IndexFunc(c.f.Layers, func(l Layer) bool { return l.Name == "bn_conv1" })
+	j := slices.IndexFunc(c.f.Layers, func(l Layer) bool { return l.Name == "res2a_branch2a" })
+	for k := i + 1; i >= 0 && k < j; k++ {
+		if len(c.f.Layers[k].Weights) == 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // KerasNames lists the node names of a converted graph that are Keras

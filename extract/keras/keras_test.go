@@ -312,3 +312,65 @@ func TestSamePads(t *testing.T) {
 		}
 	}
 }
+
+// TestConvert_Pool1Pad: the legacy ResNet50's padding before the first max
+// pool, which the weights cannot show: from the file's layer list (a
+// pool1_pad layer; a complete list without it; a list of the weight layers
+// only, which says nothing and gives Keras >= 2.2.3's padding), or forced;
+// each checked numerically against the reference of the network it claims.
+func TestConvert_Pool1Pad(t *testing.T) {
+	padded, unpadded := ResNet50Spec(true, true, 16, 64, true, 10), ResNet50Spec(true, false, 16, 64, true, 10)
+	mem, err := unpadded.RandomFile(9, WeightsFlat) // the same weights as padded's: paddings have none
+	if err != nil {
+		t.Fatal(err)
+	}
+	weightsOnly := &File{KerasVersion: mem.KerasVersion}
+	for _, l := range mem.Layers {
+		if len(l.Weights) > 0 {
+			weightsOnly.Layers = append(weightsOnly.Layers, l)
+		}
+	}
+	in := randomInput(64, 4)
+	for _, c := range []struct {
+		name string
+		f    *File
+		opt  string
+		want bool
+	}{
+		{"complete-list-without-pad", mem, "", false},
+		{"weights-only-list", weightsOnly, "", true},
+		{"forced-true", mem, "true", true},
+		{"forced-false", weightsOnly, "false", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, arch, err := Convert(c.f, Options{InputSize: 64, Pool1Pad: c.opt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if arch.Pool1Pad != c.want {
+				t.Fatalf("Pool1Pad = %v, want %v", arch.Pool1Pad, c.want)
+			}
+			spec := unpadded
+			if c.want {
+				spec = padded
+			}
+			ref, err := Forward(&spec, mem, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := onnx.NewFloat64("input_1", []int{1, 3, 64, 64}, in.NCHW())
+			got, err := onnx.Run(m, map[string]*onnx.Tensor{"input_1": x}, "fc1000", "res2a_branch2a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []string{"fc1000", "res2a_branch2a"} {
+				if e := relErr(got[n].Float64, ref[n].NCHW()); e > 1e-9 {
+					t.Errorf("%s: max relative error %.3g", n, e)
+				}
+			}
+		})
+	}
+	if _, _, err := Convert(mem, Options{Pool1Pad: "maybe"}); err == nil {
+		t.Error("Pool1Pad maybe: no error")
+	}
+}
