@@ -329,3 +329,50 @@ func TestExtract_RelabelReported(t *testing.T) {
 		t.Errorf("labels not changed: %v", got)
 	}
 }
+
+// TestExtract_IssueScenario replays issue 12's report: an ants/bees set in
+// train/ and val/ folders was labelled train/val by the folder, then fit
+// split it automatically. Extracting it again with the split layout fixes
+// the labels (reported as relabels) and makes val/ the held-out set.
+func TestExtract_IssueScenario(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, root := filepath.Join(dir, "f.db"), filepath.Join(dir, "hymenoptera")
+	var csv strings.Builder
+	csv.WriteString("path,label\n")
+	seed := uint64(600)
+	for _, part := range []string{"train", "val"} {
+		for _, class := range []string{"ants", "bees"} {
+			for i := range 4 {
+				rel := fmt.Sprintf("%s/%s/%d.png", part, class, i)
+				seed++
+				writePicture(t, filepath.Join(root, rel), seed, 40, 36)
+				fmt.Fprintf(&csv, "%s,%s\n", rel, part) // what the old walk did
+			}
+		}
+	}
+	list := filepath.Join(root, "old.csv")
+	writeFile(t, list, []byte(csv.String()))
+	m := tinyModel(t, tinyVGG, "caffe")
+	if _, err := Extract(ctx, ExtractOptions{DB: db, Model: m, Layers: []string{"fc2"}, List: list}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Fit(ctx, FitOptions{DB: db, Set: SetQuery{Layer: "fc2"}, Name: "old", Params: classify.DefaultParams(classify.LogReg), TestFrac: 0.25}); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Extract(ctx, ExtractOptions{DB: db, Model: m, Layers: []string{"fc2"}, Images: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Relabeled != 16 || sum.Counts.Extracted != 0 {
+		t.Errorf("relabeled %d (want 16), counts %+v", sum.Relabeled, sum.Counts)
+	}
+	labels := query(t, db, `SELECT label, s.part, s.source, count(*) FROM images i JOIN splits s ON s.image_id = i.id GROUP BY 1, 2, 3 ORDER BY 1, 2`, nil)
+	if fmt.Sprint(labels) != "[[ants test user 4] [ants train user 4] [bees test user 4] [bees train user 4]]" {
+		t.Errorf("labels and splits %v", labels)
+	}
+	res, err := Fit(ctx, FitOptions{DB: db, Set: SetQuery{Layer: "fc2"}, Name: "new", Params: classify.DefaultParams(classify.LogReg), TestFrac: 0.25})
+	if err != nil || fmt.Sprint(res.Classes) != "[ants bees]" || res.Train != 8 || res.Test != 8 {
+		t.Errorf("fit: %+v, %v", res, err)
+	}
+}

@@ -27,6 +27,7 @@ func cmdSweep(e *env, args []string) error {
 	addModelFlags(fs, &mf)
 	db := addDBFlag(fs)
 	layers := fs.String("layers", "", "layers to compare, comma-separated (default: every alias of the model, e.g. block3_pool,block4_pool,block5_pool,fc1,fc2)")
+	fs.StringVar(layers, "layer", "", "same as --layers")
 	pool := fs.String("pool", "avg", "how C x H x W outputs become vectors: avg, max or none")
 	clf := fs.String("clf", "", "classifiers to cross-validate on every layer, comma-separated (default: "+strings.Join(pipeline.DefaultSweepClassifiers, ",")+", those this build has)")
 	images := fs.String("images", "", "folder of images: DIR/<class>/... or DIR/{train,val,validation,test}/<class>/...")
