@@ -6,9 +6,9 @@
 #   libsvm-tools, liblinear-tools   C reference implementations the tests compare against
 #   pkg-config, g++   for cgo
 set -euo pipefail
-want=(libopencv-dev libsqlite3-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
+want=(libopencv-dev libsqlite3-dev libjpeg-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
 if [ "${1:-}" = "--test" ]; then
-  want+=(libsvm-tools liblinear-tools sqlite3)
+  want+=(libsvm-tools liblinear-tools sqlite3 jq)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -148,7 +148,7 @@ func modelsPull(e *env, args []string) error {
 		return err
 	}
 	opts := extract.PullOptions{URL: *url, Fetch: fetch.Options{IsTTY: e.tty, Logf: func(f string, a ...any) { e.infof(f, a...) }}}
-	if !e.quiet {
+	if !e.quiet && !e.jsonLog {
 		opts.Fetch.Progress = e.stderr
 	}
 	p, err := cat.Pull(e.ctx, pos[0], opts)

@@ -25,6 +25,8 @@ type progress struct {
 	every    time.Duration
 	drawn    bool
 	lastDone int64
+	final    *store.Counts // JSON mode: the counts of the last report, for Done
+	total    int64
 	e        *env
 }
 
@@ -33,7 +35,12 @@ func newProgress(e *env, verb string) *progress {
 	if e.tty {
 		every = 200 * time.Millisecond
 	}
-	return &progress{w: e.stderr, tty: e.tty, quiet: e.quiet, verb: verb, start: time.Now(), every: every, e: e}
+	// With --log-format json every stderr line is a JSON object: no bar.
+	tty := e.tty && !e.jsonLog
+	if !tty {
+		every = 10 * time.Second
+	}
+	return &progress{w: e.stderr, tty: tty, quiet: e.quiet, verb: verb, start: time.Now(), every: every, e: e}
 }
 
 func (p *progress) Started(info pipeline.StartInfo) {
@@ -63,6 +70,14 @@ func (p *progress) Failed(f store.Failure) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clear()
+	if p.e.jsonLog {
+		attrs := []any{"path", f.Path, "stage", f.Stage, "message", f.Message}
+		if b := pipeline.PathB64(f.Path); b != "" {
+			attrs = append(attrs, "path_b64", b)
+		}
+		p.e.log.Warn("file failed", attrs...)
+		return
+	}
 	fmt.Fprintf(p.w, "%s: %s: %s\n", f.Path, f.Stage, f.Message)
 }
 
@@ -78,7 +93,15 @@ func (p *progress) Progress(c store.Counts, total int64, walking bool) {
 	}
 	final := c.Seen == total && !walking
 	if now.Sub(p.last) < p.every && !(final && p.tty) {
+		if p.e.jsonLog {
+			cc := c
+			p.final, p.total = &cc, total
+		}
 		return
+	}
+	if p.e.jsonLog {
+		cc := c
+		p.final, p.total = &cc, total
 	}
 	p.last = now
 	el := now.Sub(p.start).Seconds()
@@ -109,6 +132,11 @@ func (p *progress) Progress(c store.Counts, total int64, walking bool) {
 		return
 	}
 	p.lastDone = c.Seen
+	if p.e.jsonLog {
+		p.e.log.Info("progress", "command", p.verb, "seen", c.Seen, "total", total, "walking", walking,
+			"images_per_second", rate, "extracted", c.Extracted, "present", c.Present, "duplicates", c.Duplicates, "failed", c.Failed)
+		return
+	}
 	fmt.Fprintf(p.w, "%s: %d/%s files, %.1f images/s, ETA %s (new %d, present %d, duplicates %d, failed %d)\n",
 		p.verb, c.Seen, tot, rate, eta, c.Extracted, c.Present, c.Duplicates, c.Failed)
 }
@@ -128,6 +156,15 @@ func (p *progress) Done() {
 	if p.drawn {
 		fmt.Fprintln(p.w)
 		p.drawn = false
+	}
+	if p.e.jsonLog && !p.quiet && p.final != nil && p.final.Seen != p.lastDone {
+		// The last counts, once: a script reading the log sees where the
+		// run ended, not only where the last 10-second tick was.
+		c := *p.final
+		el := time.Since(p.start).Seconds()
+		p.e.log.Info("progress", "command", p.verb, "seen", c.Seen, "total", p.total, "walking", false,
+			"images_per_second", float64(c.Extracted)/max(el, 1e-9), "extracted", c.Extracted, "present", c.Present,
+			"duplicates", c.Duplicates, "failed", c.Failed, "final", true)
 	}
 }
 
