@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"compress/zlib"
+	"encoding/binary"
 	"encoding/json"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -48,6 +51,11 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(imgs, "b", "bad.png"), []byte("not a png"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A PNG with a bad CRC on an ancillary chunk: libpng (inside OpenCV)
+	// prints "libpng warning: tEXt: CRC error" on fd 2.
+	if err := os.WriteFile(filepath.Join(imgs, "b", "crc.png"), crcWarningPNG(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	env := []string{"PIPELINE_DB=" + filepath.Join(dir, "f.db")}
 	r := run(t, env, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--images", imgs, "--json", "--log-format", "json")
 	r.want(t, 3)
@@ -67,8 +75,11 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 	if strings.Contains(r.stderr, "\nCorrupt JPEG data") || strings.HasPrefix(r.stderr, "Corrupt JPEG data") {
 		t.Errorf("libjpeg's raw line reached stderr")
 	}
-	var lying, errLine bool
+	var lying, errLine, native bool
 	for _, o := range objs {
+		if o["source"] == "native stderr" && strings.Contains(o["msg"].(string), "CRC error") {
+			native = true
+		}
 		if o["msg"] == "file failed" && strings.HasSuffix(o["path"].(string), "lying.jpg") {
 			lying = o["stage"] == "decode" && strings.Contains(o["message"].(string), "Corrupt JPEG data: premature end of data segment")
 		}
@@ -78,6 +89,10 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 	}
 	if !lying || !errLine {
 		t.Errorf("want a decode failure of lying.jpg with libjpeg's warning (%v) and the final error at level ERROR with exit_code 3 (%v):\n%s", lying, errLine, r.stderr)
+	}
+
+	if !native {
+		t.Errorf("libpng's warning is not a JSON object with source \"native stderr\":\n%s", r.stderr)
 	}
 
 	// A usage error in JSON: one object, no flag dump.
@@ -122,4 +137,39 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 	if n < 3 {
 		t.Errorf("%d jq recipes run", n)
 	}
+}
+
+// crcWarningPNG is a valid 40x40 RGB PNG with a tEXt chunk whose CRC is wrong.
+func crcWarningPNG() []byte {
+	chunk := func(typ string, data []byte, bad bool) []byte {
+		var b bytes.Buffer
+		binary.Write(&b, binary.BigEndian, uint32(len(data)))
+		b.WriteString(typ)
+		b.Write(data)
+		crc := crc32.ChecksumIEEE(append([]byte(typ), data...))
+		if bad {
+			crc ^= 1
+		}
+		binary.Write(&b, binary.BigEndian, crc)
+		return b.Bytes()
+	}
+	var raw bytes.Buffer
+	for y := 0; y < 40; y++ {
+		raw.WriteByte(0)
+		for x := 0; x < 40; x++ {
+			raw.Write([]byte{byte(x * 5), byte(y * 5), 77})
+		}
+	}
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	var ihdr bytes.Buffer
+	binary.Write(&ihdr, binary.BigEndian, []uint32{40, 40})
+	ihdr.Write([]byte{8, 2, 0, 0, 0})
+	out := []byte("\x89PNG\r\n\x1a\n")
+	out = append(out, chunk("IHDR", ihdr.Bytes(), false)...)
+	out = append(out, chunk("tEXt", []byte("Comment\x00hello"), true)...)
+	out = append(out, chunk("IDAT", z.Bytes(), false)...)
+	return append(out, chunk("IEND", nil, false)...)
 }

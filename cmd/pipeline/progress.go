@@ -158,13 +158,14 @@ func (p *progress) Done() {
 		p.drawn = false
 	}
 	if p.e.jsonLog && !p.quiet && p.final != nil && p.final.Seen != p.lastDone {
-		// The last counts, once: a script reading the log sees where the
-		// run ended, not only where the last 10-second tick was.
+		// The last counts reported, once: a script reading the log sees
+		// them, not only the last 10-second tick (the summary has the
+		// final ones).
 		c := *p.final
 		el := time.Since(p.start).Seconds()
 		p.e.log.Info("progress", "command", p.verb, "seen", c.Seen, "total", p.total, "walking", false,
 			"images_per_second", float64(c.Extracted)/max(el, 1e-9), "extracted", c.Extracted, "present", c.Present,
-			"duplicates", c.Duplicates, "failed", c.Failed, "final", true)
+			"duplicates", c.Duplicates, "failed", c.Failed)
 	}
 }
 
