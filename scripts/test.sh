@@ -10,3 +10,11 @@ if [ -n "$unformatted" ]; then
 fi
 go vet -tags matprofile ./...
 go test -tags matprofile -count=1 -timeout 20m "$@" ./...
+# Bounded fuzzing of the parsers that read untrusted input (their seed
+# corpora already ran above as unit tests). FUZZTIME=0 skips this.
+if [ "${FUZZTIME:-15s}" != "0" ]; then
+  for target in "FuzzDecode ./extract/onnx/" "FuzzListReader ./pipeline/"; do
+    read -r name pkg <<<"$target"
+    go test -tags matprofile -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME:-15s}" "$pkg"
+  done
+fi
