@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"pipeline/extract/onnx"
 )
 
 // lastRun is the newest runs row's status and exit code, read with the CLI.
@@ -276,4 +278,32 @@ func TestCLI_ExportNonFinite(t *testing.T) {
 	if !strings.Contains(r.stdout, "NaN") {
 		t.Errorf("--allow-nonfinite: no NaN in the output")
 	}
+}
+
+// TestCLI_ModelsAddLoads: models add loads the file with OpenCV before
+// registering it (issue 11.11): an ONNX graph OpenCV cannot build is
+// refused with exit 2 and the framework's message; a good file registers.
+func TestCLI_ModelsAddLoads(t *testing.T) {
+	dir := t.TempDir()
+	cache := []string{"PIPELINE_CACHE=" + filepath.Join(dir, "cache")}
+	m := &onnx.Model{IRVersion: 7, OpsetImports: []onnx.OpsetID{{Domain: "", Version: 13}}, Graph: &onnx.Graph{
+		Name:    "bad",
+		Nodes:   []*onnx.Node{{OpType: "NoSuchOpAnywhere", Name: "n", Inputs: []string{"x"}, Outputs: []string{"y"}}},
+		Inputs:  []*onnx.ValueInfo{{Name: "x", ElemType: onnx.Float, HasShape: true, Dims: []onnx.Dim{{Value: 1}, {Value: 3}, {Value: 8}, {Value: 8}}}},
+		Outputs: []*onnx.ValueInfo{{Name: "y", ElemType: onnx.Float}},
+	}}
+	b, err := onnx.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.onnx")
+	if err := os.WriteFile(bad, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, cache, "models", "add", "bad", "--file", bad, "--preprocess", "torch").want(t, 2, "does not load with OpenCV", "OpenCV(4.6.0)")
+	if r := run(t, cache, "models", "list"); strings.Contains(r.stdout, "bad.onnx") {
+		t.Errorf("the refused model is registered:\n%s", r.stdout)
+	}
+	good, _ := filepath.Abs(tiny)
+	run(t, cache, "models", "add", "good", "--file", good, "--preprocess", "caffe").want(t, 0, "registered")
 }

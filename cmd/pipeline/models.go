@@ -30,6 +30,8 @@ func cmdModels(e *env, args []string) error {
 		return modelsRemove(e, args)
 	case "gen", "generate":
 		return modelsGen(e, args)
+	case "_load": // checkModelLoads's child
+		return modelsLoad(e, args)
 	}
 	return usageError("models: unknown subcommand %q (want list, pull, add, remove or gen)", sub)
 }
@@ -178,6 +180,13 @@ func modelsAdd(e *env, args []string) error {
 	entry, err := extract.NewLocalModel(pos[0], *file, mf.config, mf.pre)
 	if err != nil {
 		return orUsage(err) // a --file that is missing or not a model: the command line is wrong
+	}
+	config := ""
+	if entry.Config != nil {
+		config = entry.Config.Path
+	}
+	if err := checkModelLoads(e, entry.Path, config); err != nil {
+		return err
 	}
 	cat, err := extract.LoadCatalog("")
 	if err != nil {
