@@ -119,6 +119,7 @@ func decodeMat(b []byte, opt DecodeOptions) (gocv.Mat, ImageInfo, error) {
 		if err := checkJPEGComplete(b); err != nil {
 			return gocv.Mat{}, info, err
 		}
+
 	case "png":
 		if !bytes.Contains(b[max(0, len(b)-64):], []byte("IEND")) {
 			return gocv.Mat{}, info, fmt.Errorf("%w: truncated PNG (no IEND chunk at the end)", ErrCorrupt)
@@ -134,6 +135,11 @@ func decodeMat(b []byte, opt DecodeOptions) (gocv.Mat, ImageInfo, error) {
 		}
 		if w == 0 || h == 0 {
 			return gocv.Mat{}, info, fmt.Errorf("%w: %s header says %dx%d", ErrCorrupt, info.Format, w, h)
+		}
+	}
+	if info.Format == "jpeg" {
+		if err := jpegScan(b); err != nil {
+			return gocv.Mat{}, info, fmt.Errorf("%w: libjpeg: %v", ErrCorrupt, err)
 		}
 	}
 	flags := gocv.IMReadColor

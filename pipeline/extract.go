@@ -478,7 +478,30 @@ func (e *engine) run(ctx context.Context) error {
 	interrupted := false
 	var loopErr error
 	waitStart := time.Now()
-	for r := range results {
+results:
+	for {
+		var r result
+		select {
+		case res, ok := <-results:
+			if !ok {
+				break results
+			}
+			r = res
+		case <-ctx.Done():
+			// Stop now, even when no result is coming (a --list - whose
+			// producer keeps stdin open): the files in flight are dropped,
+			// as after any interrupt, and drained in the background.
+			interrupted = true
+			stopWalk()
+			go func() {
+				for r := range results {
+					if r.blob != nil {
+						e.blobs.Put(r.blob)
+					}
+				}
+			}()
+			break results
+		}
 		pending[r.idx] = r
 		for {
 			r, ok := pending[next]

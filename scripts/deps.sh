@@ -8,9 +8,9 @@
 #   pkg-config, g++   for cgo
 #   libhdf5-dev       HDF5, to read Keras .h5 weights files (extract/keras)
 set -euo pipefail
-want=(libopencv-dev libsqlite3-dev libhdf5-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
+want=(libopencv-dev libsqlite3-dev libhdf5-dev libjpeg-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
 if [ "${1:-}" = "--test" ]; then
-  want+=(libsvm-tools liblinear-tools sqlite3 python3-h5py python3-pil)
+  want+=(libsvm-tools liblinear-tools sqlite3 jq python3-h5py python3-pil)
 fi
 # --runtime: only what the built binary needs to run (Debian 12 names; the
 # container image of deploy/Dockerfile installs these): the shared libraries
@@ -20,6 +20,7 @@ fi
 runtime=(libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-dnn406
   libopencv-highgui406 libopencv-videoio406 libopencv-video406 libopencv-objdetect406
   libopencv-calib3d406 libopencv-features2d406 libopencv-photo406 libstdc++6
+  libhdf5-103-1 libjpeg62-turbo
   pocl-opencl-icd ocl-icd-libopencl1 ca-certificates)
 if [ "${1:-}" = "--runtime" ]; then
   want=("${runtime[@]}")

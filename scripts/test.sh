@@ -14,5 +14,11 @@ if [ -n "$unformatted" ]; then
 fi
 go vet -tags matprofile ./...
 go test -tags matprofile -count=1 -timeout 20m "$@" ./...
-# Fuzz targets, each for a bounded time (their seed corpora already ran above).
-go test -tags matprofile -run '^$' -fuzz '^FuzzReadOnly$' -fuzztime 20s ./store
+# Bounded fuzzing of the parsers that read untrusted input (their seed
+# corpora already ran above as unit tests). FUZZTIME=0 skips this.
+if [ "${FUZZTIME:-10s}" != "0" ]; then
+  for target in "FuzzReadOnly ./store/" "FuzzDecode ./extract/onnx/" "FuzzListReader ./pipeline/" "FuzzRead ./extract/keras/"; do
+    read -r name pkg <<<"$target"
+    go test -tags matprofile -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME:-10s}" "$pkg"
+  done
+fi

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -75,6 +76,14 @@ func cmdFit(e *env, args []string) error {
 	}
 	if *name == "" {
 		return usageError("fit: --name is required (e.g. --name cats-svm)")
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"C", *c}, {"coef0", *coef0}, {"test-frac", *testFrac}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return usageError("fit: --%s %v: want a finite number", f.name, f.v)
+		}
 	}
 	if *cv == 1 || *cv < 0 {
 		return usageError("fit: --cv %d: want 0 (no cross-validation) or 2 folds or more", *cv)

@@ -30,6 +30,8 @@ func cmdModels(e *env, args []string) error {
 		return modelsRemove(e, args)
 	case "gen", "generate":
 		return modelsGen(e, args)
+	case "_load": // checkModelLoads's child
+		return modelsLoad(e, args)
 	}
 	return usageError("models: unknown subcommand %q (want list, pull, add, remove or gen)", sub)
 }
@@ -155,7 +157,7 @@ func modelsPull(e *env, args []string) error {
 		return err
 	}
 	opts := extract.PullOptions{URL: *url, Fetch: fetch.Options{IsTTY: e.tty, Logf: func(f string, a ...any) { e.infof(f, a...) }}}
-	if !e.quiet {
+	if !e.quiet && !e.jsonLog {
 		opts.Fetch.Progress = e.stderr
 	}
 	p, err := cat.Pull(e.ctx, pos[0], opts)
@@ -192,6 +194,13 @@ func modelsAdd(e *env, args []string) error {
 	entry, err := extract.NewLocalModel(pos[0], *file, mf.config, mf.pre)
 	if err != nil {
 		return orUsage(err) // a --file that is missing or not a model: the command line is wrong
+	}
+	config := ""
+	if entry.Config != nil {
+		config = entry.Config.Path
+	}
+	if err := checkModelLoads(e, entry.Path, config); err != nil {
+		return err
 	}
 	cat, err := extract.LoadCatalog("")
 	if err != nil {

@@ -44,7 +44,12 @@ func newProgress(e *env, verb string) *progress {
 	if e.tty {
 		every = 200 * time.Millisecond
 	}
-	return &progress{w: e.stderr, tty: e.tty, quiet: e.quiet, verb: verb, start: time.Now(), every: every, e: e, width: termWidth(e.stderr)}
+	// With --log-format json every stderr line is a JSON object: no bar.
+	tty := e.tty && !e.jsonLog
+	if !tty {
+		every = 10 * time.Second
+	}
+	return &progress{w: e.stderr, tty: tty, quiet: e.quiet, verb: verb, start: time.Now(), every: every, e: e, width: termWidth(e.stderr)}
 }
 
 func (p *progress) Started(info pipeline.StartInfo) {
@@ -74,6 +79,14 @@ func (p *progress) Failed(f store.Failure) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clear()
+	if p.e.jsonLog {
+		attrs := []any{"path", f.Path, "stage", f.Stage, "message", f.Message}
+		if b := pipeline.PathB64(f.Path); b != "" {
+			attrs = append(attrs, "path_b64", b)
+		}
+		p.e.log.Warn("file failed", attrs...)
+		return
+	}
 	fmt.Fprintf(p.w, "%s: %s: %s\n", f.Path, f.Stage, f.Message)
 }
 
@@ -107,6 +120,11 @@ func (p *progress) Progress(c store.Counts, total int64, walking bool) {
 	}
 	p.lastDone = c.Seen
 	rate, tot, eta := p.figures(now)
+	if p.e.jsonLog {
+		p.e.log.Info("progress", "command", p.verb, "seen", c.Seen, "total", total, "walking", walking,
+			"images_per_second", rate, "extracted", c.Extracted, "present", c.Present, "duplicates", c.Duplicates, "failed", c.Failed)
+		return
+	}
 	fmt.Fprintf(p.w, "%s: %d/%s files, %.1f images/s, ETA %s (new %d, present %d, duplicates %d, failed %d)\n",
 		p.verb, c.Seen, tot, rate, eta, c.Extracted, c.Present, c.Duplicates, c.Failed)
 }
@@ -181,6 +199,16 @@ func (p *progress) Done() {
 	if p.drawn {
 		fmt.Fprintln(p.w)
 		p.drawn = false
+	}
+	if p.e.jsonLog && !p.quiet && p.seenAny && p.counts.Seen != p.lastDone {
+		// The last counts reported, once: a script reading the log sees
+		// them, not only the last 10-second tick (the summary has the
+		// final ones).
+		c := p.counts
+		el := time.Since(p.start).Seconds()
+		p.e.log.Info("progress", "command", p.verb, "seen", c.Seen, "total", p.total, "walking", false,
+			"images_per_second", float64(c.Extracted)/max(el, 1e-9), "extracted", c.Extracted, "present", c.Present,
+			"duplicates", c.Duplicates, "failed", c.Failed)
 	}
 }
 

@@ -47,11 +47,13 @@ func register(c command) { commands = append(commands, c) }
 // error that ended it on stderr and returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := newEnv(ctx, args, stdin, stdout, stderr)
+	nc := e.captureNative(jsonLogRequested(args))
 	err := e.dispatch(args)
 	code := ExitCode(err)
 	if err != nil && code != ExitOK {
 		e.reportError(err, code)
 	}
+	nc.restore()
 	return code
 }
 
@@ -67,6 +69,11 @@ func newEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	// Notes on how the database was opened (read as immutable in a
 	// read-only directory) go to the log like other notes.
 	store.Notify = func(msg string) { e.infof("%s", msg) }
+	if jsonLogRequested(args) {
+		// JSON from the first line, even when the flags fail to parse.
+		e.log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		e.jsonLog = true
+	}
 	if f, ok := stderr.(*os.File); ok {
 		e.tty = term.IsTerminal(int(f.Fd()))
 	}
@@ -144,6 +151,11 @@ func commandOrder(name string) int {
 func newFlags(e *env, name, usageLine string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	if jsonLogRequested(e.args[1:]) {
+		// Every stderr line is JSON: a flag error is reported once, as
+		// the final error, without the flag dump.
+		fs.SetOutput(io.Discard)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pipeline %s\n\nFlags:\n", usageLine)
 		fs.PrintDefaults()
