@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 )
 
 // Model is a network file and what is needed to feed it.
@@ -106,6 +107,10 @@ type Extractor struct {
 	inLen   int
 	Notes   []string // things the user should know (batch fallback, OpenCL setup)
 	scratch []float32
+	engine  string   // EngineOpenCV or EngineOneDNN
+	dnnl    *dnnlNet // the oneDNN engine's net, when it runs
+	// LoadTime is how long the oneDNN engine took to read and reorder the weights.
+	LoadTime time.Duration
 }
 
 // NewExtractor loads the model and resolves the layers. Close it when done.
@@ -123,7 +128,11 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 	if err := cfg.Model.Preprocess.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Extractor{cfg: cfg, batch: max(cfg.Batch, 1)}
+	e := &Extractor{cfg: cfg, batch: max(cfg.Batch, 1), engine: EngineOpenCV}
+	want, err := wantEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if strings.EqualFold(cfg.Compute.Backend, "opencl") {
 		note, err := ConfigureOpenCL()
 		if err != nil {
@@ -179,9 +188,19 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 		e.names = append(e.names, r.Layer.Name)
 		e.sizes = append(e.sizes, prod(r.Layer.Shape))
 	}
-	e.pinFusedInputs(seen)
 	p := cfg.Model.Preprocess
 	e.inLen = 3 * p.Width * p.Height
+	if want != EngineOpenCV {
+		ok, err := e.startOneDNN(want)
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		if ok {
+			return e, nil
+		}
+	}
+	e.pinFusedInputs(seen)
 	if e.batch > 1 {
 		if err := e.checkBatch(); err != nil {
 			e.Notes = append(e.Notes, err.Error())
@@ -257,6 +276,10 @@ func (e *Extractor) Close() error {
 		e.net.Close()
 		e.net = nil
 	}
+	if e.dnnl != nil {
+		e.dnnl.Close()
+		e.dnnl = nil
+	}
 	return nil
 }
 
@@ -306,7 +329,11 @@ func (e *Extractor) forward(in []float32, k int) ([][][]float32, error) {
 		e.scratch = make([]float32, total)
 	}
 	buf := e.scratch[:total]
-	if _, err := e.net.Forward(in, [4]int{k, 3, p.Height, p.Width}, e.names, sizes, buf); err != nil {
+	if e.dnnl != nil {
+		if err := e.dnnl.forward(in, k, buf); err != nil {
+			return nil, fmt.Errorf("forward: %w", err)
+		}
+	} else if _, err := e.net.Forward(in, [4]int{k, 3, p.Height, p.Width}, e.names, sizes, buf); err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
 	res := make([][][]float32, k)
