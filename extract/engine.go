@@ -162,3 +162,14 @@ func (e *Extractor) Primitives() []string {
 	}
 	return e.dnnl.prims
 }
+
+// Threads is the number of threads the engine's forward pass uses.
+func (e *Extractor) Threads() int {
+	if e.dnnl != nil {
+		if e.cfg.Compute.Threads > 0 {
+			return e.cfg.Compute.Threads
+		}
+		return oneDNNThreads()
+	}
+	return NumThreads()
+}

@@ -807,3 +807,6 @@ func (d *dnnlNet) forward(in []float32, k int, dst []float32) error {
 func oneDNNVerbose() bool {
 	return os.Getenv("ONEDNN_VERBOSE") != "" || os.Getenv("DNNL_VERBOSE") != ""
 }
+
+// oneDNNThreads is the size of OpenMP's thread team for oneDNN.
+func oneDNNThreads() int { return int(C.dnx_max_threads()) }

@@ -50,6 +50,7 @@ type Run struct {
 	Host      string    `json:"host"`
 	Counts
 	Message string `json:"message,omitempty"`
+	Engine  string `json:"engine,omitempty"` // opencv or onednn (extract, predict); "" otherwise
 }
 
 // StartRun records a new run with status 'running'. Only the holder of the
@@ -87,6 +88,16 @@ func (db *DB) StartRun(ctx context.Context, command string, args []string) (int6
 		return id, err
 	}
 	return id, nil
+}
+
+// SetRunEngine records the engine a running run computes its vectors on.
+func (db *DB) SetRunEngine(ctx context.Context, id int64, engine string) error {
+	w, err := db.writer("run engine")
+	if err != nil {
+		return err
+	}
+	res, err := w.ExecContext(ctx, `UPDATE runs SET engine = ? WHERE id = ?`, engine, id)
+	return checkRunUpdate("run engine", id, res, err)
 }
 
 // UpdateRun sets a running run's counters (absolute values).
@@ -190,7 +201,7 @@ func (db *DB) Run(ctx context.Context, id int64) (Run, error) {
 
 func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, error) {
 	rows, err := db.reader().QueryContext(ctx, `SELECT id, command, args, started_at, ended_at, status, exit_code,
-		pid, host, seen, extracted, present, duplicates, failed, message FROM runs `+tail, args...)
+		pid, host, seen, extracted, present, duplicates, failed, message, engine FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("runs: %w", err)
 	}
@@ -199,10 +210,10 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 	for rows.Next() {
 		var r Run
 		var args string
-		var started, ended, host, msg sql.NullString
+		var started, ended, host, msg, engine sql.NullString
 		var exit, pid sql.NullInt64
 		if err := rows.Scan(&r.ID, &r.Command, &args, &started, &ended, &r.Status, &exit, &pid, &host,
-			&r.Seen, &r.Extracted, &r.Present, &r.Duplicates, &r.Failed, &msg); err != nil {
+			&r.Seen, &r.Extracted, &r.Present, &r.Duplicates, &r.Failed, &msg, &engine); err != nil {
 			return nil, fmt.Errorf("runs: %w", err)
 		}
 		if err := json.Unmarshal([]byte(args), &r.Args); err != nil {
@@ -213,7 +224,7 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 			e := int(exit.Int64)
 			r.ExitCode = &e
 		}
-		r.PID, r.Host, r.Message = int(pid.Int64), host.String, msg.String
+		r.PID, r.Host, r.Message, r.Engine = int(pid.Int64), host.String, msg.String, engine.String
 		runs = append(runs, r)
 	}
 	if err := rows.Err(); err != nil {

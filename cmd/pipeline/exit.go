@@ -68,6 +68,7 @@ func ExitCode(err error) int {
 		errors.Is(err, pipeline.ErrNoVector), errors.Is(err, store.ErrZeroVector):
 		return ExitData
 	case errors.Is(err, extract.ErrUnknownLayer), errors.Is(err, extract.ErrBackendUnavailable),
+		errors.Is(err, extract.ErrUnsupportedOp), errors.Is(err, extract.ErrEngine), errors.Is(err, extract.ErrNoBF16),
 		errors.Is(err, extract.ErrUnknownModel), errors.Is(err, classify.ErrUnknownClassifier),
 		errors.Is(err, classify.ErrUnknownKernel), errors.Is(err, classify.ErrBadParam),
 		errors.Is(err, store.ErrUnknownClassifier), errors.Is(err, store.ErrClassifierExists),

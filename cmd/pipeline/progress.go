@@ -48,8 +48,8 @@ func (p *progress) Started(info pipeline.StartInfo) {
 	if info.RunID != 0 {
 		run = fmt.Sprintf("run %d, ", info.RunID)
 	}
-	p.e.infof("%s: %s%s; batch %d, %d net(s) x %d OpenCV threads, %d decode workers",
-		p.verb, run, strings.Join(sets, "; "), info.Batch, info.Nets, info.Threads, info.Workers)
+	p.e.infof("%s: %s%s; batch %d, %d net(s) x %d %s threads, %d decode workers",
+		p.verb, run, strings.Join(sets, "; "), info.Batch, info.Nets, info.Threads, engineName(info.Engine), info.Workers)
 }
 
 func (p *progress) Note(msg string) {
@@ -140,4 +140,11 @@ func fmtDuration(d time.Duration) string {
 		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 	}
 	return fmt.Sprintf("%ds", int(d.Seconds()))
+}
+
+func engineName(engine string) string {
+	if engine == "onednn" {
+		return "oneDNN"
+	}
+	return "OpenCV"
 }
