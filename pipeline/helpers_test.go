@@ -36,6 +36,7 @@ type childSpec struct {
 	Layers                    []string
 	Batch, Nets               int
 	Wait                      string
+	Engine                    string // --engine ("" = auto)
 }
 
 func runChild(spec string) int {
@@ -49,7 +50,8 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	o := ExtractOptions{DB: s.DB, Model: m, Layers: s.Layers, Batch: s.Batch, Nets: s.Nets, Images: s.Images, Args: []string{"child"}}
+	o := ExtractOptions{DB: s.DB, Model: m, Layers: s.Layers, Batch: s.Batch, Nets: s.Nets, Images: s.Images, Args: []string{"child"},
+		Compute: extract.Compute{Engine: s.Engine}}
 	if s.Wait != "" {
 		fmt.Sscan(s.Wait, &o.Wait)
 	}
