@@ -22,8 +22,8 @@ type ForwardResult struct {
 	Model          string    `json:"model"`
 	Layer          string    `json:"layer"`
 	RequestedBatch int       `json:"requested_batch"`
-	Batch          int       `json:"batch"`   // what the extractor really runs (a fixed-batch model falls back to 1)
-	Threads        int       `json:"threads"` // the engine's threads after setting
+	Batch          int       `json:"batch"`     // what the extractor really runs (a fixed-batch model falls back to 1)
+	Threads        int       `json:"threads"`   // the engine's threads after setting
 	Engine         string    `json:"engine"`    // opencv or onednn (what ran)
 	Precision      string    `json:"precision"` // fp32 or bf16
 	CallsPerRep    int       `json:"calls_per_rep"`
