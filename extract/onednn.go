@@ -530,6 +530,21 @@ func buildDNNL(m *onnx.Model, p *dnnlPlan, c, h, w, batch, threads int, bf16 boo
 		}
 		return f32(t)
 	}
+	// Weights no op reads (layers after the requested ones) go at once.
+	used := map[string]bool{}
+	for _, op := range p.ops {
+		for _, k := range op.nodes {
+			for _, in := range m.Graph.Nodes[k].Inputs {
+				used[in] = true
+			}
+		}
+	}
+	for _, t := range m.Graph.Initializers {
+		if !used[t.Name] {
+			t.Float32, t.Float64 = nil, nil
+		}
+	}
+	freed := 0
 	for i, op := range p.ops {
 		n := op.node
 		for _, in := range op.in {
@@ -643,13 +658,20 @@ func buildDNNL(m *onnx.Model, p *dnnlPlan, c, h, w, batch, threads int, bf16 boo
 			return nil, fmt.Errorf("ONNX node %q (%s): %w", n.Name, n.OpType, dnnlErr(cerrp))
 		}
 		ids[op.out] = id
-		// The weights now live in oneDNN's layout: drop the ONNX copy.
+		// The weights now live in oneDNN's layout: drop the ONNX copy, and
+		// give it back to the OS every 64 MB, so that the model's weights
+		// are held about once, not twice, while the net is built.
 		for _, k := range op.nodes {
 			for _, in := range m.Graph.Nodes[k].Inputs {
-				if t := inits[in]; t != nil && t.NumElements() > 1024 {
+				if t := inits[in]; t != nil && t.NumElements() > 1024 && (t.Float32 != nil || t.Float64 != nil) {
+					freed += 4 * t.NumElements()
 					t.Float32, t.Float64 = nil, nil
 				}
 			}
+		}
+		if freed > 64<<20 {
+			debug.FreeOSMemory()
+			freed = 0
 		}
 	}
 	for _, t := range p.want {
@@ -665,7 +687,6 @@ func buildDNNL(m *onnx.Model, p *dnnlPlan, c, h, w, batch, threads int, bf16 boo
 	for _, line := range strings.Split(strings.TrimSpace(gostr(C.dnx_describe(np))), "\n") {
 		d.prims = append(d.prims, line)
 	}
-	runtime.GC()
 	debug.FreeOSMemory()
 	return d, nil
 }
