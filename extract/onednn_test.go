@@ -402,3 +402,56 @@ func TestOneDNN_Primitives(t *testing.T) {
 		t.Errorf("%d reorders, want at most 1 (the input)", reorders)
 	}
 }
+
+// TestOneDNN_FullSize: every alias of the full-size generated VGG-16 and
+// ResNet-50 (v1, v1.5, v2) on oneDNN, against the float64 reference.
+func TestOneDNN_FullSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: full-size models")
+	}
+	cache := testCache(t)
+	for _, name := range []string{"resnet50-arch", "resnet50-arch-torch", "resnet50-v2-arch", "vgg16-arch"} {
+		t.Run(name, func(t *testing.T) {
+			gen, _ := LookupGenerated(name)
+			path, sha, err := gen.Ensure(cache)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := Presets["torch"]
+			p.Resize = Resize{}
+			model := Model{Name: name, Format: "onnx", Path: path, SHA256: sha, Input: "data", Preprocess: p, HasPreprocess: true}
+			net, g, err := OpenNet(model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			net.Close()
+			names := g.AliasNames()
+			got, x, ex := forwardOne(t, model, names, EngineOneDNN, 4)
+			ex.Close()
+			om, err := onnx.ReadModel(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tensors []string
+			for _, a := range names {
+				tn, err := layerTensor(om, g.Alias(a))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tensors = append(tensors, tn)
+			}
+			in := onnx.NewFloat64("data", []int{1, 3, p.Height, p.Width}, x)
+			ref, err := onnx.Run(om, map[string]*onnx.Tensor{"data": in}, tensors...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, a := range names {
+				e := relErr(got[i], ref[tensors[i]].Float64)
+				t.Logf("%-17s %8d values  max rel err %.2e", a, len(got[i]), e)
+				if e > 1e-5 {
+					t.Errorf("%s: max relative error %.3g > 1e-5", a, e)
+				}
+			}
+		})
+	}
+}

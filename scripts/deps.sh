@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages pipeline needs on Debian 12 / Ubuntu 24.04,
 # only those that are missing. Needs root (or sudo).
-#   libopencv-dev     OpenCV 4.6 with DNN (the only C++ dependency of the tool)
+#   libopencv-dev     OpenCV 4.6 with DNN (graph description, Caffe/TensorFlow, OpenCL)
+#   libdnnl-dev       oneDNN 2.6 (OpenMP runtime): the oneDNN engine for ONNX models (--engine)
 #   pocl-opencl-icd   an OpenCL platform on the CPU (for --backend opencl)
 #   libsvm-tools, liblinear-tools   C reference implementations the tests compare against
 #   pkg-config, g++   for cgo
 set -euo pipefail
-want=(libopencv-dev libsqlite3-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
+want=(libopencv-dev libdnnl-dev libsqlite3-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
 if [ "${1:-}" = "--test" ]; then
   want+=(libsvm-tools liblinear-tools sqlite3)
 fi
