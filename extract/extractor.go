@@ -32,21 +32,37 @@ func OpenNet(m Model) (*Net, *Graph, error) {
 		return nil, nil, fmt.Errorf("read model %s: %w", m.Path, err)
 	}
 	net.SetInputName(m.Input)
-	g, err := net.Graph(m.Preprocess.Height, m.Preprocess.Width)
+	h, w := m.Preprocess.Height, m.Preprocess.Width
+	if h <= 0 || w <= 0 {
+		net.Close()
+		return nil, nil, fmt.Errorf("model %s: input size %dx%d", m.Path, w, h)
+	}
+	raw, err := net.describe([4]int{1, 3, h, w})
 	if err != nil {
 		net.Close()
-		return nil, nil, fmt.Errorf("model %s: %w", m.Path, err)
+		return nil, nil, fmt.Errorf("model %s: layer graph for a 1x3x%dx%d input: %w", m.Path, h, w, err)
 	}
+	saveGraph(m, raw)
+	g, err := graphOf(m, raw)
+	if err != nil {
+		net.Close()
+		return nil, nil, err
+	}
+	return net, g, nil
+}
+
+// graphOf builds the Graph of a model from OpenCV's description.
+func graphOf(m Model, raw []rawLayer) (*Graph, error) {
+	g := newGraph(raw)
 	if m.Format == "caffe" {
 		noteCaffeInPlace(g)
 	}
 	if m.Format == "onnx" {
 		if err := addONNXSources(g, m.Path); err != nil {
-			net.Close()
-			return nil, nil, fmt.Errorf("model %s: %w", m.Path, err)
+			return nil, fmt.Errorf("model %s: %w", m.Path, err)
 		}
 	}
-	return net, g, nil
+	return g, nil
 }
 
 // noteCaffeInPlace explains Caffe's in-place ReLUs: in Caffe, "fc7" and
@@ -149,19 +165,21 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 	if cfg.Compute.Threads > 0 {
 		SetNumThreads(cfg.Compute.Threads)
 	}
-	net, g, err := OpenNet(cfg.Model)
-	if err != nil {
-		return nil, err
+	// The oneDNN engine needs only OpenCV's description of the graph: from
+	// the graph cache when OpenCV described this file before.
+	var g *Graph
+	if want != EngineOpenCV {
+		g = cachedGraph(cfg.Model)
 	}
-	e.net, e.graph = net, g
+	if g == nil {
+		net, g2, err := OpenNet(cfg.Model)
+		if err != nil {
+			return nil, err
+		}
+		e.net, g = net, g2
+	}
+	e.graph = g
 	e.Notes = append(e.Notes, g.Warnings...)
-	if err := net.setBackend(backend, target); err != nil {
-		e.Close()
-		return nil, fmt.Errorf("set backend: %w", err)
-	}
-	if cfg.NoFusion {
-		net.EnableFusion(false)
-	}
 	seen := map[string]bool{}
 	for _, name := range cfg.Layers {
 		r, err := g.Resolve(name)
@@ -199,6 +217,20 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 		if ok {
 			return e, nil
 		}
+	}
+	if e.net == nil { // auto fell back to OpenCV on a cached graph
+		net, _, err := OpenNet(cfg.Model)
+		if err != nil {
+			return nil, err
+		}
+		e.net = net
+	}
+	if err := e.net.setBackend(backend, target); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("set backend: %w", err)
+	}
+	if cfg.NoFusion {
+		e.net.EnableFusion(false)
 	}
 	e.pinFusedInputs(seen)
 	if e.batch > 1 {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -453,5 +454,34 @@ func TestOneDNN_FullSize(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGraphCache: OpenCV's description of a model is cached by its hash,
+// and the oneDNN engine built from the cached graph gives the same codes
+// without OpenCV importing the model again.
+func TestGraphCache(t *testing.T) {
+	t.Setenv("PIPELINE_CACHE", t.TempDir())
+	model, _ := loadTestModel(t, "resnet-v1-torch-tiny.onnx", "torch")
+	model.SHA256 = "0123456789abcdef"
+	if cachedGraph(model) != nil {
+		t.Fatal("cache not empty at the start")
+	}
+	layers := []string{"avg_pool", "conv3_block1_out"}
+	first, _, ex := forwardOne(t, model, layers, EngineOneDNN, 7)
+	ex.Close()
+	g := cachedGraph(model)
+	if g == nil || g.Alias("avg_pool") == nil || len(g.Alias("avg_pool").Source) == 0 {
+		t.Fatalf("no usable cached graph after the first extractor: %v", g)
+	}
+	second, _, ex := forwardOne(t, model, layers, EngineOneDNN, 7)
+	if ex.net != nil {
+		t.Error("the second extractor imported the model into OpenCV")
+	}
+	ex.Close()
+	for i := range layers {
+		if !slices.Equal(first[i], second[i]) {
+			t.Errorf("%s differs with the cached graph", layers[i])
+		}
 	}
 }
