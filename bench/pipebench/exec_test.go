@@ -84,3 +84,16 @@ func TestNetReport_ComputeRatios(t *testing.T) {
 		t.Errorf("roofline = %v img/s, want 10", nr.Roofline)
 	}
 }
+
+func TestParseCombos(t *testing.T) {
+	got, _, err := parseCombos("onednn,opencv", "fp32,bf16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 2 || got[0] != (combo{"onednn", "fp32"}) || got[len(got)-1] != (combo{"opencv", "fp32"}) {
+		t.Errorf("combos %v: want onednn fp32 first, opencv fp32 last, no opencv bf16", got)
+	}
+	if _, _, err := parseCombos("tvm", "fp32"); err == nil {
+		t.Error("--engines tvm accepted")
+	}
+}

@@ -188,13 +188,9 @@ func (c combo) String() string { return c.engine + " " + c.precision }
 // parseCombos: every engine in fp32, and oneDNN in each other precision
 // (bf16 only where the CPU has it: said in the report otherwise).
 func parseCombos(engines, precisions string) ([]combo, []string, error) {
-	es, err := parseNames(engines)
-	if err != nil {
-		return nil, nil, err
-	}
-	ps, err := parseNames(precisions)
-	if err != nil {
-		return nil, nil, err
+	es, ps := splitList(engines), splitList(precisions)
+	if len(es) == 0 || len(ps) == 0 {
+		return nil, nil, fmt.Errorf("--engines and --precisions want at least one value")
 	}
 	var out []combo
 	var notes []string
@@ -731,6 +727,16 @@ func (nr *NetReport) computeRatios(g *GEMMResult) {
 			fmt.Sprintf("PyTorch %s %.2f img/s (batch %d) / %.2f img/s = GEMM %.0f GFLOP/s / %.2f GFLOP per image (torchvision topology)",
 				p.mode, p.rate, p.batch, peerRoof, g.GFLOPS, nr.PeerCost.GFLOP)}
 	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func parseNames(s string) ([]string, error) {
