@@ -65,6 +65,7 @@ struct Step {
     std::unordered_map<int, memory> fixed;
     std::unordered_map<int, memory> args; // built at finalize
     std::string info;
+    memory::desc scratch; // zero when the primitive needs none
 };
 
 const int HIDDEN = 1 << 20; // ids of a plan's own tensors (reorders)
@@ -79,6 +80,8 @@ struct Plan {
     std::vector<memory> inputs; // memories over the user's input
     int hidden = HIDDEN;
     bool ready = false;
+    size_t scratch = 0;
+    std::shared_ptr<char> scratchBuf;
 };
 
 struct Net {
@@ -93,9 +96,13 @@ struct Net {
     std::map<int, std::unique_ptr<Plan>> plans;
     std::map<int, bool> failed; // batch sizes whose plan could not be built
 
-    void set_threads() {
-        if (threads > 0) omp_set_num_threads(threads);
-    }
+    // set_threads fixes the OpenMP team size on the calling thread before
+    // every primitive creation and execution. OpenMP's thread count is a
+    // per-thread setting, Go runs each call on whichever OS thread is free,
+    // and other libraries in the process (OpenBLAS under OpenCV) change it:
+    // a primitive executed with more threads than it was created for
+    // overruns its scratchpad.
+    void set_threads() { omp_set_num_threads(threads); }
     memory::dims full(const Plan &P, int t) const {
         memory::dims d{P.batch};
         const memory::dims &pi = tdims.at(t);
@@ -103,6 +110,14 @@ struct Net {
         return d;
     }
 };
+
+// uattr: every primitive takes its scratchpad from the plan (one buffer,
+// sized for the largest), not from oneDNN's global one.
+primitive_attr uattr() {
+    primitive_attr a;
+    a.set_scratchpad_mode(scratchpad_mode::user);
+    return a;
+}
 
 tag plain_tag(size_t nd) {
     switch (nd) {
@@ -134,6 +149,14 @@ void add_step(Plan &P, primitive p, std::vector<Arg> targs, std::unordered_map<i
     s.targs = std::move(targs);
     s.fixed = std::move(fixed);
     s.info = info ? info : "";
+    const_dnnl_primitive_desc_t cpd = nullptr;
+    if (dnnl_primitive_get_primitive_desc(p.get(), &cpd) == dnnl_success && cpd) {
+        const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(cpd, dnnl_query_scratchpad_md, 0);
+        if (smd && smd->ndims > 0) {
+            s.scratch = memory::desc(*smd);
+            P.scratch = std::max(P.scratch, s.scratch.get_size());
+        }
+    }
     P.steps.push_back(std::move(s));
 }
 
@@ -143,7 +166,7 @@ int as_md(Net &N, Plan &P, int t, const memory::desc &want) {
     if (P.md.at(t) == want) return t;
     int h = P.hidden++;
     P.md[h] = want;
-    reorder::primitive_desc pd(N.eng, P.md.at(t), N.eng, want);
+    reorder::primitive_desc pd(N.eng, P.md.at(t), N.eng, want, uattr());
     add_step(P, reorder(pd), {{DNNL_ARG_FROM, t, false, {}}, {DNNL_ARG_TO, h, false, {}}}, {}, pd.impl_info_str());
     return h;
 }
@@ -197,7 +220,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
         post_ops po;
         if (s.sum_src >= 0) po.append_sum(1.f);
         if (s.relu) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-        primitive_attr attr;
+        primitive_attr attr = uattr();
         attr.set_post_ops(po);
         convolution_forward::primitive_desc pd;
         bool fixed_dst = false;
@@ -228,7 +251,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
             if (s.sum_inplace && fixed_dst)
                 P.alias[s.dst] = s.sum_src;
             else { // copy the shortcut into the output first
-                reorder::primitive_desc rpd(N.eng, P.md.at(s.sum_src), N.eng, pd.dst_desc());
+                reorder::primitive_desc rpd(N.eng, P.md.at(s.sum_src), N.eng, pd.dst_desc(), uattr());
                 add_step(P, reorder(rpd), {{DNNL_ARG_FROM, s.sum_src, false, {}}, {DNNL_ARG_TO, s.dst, false, {}}}, {},
                          rpd.impl_info_str());
             }
@@ -250,7 +273,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
                                  normalization_flags::use_shift;
         if (s.relu) fl = fl | normalization_flags::fuse_norm_relu;
         batch_normalization_forward::desc d(prop_kind::forward_inference, P.md.at(src), s.eps, fl);
-        batch_normalization_forward::primitive_desc pd(d, N.eng);
+        batch_normalization_forward::primitive_desc pd(d, uattr(), N.eng);
         P.md[s.dst] = pd.dst_desc();
         add_step(P, batch_normalization_forward(pd), {{DNNL_ARG_SRC, src, false, {}}, {DNNL_ARG_DST, s.dst, false, {}}},
                  {{DNNL_ARG_MEAN, s.mean}, {DNNL_ARG_VARIANCE, s.var}, {DNNL_ARG_SCALE, s.scale}, {DNNL_ARG_SHIFT, s.shift}},
@@ -260,7 +283,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
     case K_RELU: {
         int src = as_dt(N, P, s.srcs[0]);
         eltwise_forward::desc d(prop_kind::forward_inference, algorithm::eltwise_relu, P.md.at(src), 0.f, 0.f);
-        eltwise_forward::primitive_desc pd(d, N.eng);
+        eltwise_forward::primitive_desc pd(d, uattr(), N.eng);
         P.md[s.dst] = pd.dst_desc();
         add_step(P, eltwise_forward(pd), {{DNNL_ARG_SRC, src, false, {}}, {DNNL_ARG_DST, s.dst, false, {}}}, {},
                  pd.impl_info_str());
@@ -277,7 +300,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
         pooling_forward::desc d(prop_kind::forward_inference, a, P.md.at(src),
                                 memory::desc({sd[0], sd[1], oh, ow}, N.adt, tag::any), s.strides, {s.kh, s.kw}, s.padl,
                                 s.padr);
-        pooling_forward::primitive_desc pd(d, N.eng);
+        pooling_forward::primitive_desc pd(d, uattr(), N.eng);
         P.md[s.dst] = pd.dst_desc();
         add_step(P, pooling_forward(pd), {{DNNL_ARG_SRC, src, false, {}}, {DNNL_ARG_DST, s.dst, false, {}}}, {},
                  pd.impl_info_str());
@@ -288,7 +311,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
         int b = as_md(N, P, as_dt(N, P, s.srcs[1]), P.md.at(a));
         post_ops po;
         if (s.relu) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-        primitive_attr attr;
+        primitive_attr attr = uattr();
         attr.set_post_ops(po);
         binary::desc d(algorithm::binary_add, P.md.at(a), P.md.at(b), P.md.at(a));
         binary::primitive_desc pd(d, attr, N.eng);
@@ -308,7 +331,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
         memory::desc b_md({s.oc}, dt::f32, tag::a);
         post_ops po;
         if (s.relu) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-        primitive_attr attr;
+        primitive_attr attr = uattr();
         attr.set_post_ops(po);
         inner_product_forward::desc d(prop_kind::forward_inference, src_md, w_md, b_md,
                                       memory::desc({P.batch, s.oc}, N.adt, tag::any));
@@ -333,7 +356,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
         memory::dim d = 1;
         for (size_t i = 1; i < sd.size(); i++) d *= sd[i];
         P.md[s.dst] = memory::desc({P.batch, d}, N.adt, tag::nc);
-        reorder::primitive_desc pd(N.eng, P.md.at(src), N.eng, flat);
+        reorder::primitive_desc pd(N.eng, P.md.at(src), N.eng, flat, uattr());
         add_step(P, reorder(pd), {{DNNL_ARG_FROM, src, false, {}}, {DNNL_ARG_TO, s.dst, true, flat}}, {},
                  pd.impl_info_str());
         return;
@@ -341,7 +364,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
     case K_SOFTMAX: {
         int src = as_dt(N, P, s.srcs[0]);
         softmax_forward::desc d(prop_kind::forward_inference, P.md.at(src), 1);
-        softmax_forward::primitive_desc pd(d, N.eng);
+        softmax_forward::primitive_desc pd(d, uattr(), N.eng);
         P.md[s.dst] = pd.dst_desc();
         add_step(P, softmax_forward(pd), {{DNNL_ARG_SRC, src, false, {}}, {DNNL_ARG_DST, s.dst, false, {}}}, {},
                  pd.impl_info_str());
@@ -358,7 +381,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
             dd[1] += N.tdims[s.srcs[i]][0];
             args.push_back({DNNL_ARG_MULTIPLE_SRC + (int)i, t, false, {}});
         }
-        concat::primitive_desc pd(memory::desc(dd, N.adt, tag::any), 1, mds, N.eng);
+        concat::primitive_desc pd(memory::desc(dd, N.adt, tag::any), 1, mds, N.eng, uattr());
         P.md[s.dst] = pd.dst_desc();
         args.push_back({DNNL_ARG_DST, s.dst, false, {}});
         add_step(P, concat(pd), args, {}, pd.impl_info_str());
@@ -429,8 +452,14 @@ void finalize(Net &N, Plan &P) {
     };
     for (auto &kv : tensorBuf) P.mem[kv.first] = memFor(kv.first, P.md.at(kv.first));
     if (!P.mem.count(0)) P.mem[0] = memFor(0, P.md.at(0));
+    if (P.scratch > 0) {
+        char *sp = (char *)aligned_alloc(64, (P.scratch + 63) / 64 * 64);
+        if (!sp) throw std::runtime_error("out of memory for the scratchpad");
+        P.scratchBuf = std::shared_ptr<char>(sp, free);
+    }
     for (auto &s : P.steps) {
         s.args = s.fixed;
+        if (s.scratch.get_size() > 0) s.args[DNNL_ARG_SCRATCHPAD] = memory(s.scratch, N.eng, P.scratchBuf.get());
         for (auto &a : s.targs) {
             if (a.has_md)
                 s.args[a.arg] = memFor(a.t, a.md);
@@ -555,6 +584,10 @@ DnxNet dnx_new(int bf16, int batch, int threads, char **err) {
         std::unique_ptr<Net> N(new Net());
         N->adt = bf16 ? dt::bf16 : dt::f32;
         N->batch = batch < 1 ? 1 : batch;
+        if (threads <= 0) { // OpenMP's default: OMP_NUM_THREADS, else the cores
+            const char *env = getenv("OMP_NUM_THREADS");
+            threads = env && atoi(env) > 0 ? atoi(env) : omp_get_num_procs();
+        }
         N->threads = threads;
         n = N.release();
         return 0;
@@ -718,3 +751,5 @@ char *dnx_describe(DnxNet n) {
 }
 
 } // extern "C"
+
+extern "C" int dnx_net_threads(DnxNet n) { return ((Net *)n)->threads; }

@@ -23,6 +23,8 @@ int dnx_isa(void);
 char *dnx_version(void);
 // dnx_max_threads is the number of threads oneDNN's OpenMP runtime uses.
 int dnx_max_threads(void);
+// dnx_net_threads is the OpenMP team size a net runs with.
+int dnx_net_threads(DnxNet n);
 
 // dnx_new makes an empty net for batches of `batch` images; bf16 != 0 keeps
 // activations and weights in bfloat16. threads <= 0 keeps OpenMP's default.

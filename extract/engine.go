@@ -166,10 +166,7 @@ func (e *Extractor) Primitives() []string {
 // Threads is the number of threads the engine's forward pass uses.
 func (e *Extractor) Threads() int {
 	if e.dnnl != nil {
-		if e.cfg.Compute.Threads > 0 {
-			return e.cfg.Compute.Threads
-		}
-		return oneDNNThreads()
+		return e.dnnl.threads()
 	}
 	return NumThreads()
 }

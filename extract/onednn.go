@@ -829,5 +829,5 @@ func oneDNNVerbose() bool {
 	return os.Getenv("ONEDNN_VERBOSE") != "" || os.Getenv("DNNL_VERBOSE") != ""
 }
 
-// oneDNNThreads is the size of OpenMP's thread team for oneDNN.
-func oneDNNThreads() int { return int(C.dnx_max_threads()) }
+// threads is the OpenMP team size the net runs with.
+func (d *dnnlNet) threads() int { return int(C.dnx_net_threads(d.p)) }
