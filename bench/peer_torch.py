@@ -8,6 +8,7 @@ Two measurements, each printed as one JSON object on stdout:
       GFLOP/s = 2 n^3 / median time. The FLOP roofline of the machine.
 
   peer_torch.py net --model vgg16|resnet50 --threads 2 --batches 1,8,32
+                    [--modes eager,channels_last,torchscript,bf16]
                     [--warmup 1] [--reps 5] [--min-images 8]
       torchvision's architecture with random weights (speed does not depend
       on the values), cut at the layer pipeline extracts: vgg16 up to
@@ -15,7 +16,12 @@ Two measurements, each printed as one JSON object on stdout:
       resnet50 up to avgpool (= Keras avg_pool), in eval mode under
       torch.inference_mode(). One repetition is enough forward passes of
       `batch` images to cover at least --min-images images; the rate is the
-      images of one repetition over the median repetition time.
+      images of one repetition over the median repetition time. Each of
+      --modes is measured: eager NCHW, channels_last, TorchScript frozen
+      (torch.jit.optimize_for_inference(torch.jit.script(m))) and bf16
+      autocast with channels_last (skipped, with the reason, on CPUs
+      without bf16); every mode's codes are compared with eager fp32's
+      (min_cosine_to_eager).
 
 Progress goes to stderr; only the JSON result goes to stdout.
 """
@@ -109,33 +115,87 @@ def build(model):
     return net.eval(), layer
 
 
+MODES = ("eager", "channels_last", "torchscript", "bf16")
+
+
+def bf16_available():
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available()) and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
+def prepare(model, mode, size):
+    """The module and input layout of one configuration:
+    eager: NCHW as built; channels_last: weights and input in NHWC;
+    torchscript: torch.jit.optimize_for_inference(torch.jit.script(m)) (frozen,
+    oneDNN blocked layouts, conv+bias+ReLU+add fused); bf16: channels_last
+    under torch.autocast("cpu", torch.bfloat16)."""
+    import contextlib
+    import torch
+
+    fmt = torch.contiguous_format
+    ctx = contextlib.nullcontext
+    if mode in ("channels_last", "bf16"):
+        model = model.to(memory_format=torch.channels_last)
+        fmt = torch.channels_last
+    if mode == "bf16":
+        ctx = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    if mode == "torchscript":
+        model = torch.jit.optimize_for_inference(torch.jit.script(model))
+    return model, fmt, ctx
+
+
 def net(args):
     import torch
     import torchvision
 
     threads = set_threads(args.threads)
-    model, layer = build(args.model)
+    base, layer = build(args.model)
     res = {"kind": "net", "model": args.model, "layer": layer, "threads": threads,
            "torch": torch.__version__, "torchvision": torchvision.__version__,
-           "size": args.size, "results": []}
-    with torch.inference_mode():
-        for b in args.batches:
-            x = torch.randn(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(b))
-            calls = max(1, -(-args.min_images // b))  # ceil: forward passes per repetition
-            out = model(x)  # the first pass allocates; not counted in the warm-up
-            dim = int(out.shape[1])
-            for _ in range(args.warmup * calls):
-                model(x)
-            times = []
-            for r in range(args.reps):
-                t = time.perf_counter()
-                for _ in range(calls):
+           "size": args.size, "results": [], "skipped": {}}
+    ref = {}
+    for mode in args.modes:
+        if mode == "bf16" and not bf16_available():
+            res["skipped"][mode] = "this CPU has no bf16 (torch.ops.mkldnn._is_mkldnn_bf16_supported() is false)"
+            log(f"torch {args.model} {mode}: skipped, no bf16 on this CPU")
+            continue
+        try:
+            with torch.inference_mode():
+                model, fmt, ctx = prepare(base, mode, args.size)
+        except Exception as e:  # a configuration this torch cannot build: say so, go on
+            res["skipped"][mode] = f"{type(e).__name__}: {e}"
+            log(f"torch {args.model} {mode}: skipped: {e}")
+            continue
+        with torch.inference_mode(), ctx():
+            for b in args.batches:
+                x = torch.randn(b, 3, args.size, args.size, generator=torch.Generator().manual_seed(b))
+                x = x.contiguous(memory_format=fmt)
+                calls = max(1, -(-args.min_images // b))  # ceil: forward passes per repetition
+                out = model(x)  # the first pass allocates (and traces); not counted in the warm-up
+                dim = int(out.shape[1])
+                entry = {"mode": mode, "batch": b, "calls_per_rep": calls, "images_per_rep": calls * b, "dim": dim}
+                o = out.float().reshape(b, -1)
+                if mode == "eager":
+                    ref[b] = o
+                elif b in ref:  # fidelity of the configuration against eager fp32
+                    cos = torch.nn.functional.cosine_similarity(o, ref[b], dim=1)
+                    entry["min_cosine_to_eager"] = float(cos.min())
+                for _ in range(args.warmup * calls):
                     model(x)
-                times.append(time.perf_counter() - t)
-                log(f"torch {args.model} batch {b}: rep {r + 1}/{args.reps} {calls * b / times[-1]:.2f} img/s")
-            med = statistics.median(times)
-            res["results"].append({"batch": b, "calls_per_rep": calls, "images_per_rep": calls * b,
-                                   "seconds": times, "images_per_second": calls * b / med, "dim": dim})
+                times = []
+                for r in range(args.reps):
+                    t = time.perf_counter()
+                    for _ in range(calls):
+                        model(x)
+                    times.append(time.perf_counter() - t)
+                    log(f"torch {args.model} {mode} batch {b}: rep {r + 1}/{args.reps} {calls * b / times[-1]:.2f} img/s")
+                entry["seconds"] = times
+                entry["images_per_second"] = calls * b / statistics.median(times)
+                res["results"].append(entry)
     res["self_maxrss_kib"] = peak_rss_kib()
     return res
 
@@ -155,11 +215,16 @@ def main():
     n.add_argument("--warmup", type=int, default=1)
     n.add_argument("--reps", type=int, default=5)
     n.add_argument("--min-images", type=int, default=8)
+    n.add_argument("--modes", default=",".join(MODES), help="configurations: " + ", ".join(MODES))
     args = p.parse_args()
     if args.cmd == "net":
         args.batches = [int(s) for s in args.batches.split(",") if s.strip()]
         if not args.batches or min(args.batches) < 1:
             raise SystemExit("peer_torch: --batches wants positive integers, e.g. 1,8,32")
+        args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        bad = [m for m in args.modes if m not in MODES]
+        if bad or not args.modes:
+            raise SystemExit(f"peer_torch: --modes {bad}: want some of {', '.join(MODES)}")
     out = gemm(args) if args.cmd == "gemm" else net(args)
     json.dump(out, sys.stdout, indent=1)
     print()

@@ -98,13 +98,20 @@ func OpenCLDevices() ([]OpenCLDevice, error) {
 type Compute struct {
 	Backend string // cpu (default), opencl, cuda
 	Target  string // fp32 (default), fp16
-	Threads int    // OpenCV threads; 0 = OpenCV's default
+	Threads int    // OpenCV's or oneDNN's threads; 0 = the library's default (all cores)
+	// Engine is auto (""), onednn or opencv: see NewExtractor.
+	Engine string
+	// Arith is --precision: fp32 ("") or bf16 (oneDNN only).
+	Arith string
 }
 
 // Precision is the feature-set precision this compute setting gives.
 func (c Compute) Precision() string {
 	if c.Target == "fp16" {
 		return "fp16"
+	}
+	if c.Arith == "bf16" {
+		return "bf16"
 	}
 	return "fp32"
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"pipeline/errclass"
+	"time"
 )
 
 // Model is a network file and what is needed to feed it.
@@ -33,21 +34,37 @@ func OpenNet(m Model) (*Net, *Graph, error) {
 		return nil, nil, fmt.Errorf("read model %s: %w", m.Path, err)
 	}
 	net.SetInputName(m.Input)
-	g, err := net.Graph(m.Preprocess.Height, m.Preprocess.Width)
+	h, w := m.Preprocess.Height, m.Preprocess.Width
+	if h <= 0 || w <= 0 {
+		net.Close()
+		return nil, nil, fmt.Errorf("model %s: input size %dx%d", m.Path, w, h)
+	}
+	raw, err := net.describe([4]int{1, 3, h, w})
 	if err != nil {
 		net.Close()
-		return nil, nil, fmt.Errorf("model %s: %w", m.Path, err)
+		return nil, nil, fmt.Errorf("model %s: layer graph for a 1x3x%dx%d input: %w", m.Path, h, w, err)
 	}
+	saveGraph(m, raw)
+	g, err := graphOf(m, raw)
+	if err != nil {
+		net.Close()
+		return nil, nil, err
+	}
+	return net, g, nil
+}
+
+// graphOf builds the Graph of a model from OpenCV's description.
+func graphOf(m Model, raw []rawLayer) (*Graph, error) {
+	g := newGraph(raw)
 	if m.Format == "caffe" {
 		noteCaffeInPlace(g)
 	}
 	if m.Format == "onnx" {
 		if err := addONNXSources(g, m.Path); err != nil {
-			net.Close()
-			return nil, nil, fmt.Errorf("model %s: %w", m.Path, err)
+			return nil, fmt.Errorf("model %s: %w", m.Path, err)
 		}
 	}
-	return net, g, nil
+	return g, nil
 }
 
 // noteCaffeInPlace explains Caffe's in-place ReLUs: in Caffe, "fc7" and
@@ -108,6 +125,10 @@ type Extractor struct {
 	inLen   int
 	Notes   []string // things the user should know (batch fallback, OpenCL setup)
 	scratch []float32
+	engine  string   // EngineOpenCV or EngineOneDNN
+	dnnl    *dnnlNet // the oneDNN engine's net, when it runs
+	// LoadTime is how long the oneDNN engine took to read and reorder the weights.
+	LoadTime time.Duration
 }
 
 // NewExtractor loads the model and resolves the layers. Close it when done.
@@ -125,7 +146,11 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 	if err := cfg.Model.Preprocess.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Extractor{cfg: cfg, batch: max(cfg.Batch, 1)}
+	e := &Extractor{cfg: cfg, batch: max(cfg.Batch, 1), engine: EngineOpenCV}
+	want, err := wantEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if strings.EqualFold(cfg.Compute.Backend, "opencl") {
 		note, err := ConfigureOpenCL()
 		if err != nil {
@@ -142,19 +167,21 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 	if cfg.Compute.Threads > 0 {
 		SetNumThreads(cfg.Compute.Threads)
 	}
-	net, g, err := OpenNet(cfg.Model)
-	if err != nil {
-		return nil, err
+	// The oneDNN engine needs only OpenCV's description of the graph: from
+	// the graph cache when OpenCV described this file before.
+	var g *Graph
+	if want != EngineOpenCV {
+		g = cachedGraph(cfg.Model)
 	}
-	e.net, e.graph = net, g
+	if g == nil {
+		net, g2, err := OpenNet(cfg.Model)
+		if err != nil {
+			return nil, err
+		}
+		e.net, g = net, g2
+	}
+	e.graph = g
 	e.Notes = append(e.Notes, g.Warnings...)
-	if err := net.setBackend(backend, target); err != nil {
-		e.Close()
-		return nil, fmt.Errorf("set backend: %w", err)
-	}
-	if cfg.NoFusion {
-		net.EnableFusion(false)
-	}
 	seen := map[string]bool{}
 	for _, name := range cfg.Layers {
 		r, err := g.Resolve(name)
@@ -181,9 +208,33 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 		e.names = append(e.names, r.Layer.Name)
 		e.sizes = append(e.sizes, prod(r.Layer.Shape))
 	}
-	e.pinFusedInputs(seen)
 	p := cfg.Model.Preprocess
 	e.inLen = 3 * p.Width * p.Height
+	if want != EngineOpenCV {
+		ok, err := e.startOneDNN(want)
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		if ok {
+			return e, nil
+		}
+	}
+	if e.net == nil { // auto fell back to OpenCV on a cached graph
+		net, _, err := OpenNet(cfg.Model)
+		if err != nil {
+			return nil, err
+		}
+		e.net = net
+	}
+	if err := e.net.setBackend(backend, target); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("set backend: %w", err)
+	}
+	if cfg.NoFusion {
+		e.net.EnableFusion(false)
+	}
+	e.pinFusedInputs(seen)
 	if e.batch > 1 {
 		if err := e.checkBatch(); err != nil {
 			e.Notes = append(e.Notes, err.Error())
@@ -259,6 +310,10 @@ func (e *Extractor) Close() error {
 		e.net.Close()
 		e.net = nil
 	}
+	if e.dnnl != nil {
+		e.dnnl.Close()
+		e.dnnl = nil
+	}
 	return nil
 }
 
@@ -308,7 +363,11 @@ func (e *Extractor) forward(in []float32, k int) ([][][]float32, error) {
 		e.scratch = make([]float32, total)
 	}
 	buf := e.scratch[:total]
-	if _, err := e.net.Forward(in, [4]int{k, 3, p.Height, p.Width}, e.names, sizes, buf); err != nil {
+	if e.dnnl != nil {
+		if err := e.dnnl.forward(in, k, buf); err != nil {
+			return nil, fmt.Errorf("forward: %w", err)
+		}
+	} else if _, err := e.net.Forward(in, [4]int{k, 3, p.Height, p.Width}, e.names, sizes, buf); err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
 	res := make([][][]float32, k)

@@ -119,7 +119,6 @@ func TestAliases_MatchReference(t *testing.T) {
 	for _, tm := range testModels {
 		t.Run(strings.TrimSuffix(tm.file, ".onnx"), func(t *testing.T) {
 			model, om := loadTestModel(t, tm.file, tm.preset)
-			p := model.Preprocess
 			net, g, err := OpenNet(model)
 			if err != nil {
 				t.Fatal(err)
@@ -144,45 +143,59 @@ func TestAliases_MatchReference(t *testing.T) {
 			}
 
 			// All aliases from one forward pass, compared with the float64
-			// reference of the same weights on the same pixels.
+			// reference of the same weights on the same pixels, on both
+			// engines.
 			names := g.AliasNames()
-			ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: names, Pool: "none", Batch: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ex.Close()
-			pix, img := randomImage(t, 1, p.Width, p.Height)
-			defer img.Close()
-			blob := make([]float32, ex.InputLen())
-			if err := p.blobFromMat(img, blob); err != nil {
-				t.Fatal(err)
-			}
-			got, err := ex.Forward(blob, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var tensors []string
-			for _, a := range names {
-				tensors = append(tensors, om.Graph.Node(strings.TrimPrefix(g.Alias(a).Name, "onnx_node!")).Outputs[0])
-			}
-			in := onnx.NewFloat64(model.Input, []int{1, 3, p.Height, p.Width}, referenceInput(p, pix, p.Width, p.Height))
-			ref, err := onnx.Run(om, map[string]*onnx.Tensor{model.Input: in}, tensors...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, a := range names {
-				want := ref[tensors[i]].Float64
-				if len(got[0][i]) != len(want) {
-					t.Errorf("%s: %d values, reference has %d", a, len(got[0][i]), len(want))
-					continue
-				}
-				e := relErr(got[0][i], want)
-				t.Logf("%-17s %-45s %6d values  max rel err %.2e", a, g.Alias(a).Name, len(want), e)
-				if e > 1e-5 {
-					t.Errorf("%s: max relative error %.3g > 1e-5", a, e)
-				}
+			for _, eng := range engines {
+				t.Run(eng, func(t *testing.T) { checkAliasValues(t, model, om, g, names, eng) })
 			}
 		})
+	}
+}
+
+// engines are the engines every alias test runs on.
+var engines = []string{EngineOpenCV, EngineOneDNN}
+
+func checkAliasValues(t *testing.T, model Model, om *onnx.Model, g *Graph, names []string, eng string) {
+	p := model.Preprocess
+	ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: names, Pool: "none", Batch: 1, Compute: Compute{Engine: eng}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	if ex.Engine() != eng {
+		t.Fatalf("engine %s, want %s (notes %q)", ex.Engine(), eng, ex.Notes)
+	}
+	pix, img := randomImage(t, 1, p.Width, p.Height)
+	defer img.Close()
+	blob := make([]float32, ex.InputLen())
+	if err := p.blobFromMat(img, blob); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ex.Forward(blob, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tensors []string
+	for _, a := range names {
+		tensors = append(tensors, om.Graph.Node(strings.TrimPrefix(g.Alias(a).Name, "onnx_node!")).Outputs[0])
+	}
+	in := onnx.NewFloat64(model.Input, []int{1, 3, p.Height, p.Width}, referenceInput(p, pix, p.Width, p.Height))
+	ref, err := onnx.Run(om, map[string]*onnx.Tensor{model.Input: in}, tensors...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range names {
+		want := ref[tensors[i]].Float64
+		if len(got[0][i]) != len(want) {
+			t.Errorf("%s: %d values, reference has %d", a, len(got[0][i]), len(want))
+			continue
+		}
+		e := relErr(got[0][i], want)
+		t.Logf("%-17s %-45s %6d values  max rel err %.2e", a, g.Alias(a).Name, len(want), e)
+		if e > 1e-5 {
+			t.Errorf("%s: max relative error %.3g > 1e-5", a, e)
+		}
 	}
 }
 

@@ -64,8 +64,14 @@ func integrityOK(t *testing.T, db string) {
 
 // TestExtract_CrashResume kills extraction children with SIGKILL at random
 // moments; reruns must finish the job with no duplicate, no gap, and vectors
-// byte-identical to an uninterrupted run.
+// byte-identical to an uninterrupted run, on each engine.
 func TestExtract_CrashResume(t *testing.T) {
+	for _, engine := range []string{"onednn", "opencv"} {
+		t.Run(engine, func(t *testing.T) { crashResume(t, engine) })
+	}
+}
+
+func crashResume(t *testing.T, engine string) {
 	dir := t.TempDir()
 	imgs := filepath.Join(dir, "images")
 	const n = 400
@@ -75,7 +81,7 @@ func TestExtract_CrashResume(t *testing.T) {
 	model, _ := filepath.Abs(tinyVGG)
 	// Two networks side by side: batches finish out of order, the hardest
 	// case for "no gap, no duplicate".
-	spec := childSpec{Images: imgs, Model: model, Preset: "caffe", Layers: []string{"fc2", "block2_pool"}, Batch: 3, Nets: 2}
+	spec := childSpec{Images: imgs, Model: model, Preset: "caffe", Layers: []string{"fc2", "block2_pool"}, Batch: 3, Nets: 2, Engine: engine}
 
 	// The uninterrupted run, for comparison.
 	clean := spec
@@ -151,6 +157,9 @@ func TestExtract_CrashResume(t *testing.T) {
 		if got.paths[p] != sha {
 			t.Errorf("path %s: %q, want %q", p, got.paths[p], sha)
 		}
+	}
+	if r := query(t, crash.DB, `SELECT DISTINCT engine FROM feature_sets UNION ALL SELECT DISTINCT engine FROM runs WHERE status = 'ok'`, nil); len(r) != 2 || r[0][0] != engine || r[1][0] != engine {
+		t.Errorf("engines recorded (feature_sets, finished runs) = %v, want %s", r, engine)
 	}
 	runs := query(t, crash.DB, `SELECT status, count(*) FROM runs GROUP BY status ORDER BY status`, nil)
 	t.Logf("%d kills; runs by status: %v", kills, runs)

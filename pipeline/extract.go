@@ -93,6 +93,7 @@ type StartInfo struct {
 	Nets    int
 	Threads int
 	Workers int
+	Engine  string // opencv or onednn
 }
 
 // ExtractSummary is the outcome of an extract run (the --json contract).
@@ -112,6 +113,8 @@ type ExtractSummary struct {
 	Nets         int                `json:"nets"`
 	Threads      int                `json:"threads"`
 	Workers      int                `json:"workers"`
+	Engine       string             `json:"engine"`    // opencv or onednn
+	Precision    string             `json:"precision"` // fp32, fp16 or bf16
 	Notes        []string           `json:"notes,omitempty"`
 	Relabeled    int                `json:"relabeled"` // images whose label this run changed (see notes)
 	Error        string             `json:"error,omitempty"`
@@ -245,6 +248,9 @@ func (e *engine) summarize(sum *ExtractSummary, start time.Time) {
 	sum.Relabeled = e.relabels
 	sum.FeatureSets = e.sets
 	sum.Batch, sum.Threads, sum.Workers, sum.Nets = e.batch, extract.NumThreads(), e.workers, len(e.nets)
+	if e.ex != nil {
+		sum.Threads, sum.Engine, sum.Precision = e.ex.Threads(), e.ex.Engine(), e.o.Compute.Precision()
+	}
 	sum.Timing = Timing{Forward: e.tForward.Seconds(), Write: e.tWrite.Seconds(), Wait: e.tWait.Seconds()}
 	sum.WallSeconds = time.Since(start).Seconds()
 	if sum.WallSeconds > 0 {
@@ -348,6 +354,11 @@ func (e *engine) run(ctx context.Context) error {
 	o := e.o
 	ex := e.nets[0]
 	e.ex = ex
+	if e.runID != 0 && !o.readOnly {
+		if err := e.db.SetRunEngine(e.bg, e.runID, ex.Engine()); err != nil {
+			return err
+		}
+	}
 	e.fwdJobs = make(chan *fwdBatch)
 	e.fwdDone = make(chan *fwdBatch, len(e.nets)+1)
 	e.doneBatches = map[int]*fwdBatch{}
@@ -380,7 +391,7 @@ func (e *engine) run(ctx context.Context) error {
 		}
 		fs, err := e.db.EnsureFeatureSet(e.bg, store.FeatureSet{
 			ModelSHA256: o.Model.SHA256, ModelName: o.Model.Name, Layer: out.Layer.Name, Alias: out.Alias,
-			Pooling: out.Pool, Preprocess: pre.Key(), Precision: o.Compute.Precision(),
+			Pooling: out.Pool, Preprocess: pre.Key(), Precision: o.Compute.Precision(), Engine: ex.Engine(),
 			Shape: out.Layer.ShapeString(), Dim: out.Dim,
 		})
 		if err != nil {
@@ -394,7 +405,7 @@ func (e *engine) run(ctx context.Context) error {
 		e.workers = runtime.NumCPU()
 	}
 	e.layoutNote()
-	e.ev.Started(StartInfo{RunID: e.runID, Sets: e.sets, Outputs: ex.Outputs(), Batch: e.batch, Nets: len(e.nets), Threads: extract.NumThreads(), Workers: e.workers})
+	e.ev.Started(StartInfo{RunID: e.runID, Sets: e.sets, Outputs: ex.Outputs(), Batch: e.batch, Nets: len(e.nets), Threads: ex.Threads(), Workers: e.workers, Engine: ex.Engine()})
 	inLen := ex.InputLen()
 	e.blobs.New = func() any { return make([]float32, inLen) }
 	e.fwdItems = map[string]*store.Item{}
@@ -583,9 +594,9 @@ func (e *engine) useFixedSets(preKey string) error {
 	}
 	for i, fs := range e.o.fixedSets {
 		o := outs[i]
-		if o.Layer.Name != fs.Layer || o.Pool != fs.Pooling || o.Dim != fs.Dim || preKey != fs.Preprocess {
-			return fmt.Errorf("model %s does not reproduce feature set %s: layer %s, pooling %s, %d-d, preprocessing %s",
-				e.o.Model.Name, fs, o.Layer.Name, o.Pool, o.Dim, preKey)
+		if o.Layer.Name != fs.Layer || o.Pool != fs.Pooling || o.Dim != fs.Dim || preKey != fs.Preprocess || e.ex.Engine() != SetEngine(fs) {
+			return fmt.Errorf("model %s does not reproduce feature set %s: layer %s, pooling %s, %d-d, preprocessing %s, engine %s",
+				e.o.Model.Name, fs, o.Layer.Name, o.Pool, o.Dim, preKey, e.ex.Engine())
 		}
 		e.sets = append(e.sets, fs)
 		e.setIDs = append(e.setIDs, fs.ID)
@@ -1147,3 +1158,12 @@ func (s *shaRing) add(sha string) (forgot string) {
 }
 
 func (s *shaRing) has(sha string) bool { return s.set[sha] }
+
+// SetEngine is the engine that computed a feature set's vectors (sets made
+// before engines were recorded are OpenCV's).
+func SetEngine(fs store.FeatureSet) string {
+	if fs.Engine == "" {
+		return store.EngineOpenCV
+	}
+	return fs.Engine
+}

@@ -43,6 +43,7 @@ type childSpec struct {
 	Sources                   []string // merge
 	Chunk                     int      // merge: store.MergeChunk
 	PauseMS                   int      // merge: pause after each committed chunk (the crash test's kills land mid-merge)
+	Engine                    string   // --engine ("" = auto)
 }
 
 func runChild(spec string) int {
@@ -71,7 +72,8 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	o := ExtractOptions{DB: s.DB, Model: m, Layers: s.Layers, Batch: s.Batch, Nets: s.Nets, Images: s.Images, List: s.List, Args: []string{"child"}}
+	o := ExtractOptions{DB: s.DB, Model: m, Layers: s.Layers, Batch: s.Batch, Nets: s.Nets, Images: s.Images, List: s.List, Args: []string{"child"},
+		Compute: extract.Compute{Engine: s.Engine}}
 	if s.Shard != "" {
 		if o.Shard, err = ParseShard(s.Shard); err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -103,6 +103,10 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 	if lc.Set.Precision == "fp16" {
 		compute.Target = "fp16"
 	}
+	compute.Engine = SetEngine(lc.Set)
+	if lc.Set.Precision == "bf16" {
+		compute.Arith = "bf16"
+	}
 	var pending []store.Prediction
 	var wdb *store.DB // the engine's database, for storing predictions
 	flushPreds := func() error {

@@ -417,6 +417,10 @@ func computeQuery(ctx context.Context, fs store.FeatureSet, o SimilarOptions, q 
 	if fs.Precision == "fp16" {
 		compute.Target = "fp16"
 	}
+	compute.Engine = SetEngine(fs)
+	if fs.Precision == "bf16" {
+		compute.Arith = "bf16"
+	}
 	var out *FileOutcome
 	eo := ExtractOptions{
 		DB: o.DB, Model: model, Layers: []string{fs.Layer}, Pool: fs.Pooling, Compute: compute, Batch: 1, Workers: 1,

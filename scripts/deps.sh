@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages pipeline needs on Debian 12 / Ubuntu 24.04,
 # only those that are missing. Needs root (or sudo).
-#   libopencv-dev     OpenCV 4.6 with DNN (the only C++ dependency of the tool)
+#   libopencv-dev     OpenCV 4.6 with DNN (graph description, Caffe/TensorFlow, OpenCL)
+#   libdnnl-dev       oneDNN 2.6 (OpenMP runtime): the oneDNN engine for ONNX models (--engine)
 #   pocl-opencl-icd   an OpenCL platform on the CPU (for --backend opencl)
 #   libsvm-tools, liblinear-tools   C reference implementations the tests compare against
 #   python3-h5py, python3-pil   cross-checks: our HDF5 writer/reader against h5py, the keras preset against Pillow
 #   pkg-config, g++   for cgo
 #   libhdf5-dev       HDF5, to read Keras .h5 weights files (extract/keras)
 set -euo pipefail
-want=(libopencv-dev libsqlite3-dev libhdf5-dev libjpeg-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
+want=(libopencv-dev libdnnl-dev libsqlite3-dev libhdf5-dev libjpeg-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
 if [ "${1:-}" = "--test" ]; then
   want+=(libsvm-tools liblinear-tools sqlite3 jq python3-h5py python3-pil)
 fi
@@ -20,7 +21,7 @@ fi
 runtime=(libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-dnn406
   libopencv-highgui406 libopencv-videoio406 libopencv-video406 libopencv-objdetect406
   libopencv-calib3d406 libopencv-features2d406 libopencv-photo406 libstdc++6
-  libhdf5-103-1 libjpeg62-turbo
+  libhdf5-103-1 libjpeg62-turbo libdnnl2
   pocl-opencl-icd ocl-icd-libopencl1 ca-certificates)
 if [ "${1:-}" = "--runtime" ]; then
   want=("${runtime[@]}")

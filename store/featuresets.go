@@ -21,6 +21,12 @@ var (
 	ErrUnknownFeatureSet = errclass.New(errclass.NotFound, "unknown feature set")
 )
 
+// Engine values (feature_sets.engine).
+const (
+	EngineOpenCV = "opencv"
+	EngineOneDNN = "onednn"
+)
+
 // Pooling values (feature_sets.pooling).
 const (
 	PoolAvg  = "avg"
@@ -29,7 +35,7 @@ const (
 )
 
 // FeatureSet is a row of feature_sets: one way of turning an image into a
-// vector. (ModelSHA256, Layer, Pooling, Preprocess, Precision) is its key.
+// vector. (ModelSHA256, Layer, Pooling, Preprocess, Precision, Engine) is its key.
 type FeatureSet struct {
 	ID          int64     `json:"id"`
 	ModelSHA256 string    `json:"model_sha256"`
@@ -39,6 +45,7 @@ type FeatureSet struct {
 	Pooling     string    `json:"pooling"`
 	Preprocess  string    `json:"preprocess"` // canonical JSON
 	Precision   string    `json:"precision"`  // "" means fp32
+	Engine      string    `json:"engine"`     // opencv or onednn; "" means opencv
 	Shape       string    `json:"shape"`
 	Dim         int       `json:"dim"`
 	Encoding    string    `json:"encoding"`
@@ -55,7 +62,11 @@ func (fs FeatureSet) String() string {
 		name = fs.Alias
 		layer = fs.Alias + "/" + fs.Layer
 	}
-	return fmt.Sprintf("#%d %s %s (%s, %s, %s, %d-d)", fs.ID, fs.ModelName, name, layer, fs.Pooling, fs.Precision, fs.Dim)
+	prec := fs.Precision
+	if fs.Engine != "" && fs.Engine != EngineOpenCV {
+		prec += " " + fs.Engine
+	}
+	return fmt.Sprintf("#%d %s %s (%s, %s, %s, %d-d)", fs.ID, fs.ModelName, name, layer, fs.Pooling, prec, fs.Dim)
 }
 
 // EnsureFeatureSet returns the feature set with fs's key, creating it if
@@ -74,6 +85,9 @@ func (db *DB) EnsureFeatureSet(ctx context.Context, fs FeatureSet) (FeatureSet, 
 	if fs.Encoding == "" {
 		fs.Encoding = "float32le"
 	}
+	if fs.Engine == "" {
+		fs.Engine = EngineOpenCV
+	}
 	switch {
 	case fs.ModelSHA256 == "" || fs.ModelName == "" || fs.Layer == "" || fs.Preprocess == "" || fs.Shape == "":
 		return FeatureSet{}, fmt.Errorf("feature set %s/%s: model_sha256, model name, layer, preprocess and shape are required", fs.ModelName, fs.Layer)
@@ -81,6 +95,8 @@ func (db *DB) EnsureFeatureSet(ctx context.Context, fs FeatureSet) (FeatureSet, 
 		return FeatureSet{}, fmt.Errorf("feature set %s/%s: dim %d must be positive", fs.ModelName, fs.Layer, fs.Dim)
 	case fs.Pooling != PoolAvg && fs.Pooling != PoolMax && fs.Pooling != PoolNone:
 		return FeatureSet{}, fmt.Errorf("feature set %s/%s: pooling %q: want avg, max or none", fs.ModelName, fs.Layer, fs.Pooling)
+	case fs.Engine != EngineOpenCV && fs.Engine != EngineOneDNN:
+		return FeatureSet{}, fmt.Errorf("feature set %s/%s: engine %q: want opencv or onednn", fs.ModelName, fs.Layer, fs.Engine)
 	case fs.Encoding != "float32le":
 		return FeatureSet{}, fmt.Errorf("feature set %s/%s: encoding %q: only float32le is supported", fs.ModelName, fs.Layer, fs.Encoding)
 	}
@@ -90,17 +106,17 @@ func (db *DB) EnsureFeatureSet(ctx context.Context, fs FeatureSet) (FeatureSet, 
 	}
 	defer rollback(tx)
 	_, err = tx.ExecContext(ctx, `INSERT INTO feature_sets
-		(model_sha256, model_name, layer, alias, pooling, preprocess, precision, shape, dim, encoding, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (model_sha256, layer, pooling, preprocess, precision) DO NOTHING`,
+		(model_sha256, model_name, layer, alias, pooling, preprocess, precision, shape, dim, encoding, created_at, engine)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (model_sha256, layer, pooling, preprocess, precision, engine) DO NOTHING`,
 		fs.ModelSHA256, fs.ModelName, fs.Layer, nullString(fs.Alias), fs.Pooling, fs.Preprocess, fs.Precision,
-		fs.Shape, fs.Dim, fs.Encoding, now())
+		fs.Shape, fs.Dim, fs.Encoding, now(), fs.Engine)
 	if err != nil {
 		return FeatureSet{}, fmt.Errorf("feature set %s/%s: %w", fs.ModelName, fs.Layer, err)
 	}
 	got, err := scanFeatureSets(tx.QueryContext(ctx, featureSetSelect+`
-		WHERE model_sha256 = ? AND layer = ? AND pooling = ? AND preprocess = ? AND precision = ?`,
-		fs.ModelSHA256, fs.Layer, fs.Pooling, fs.Preprocess, fs.Precision))
+		WHERE model_sha256 = ? AND layer = ? AND pooling = ? AND preprocess = ? AND precision = ? AND engine = ?`,
+		fs.ModelSHA256, fs.Layer, fs.Pooling, fs.Preprocess, fs.Precision, fs.Engine))
 	if err != nil {
 		return FeatureSet{}, err
 	}
@@ -125,7 +141,7 @@ func (db *DB) EnsureFeatureSet(ctx context.Context, fs FeatureSet) (FeatureSet, 
 }
 
 const featureSetSelect = `SELECT id, model_sha256, model_name, layer, COALESCE(alias, ''), pooling, preprocess,
-	precision, shape, dim, encoding, created_at,
+	precision, shape, dim, encoding, created_at, engine,
 	(SELECT count(*) FROM features f WHERE f.feature_set_id = feature_sets.id)
 	FROM feature_sets`
 
@@ -139,7 +155,7 @@ func scanFeatureSets(rows *sql.Rows, err error) ([]FeatureSet, error) {
 		var fs FeatureSet
 		var created sql.NullString
 		if err := rows.Scan(&fs.ID, &fs.ModelSHA256, &fs.ModelName, &fs.Layer, &fs.Alias, &fs.Pooling, &fs.Preprocess,
-			&fs.Precision, &fs.Shape, &fs.Dim, &fs.Encoding, &created, &fs.Vectors); err != nil {
+			&fs.Precision, &fs.Shape, &fs.Dim, &fs.Encoding, &created, &fs.Engine, &fs.Vectors); err != nil {
 			return nil, fmt.Errorf("feature sets: %w", err)
 		}
 		fs.CreatedAt = parseTime(created)

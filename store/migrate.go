@@ -130,6 +130,17 @@ func (db *DB) migrate(ctx context.Context, target int) error {
 // applyMigration applies m if the database is still at m.version-1 and
 // returns the version the database is at afterwards.
 func (db *DB) applyMigration(ctx context.Context, m migration) (int, error) {
+	// A migration that rebuilds a table others reference says so; it runs
+	// with foreign keys off (a PRAGMA that is a no-op inside a transaction,
+	// so it is set on the only writer connection around it), and the keys
+	// are checked before it commits.
+	noFK := strings.Contains(m.sql, "\n-- pipeline: foreign_keys off\n")
+	if noFK {
+		if _, err := db.rw.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+			return 0, wrapOpenErr(db.path, err)
+		}
+		defer db.rw.ExecContext(context.Background(), `PRAGMA foreign_keys = ON`)
+	}
 	tx, err := db.rw.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, wrapOpenErr(db.path, err)
@@ -144,6 +155,12 @@ func (db *DB) applyMigration(ctx context.Context, m migration) (int, error) {
 	}
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return 0, fmt.Errorf("open %s: migration %s: %w", db.path, m.name, err)
+	}
+	if noFK {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&n); err != nil || n != 0 {
+			return 0, fmt.Errorf("open %s: migration %s: %d foreign key violations (%v)", db.path, m.name, n, err)
+		}
 	}
 	// PRAGMA arguments cannot be bound; both values are integers we own.
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", applicationID, m.version)); err != nil {

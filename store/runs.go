@@ -54,7 +54,8 @@ type Run struct {
 	// Shard is "I/N" for a run over one shard of its inputs, "" otherwise.
 	Shard string `json:"shard,omitempty"`
 	// Merged: the run was copied from another database by `pipeline merge`.
-	Merged bool `json:"merged,omitempty"`
+	Merged bool   `json:"merged,omitempty"`
+	Engine string `json:"engine,omitempty"` // opencv or onednn (extract, predict); "" otherwise
 }
 
 // StartRun records a new run with status 'running'. Only the holder of the
@@ -92,6 +93,16 @@ func (db *DB) StartRun(ctx context.Context, command string, args []string) (int6
 		return id, err
 	}
 	return id, nil
+}
+
+// SetRunEngine records the engine a running run computes its vectors on.
+func (db *DB) SetRunEngine(ctx context.Context, id int64, engine string) error {
+	w, err := db.writer("run engine")
+	if err != nil {
+		return err
+	}
+	res, err := w.ExecContext(ctx, `UPDATE runs SET engine = ? WHERE id = ?`, engine, id)
+	return checkRunUpdate("run engine", id, res, err)
 }
 
 // UpdateRun sets a running run's counters (absolute values).
@@ -196,7 +207,7 @@ func (db *DB) Run(ctx context.Context, id int64) (Run, error) {
 
 func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, error) {
 	rows, err := db.reader().QueryContext(ctx, `SELECT id, command, args, started_at, ended_at, status, exit_code,
-		pid, host, seen, extracted, present, duplicates, failed, message, shard, source_db IS NOT NULL FROM runs `+tail, args...)
+		pid, host, seen, extracted, present, duplicates, failed, message, shard, source_db IS NOT NULL, engine FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("runs: %w", err)
 	}
@@ -205,10 +216,10 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 	for rows.Next() {
 		var r Run
 		var args string
-		var started, ended, host, msg, shard sql.NullString
+		var started, ended, host, msg, shard, engine sql.NullString
 		var exit, pid sql.NullInt64
 		if err := rows.Scan(&r.ID, &r.Command, &args, &started, &ended, &r.Status, &exit, &pid, &host,
-			&r.Seen, &r.Extracted, &r.Present, &r.Duplicates, &r.Failed, &msg, &shard, &r.Merged); err != nil {
+			&r.Seen, &r.Extracted, &r.Present, &r.Duplicates, &r.Failed, &msg, &shard, &r.Merged, &engine); err != nil {
 			return nil, fmt.Errorf("runs: %w", err)
 		}
 		if err := json.Unmarshal([]byte(args), &r.Args); err != nil {
@@ -219,7 +230,7 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 			e := int(exit.Int64)
 			r.ExitCode = &e
 		}
-		r.PID, r.Host, r.Message, r.Shard = int(pid.Int64), host.String, msg.String, shard.String
+		r.PID, r.Host, r.Message, r.Shard, r.Engine = int(pid.Int64), host.String, msg.String, shard.String, engine.String
 		runs = append(runs, r)
 	}
 	if err := rows.Err(); err != nil {

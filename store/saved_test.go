@@ -151,6 +151,9 @@ func verifySavedV1(t *testing.T, db *DB) {
 		t.Fatalf("feature sets = %+v, %v", sets, err)
 	}
 	fs := sets[0]
+	if fs.Engine != EngineOpenCV { // sets made before 0003 are OpenCV's
+		t.Errorf("engine of a saved set = %q, want opencv", fs.Engine)
+	}
 	n := 0
 	err = db.Vectors(ctx, fs.ID, func(r VectorRow) error {
 		im := savedImages[n]

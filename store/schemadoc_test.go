@@ -68,6 +68,9 @@ var (
 	createIndex = regexp.MustCompile(`(?i)^CREATE (?:UNIQUE )?INDEX\s+(\w+)\s+ON\s+(\w+)\s*\((.*)\);$`)
 	createView  = regexp.MustCompile(`(?i)^CREATE VIEW\s+(\w+)\s+AS$`)
 	addColumn   = regexp.MustCompile(`(?i)^ALTER TABLE\s+(\w+)\s+ADD COLUMN\s+([^;]*?)\s*(?:;\s*(--.*)|;)$`)
+	renameTable = regexp.MustCompile(`(?i)^ALTER TABLE\s+(\w+)\s+RENAME TO\s+(\w+);$`)
+	dropObject  = regexp.MustCompile(`(?i)^DROP (TABLE|VIEW)\s+(\w+);$`)
+	insertInto  = regexp.MustCompile(`(?i)^INSERT INTO\s+\w+`)
 	viewColumn  = regexp.MustCompile(`(?i)^(?:SELECT\s+)?(.*?)\s+AS\s+(\w+),?$`)
 	tableConstr = regexp.MustCompile(`(?i)^(UNIQUE|PRIMARY KEY|CHECK|FOREIGN KEY|CONSTRAINT)\b`)
 )
@@ -107,6 +110,11 @@ func parseColumn(code, comment string) docColumn {
 func parseMigrations(t *testing.T) *docSchema {
 	t.Helper()
 	s := &docSchema{}
+	type droppedTable struct {
+		at    int
+		about string
+	}
+	var dropped *droppedTable
 	for _, m := range migrations {
 		file := m.name
 		var comment []string
@@ -156,10 +164,50 @@ func parseMigrations(t *testing.T) *docSchema {
 				s.indexes = append(s.indexes, docIndex{mt[1], mt[2], mt[3], about})
 				continue
 			}
+			if mt := dropObject.FindStringSubmatch(line); mt != nil {
+				// A table rebuilt (a new key) keeps its place and description.
+				if strings.EqualFold(mt[1], "view") {
+					s.views = slices.DeleteFunc(s.views, func(v docView) bool { return v.name == mt[2] })
+				} else {
+					for k, tb := range s.tables {
+						if tb.name == mt[2] {
+							dropped = &droppedTable{k, tb.about}
+							s.tables = slices.Delete(s.tables, k, k+1)
+							break
+						}
+					}
+				}
+				continue
+			}
+			if mt := renameTable.FindStringSubmatch(line); mt != nil {
+				for k, tb := range s.tables {
+					if tb.name != mt[1] {
+						continue
+					}
+					tb.name = mt[2]
+					if dropped != nil {
+						if tb.about == "" {
+							tb.about = dropped.about
+						}
+						s.tables = slices.Insert(slices.Delete(s.tables, k, k+1), min(dropped.at, len(s.tables)-1), tb)
+						dropped = nil
+					}
+					break
+				}
+				continue
+			}
+			if insertInto.MatchString(line) { // data copied by a rebuild: nothing to document
+				for ; i < len(lines) && !strings.HasSuffix(strings.TrimSpace(lines[i]), ";"); i++ {
+				}
+				continue
+			}
 			if mt := addColumn.FindStringSubmatch(line); mt != nil {
 				code, cm := splitComment(mt[2])
 				if mt[3] != "" {
 					cm = strings.TrimSpace(strings.TrimPrefix(mt[3], "--"))
+				}
+				if cm == "" {
+					cm = strings.ReplaceAll(about, "\n", " ")
 				}
 				if tb := s.table(mt[1]); tb != nil {
 					tb.columns = append(tb.columns, parseColumn(code, cm))

@@ -22,8 +22,10 @@ type ForwardResult struct {
 	Model          string    `json:"model"`
 	Layer          string    `json:"layer"`
 	RequestedBatch int       `json:"requested_batch"`
-	Batch          int       `json:"batch"`   // what the extractor really runs (a fixed-batch model falls back to 1)
-	Threads        int       `json:"threads"` // cv::getNumThreads() after setting
+	Batch          int       `json:"batch"`     // what the extractor really runs (a fixed-batch model falls back to 1)
+	Threads        int       `json:"threads"`   // the engine's threads after setting
+	Engine         string    `json:"engine"`    // opencv or onednn (what ran)
+	Precision      string    `json:"precision"` // fp32 or bf16
 	CallsPerRep    int       `json:"calls_per_rep"`
 	ImagesPerRep   int       `json:"images_per_rep"`
 	Seconds        []float64 `json:"seconds"`           // per repetition
@@ -47,7 +49,9 @@ func cmdForward(args []string, stdout, stderr io.Writer) error {
 	model := fs.String("model", "", "model as for pipeline extract --model (e.g. vgg16-arch)")
 	layer := fs.String("layer", "", "layer as for --layer (e.g. fc2)")
 	batch := fs.Int("batch", 8, "images per forward pass")
-	threads := fs.Int("threads", 0, "OpenCV threads (0 = OpenCV's default)")
+	threads := fs.Int("threads", 0, "engine threads (0 = the engine's default)")
+	engine := fs.String("engine", "auto", "auto, onednn or opencv (pipeline's --engine)")
+	precision := fs.String("precision", "fp32", "fp32 or bf16 (pipeline's --precision)")
 	warmup := fs.Int("warmup", 1, "untimed repetitions first")
 	reps := fs.Int("reps", 5, "timed repetitions")
 	minImages := fs.Int("min-images", 8, "images per repetition, at least")
@@ -64,7 +68,7 @@ func cmdForward(args []string, stdout, stderr io.Writer) error {
 	t0 := time.Now()
 	ex, err := extract.NewExtractor(extract.ExtractorConfig{
 		Model: m, Layers: []string{*layer}, Pool: "avg",
-		Compute: extract.Compute{Backend: "cpu", Target: "fp32", Threads: *threads},
+		Compute: extract.Compute{Backend: "cpu", Target: "fp32", Threads: *threads, Engine: *engine, Arith: *precision},
 		Batch:   *batch,
 	})
 	if err != nil {
@@ -72,7 +76,8 @@ func cmdForward(args []string, stdout, stderr io.Writer) error {
 	}
 	defer ex.Close()
 	res := ForwardResult{Model: m.Name, Layer: *layer, RequestedBatch: *batch, Batch: ex.BatchSize(),
-		Threads: extract.NumThreads(), LoadSeconds: time.Since(t0).Seconds(), Notes: ex.Notes}
+		Threads: ex.Threads(), LoadSeconds: time.Since(t0).Seconds(), Notes: ex.Notes,
+		Engine: ex.Engine(), Precision: *precision}
 	// Values in the range of ImageNet-normalized pixels; the speed of a
 	// dense float32 network does not depend on them.
 	rng := rand.New(rand.NewPCG(1, uint64(*batch)))

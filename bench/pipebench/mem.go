@@ -43,6 +43,8 @@ func cmdMem(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&n, "n", 0, "images of the small run, spread over the dataset (0 = all)")
 	fs.IntVar(&factor, "factor", 8, "the large run has factor x n images: marked copies with distinct contents")
 	fs.IntVar(&batch, "batch", 8, "pipeline extract --batch")
+	engine := fs.String("engine", "auto", "pipeline extract --engine")
+	precision := fs.String("precision", "fp32", "pipeline extract --precision")
 	fs.IntVar(&threads, "threads", runtime.NumCPU(), "pipeline extract --threads")
 	fs.IntVar(&workers, "workers", 0, "pipeline extract --workers (0 = its default)")
 	fs.Float64Var(&tol, "tolerance", 0.10, "allowed growth of the peak RSS")
@@ -99,7 +101,7 @@ runs:
 			if err := writeList(list, part); err != nil {
 				return err
 			}
-			e, err := b.e2e(spec, batch, threads, workers, []string{"--list", list}, part, keep)
+			e, err := b.e2e(spec, batch, combo{*engine, *precision}, threads, workers, []string{"--list", list}, part, keep)
 			if e != nil {
 				mr.Runs = append(mr.Runs, e)
 			}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,6 +86,9 @@ func (rep *Report) markdown() string {
 	if rep.Memory != nil {
 		rep.Memory.markdown(&w)
 	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(&w, "\nNote: %s\n", n)
+	}
 	if len(rep.Errors) > 0 {
 		fmt.Fprintf(&w, "\n## Errors\n\n")
 		for _, e := range rep.Errors {
@@ -130,12 +134,32 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 	}
 	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", len(batches)))
 	var notes []string
-	if len(nr.Forward) > 0 {
-		fmt.Fprintf(w, "| raw forward (OpenCV via pipeline/extract) |")
+	var combos []combo
+	for _, f := range nr.Forward {
+		if c := (combo{f.Engine, f.Precision}); !slices.Contains(combos, c) {
+			combos = append(combos, c)
+		}
+	}
+	for _, e := range nr.E2E {
+		if c := (combo{e.Engine, e.Precision}); !slices.Contains(combos, c) {
+			combos = append(combos, c)
+		}
+	}
+	for _, c := range combos {
+		n := 0
+		for _, f := range nr.Forward {
+			if f.Engine == c.engine && f.Precision == c.precision {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "| raw forward, %s |", c)
 		for _, b := range batches {
 			cell := ""
 			for _, f := range nr.Forward {
-				if f.RequestedBatch != b {
+				if f.RequestedBatch != b || f.Engine != c.engine || f.Precision != c.precision {
 					continue
 				}
 				cell = fmt.Sprintf("%.2f (%s)", f.ImagesPerSec, rangeOf(ratesOf(f.Seconds, f.ImagesPerRep), "%.2f"))
@@ -151,27 +175,41 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 		fmt.Fprintln(w)
 	}
 	if t := nr.Torch; t != nil {
-		fmt.Fprintf(w, "| PyTorch %s, eval, inference_mode |", t.Torch)
-		for _, b := range batches {
-			cell := ""
-			for _, r := range t.Results {
-				if r.Batch == b {
-					cell = fmt.Sprintf("%.2f (%s)", r.ImagesPerSec, rangeOf(ratesOf(r.Seconds, r.ImagesPerRep), "%.2f"))
-				}
+		var modes []string
+		for _, r := range t.Results {
+			if !slices.Contains(modes, r.Mode) {
+				modes = append(modes, r.Mode)
 			}
-			fmt.Fprintf(w, " %s |", cell)
 		}
-		fmt.Fprintln(w)
+		for _, mode := range modes {
+			fmt.Fprintf(w, "| PyTorch %s %s |", t.Torch, torchModeTitle(mode))
+			for _, b := range batches {
+				cell := ""
+				for _, r := range t.Results {
+					if r.Batch == b && r.Mode == mode {
+						cell = fmt.Sprintf("%.2f (%s)", r.ImagesPerSec, rangeOf(ratesOf(r.Seconds, r.ImagesPerRep), "%.2f"))
+					}
+				}
+				fmt.Fprintf(w, " %s |", cell)
+			}
+			fmt.Fprintln(w)
+		}
+		for mode, why := range t.Skipped {
+			notes = appendOnce(notes, fmt.Sprintf("PyTorch %s not measured: %s", mode, why))
+		}
 	}
-	if len(nr.E2E) > 0 {
-		fmt.Fprintf(w, "| end-to-end `pipeline extract` |")
+	for _, c := range combos {
+		fmt.Fprintf(w, "| end-to-end `pipeline extract`, %s |", c)
 		for _, b := range batches {
 			cell := ""
 			for _, e := range nr.E2E {
-				if e.RequestedBatch == b && e.Error == "" {
+				if e.RequestedBatch == b && e.Error == "" && e.Engine == c.engine && e.Precision == c.precision {
 					cell = fmt.Sprintf("%.2f", e.Summary.ImagesPerSec)
 					if e.Summary.Batch != b {
 						cell += fmt.Sprintf(" runs batch %d", e.Summary.Batch)
+					}
+					if e.Summary.Engine != "" && e.Summary.Engine != c.engine {
+						cell += " ran on " + e.Summary.Engine
 					}
 				}
 			}
@@ -184,8 +222,8 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 		for _, e := range nr.E2E {
 			sm := e.Summary
 			t := sm.Timing
-			fmt.Fprintf(w, "| batch %d | %d/%d | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %d, %d, %d | %s |\n",
-				e.RequestedBatch, sm.Counts.Extracted, e.Images, sm.ImagesPerSec, sm.WallSeconds, t.Forward, t.Wait, t.Write,
+			fmt.Fprintf(w, "| %s, batch %d | %d/%d | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %d, %d, %d | %s |\n",
+				combo{e.Engine, e.Precision}, e.RequestedBatch, sm.Counts.Extracted, e.Images, sm.ImagesPerSec, sm.WallSeconds, t.Forward, t.Wait, t.Write,
 				sm.WallSeconds-t.Forward-t.Wait-t.Write, e.ForwardOnly, sm.Batch, sm.Threads, sm.Workers, mib(e.PeakRSSKiB))
 			for _, n := range sm.Notes {
 				notes = appendOnce(notes, n)
@@ -202,7 +240,7 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 	fmt.Fprintf(w, "\nPeak RSS:")
 	sep := " "
 	for _, f := range nr.Forward {
-		fmt.Fprintf(w, "%sraw forward b%d %s", sep, f.RequestedBatch, mib(f.PeakRSSKiB))
+		fmt.Fprintf(w, "%sraw forward %s_%s b%d %s (load %.1f s)", sep, f.Engine, f.Precision, f.RequestedBatch, mib(f.PeakRSSKiB), f.LoadSeconds)
 		sep = ", "
 	}
 	if nr.Torch != nil {
@@ -210,7 +248,7 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 		sep = ", "
 	}
 	for _, e := range nr.E2E {
-		fmt.Fprintf(w, "%send-to-end b%d %s", sep, e.RequestedBatch, mib(e.PeakRSSKiB))
+		fmt.Fprintf(w, "%send-to-end %s_%s b%d %s", sep, e.Engine, e.Precision, e.RequestedBatch, mib(e.PeakRSSKiB))
 		sep = ", "
 	}
 	fmt.Fprintln(w)
@@ -290,4 +328,18 @@ func appendOnce(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+func torchModeTitle(mode string) string {
+	switch mode {
+	case "eager":
+		return "eager NCHW"
+	case "channels_last":
+		return "channels_last"
+	case "torchscript":
+		return "TorchScript frozen (optimize_for_inference)"
+	case "bf16":
+		return "bf16 autocast, channels_last"
+	}
+	return mode
 }

@@ -56,6 +56,7 @@ type Report struct {
 	Nets     []*NetReport `json:"nets,omitempty"`
 	Memory   *MemReport   `json:"memory,omitempty"`
 	Errors   []string     `json:"errors,omitempty"`
+	Notes    []string     `json:"notes,omitempty"`
 }
 
 // Machine describes where the numbers come from.
@@ -104,24 +105,32 @@ type GEMMResult struct {
 
 // TorchNet is the peer's measurement of one network.
 type TorchNet struct {
-	Model       string `json:"model"`
-	Layer       string `json:"layer"`
-	Threads     int    `json:"threads"`
-	Torch       string `json:"torch"`
-	Torchvision string `json:"torchvision"`
-	Results     []struct {
-		Batch        int       `json:"batch"`
-		CallsPerRep  int       `json:"calls_per_rep"`
-		ImagesPerRep int       `json:"images_per_rep"`
-		Seconds      []float64 `json:"seconds"`
-		ImagesPerSec float64   `json:"images_per_second"`
-		Dim          int       `json:"dim"`
-	} `json:"results"`
+	Model       string            `json:"model"`
+	Layer       string            `json:"layer"`
+	Threads     int               `json:"threads"`
+	Torch       string            `json:"torch"`
+	Torchvision string            `json:"torchvision"`
+	Skipped     map[string]string `json:"skipped,omitempty"` // mode -> why it was not measured
+	Results     []TorchResult     `json:"results"`
 	Measured
+}
+
+// TorchResult is one configuration and batch of the peer.
+type TorchResult struct {
+	Mode         string    `json:"mode"` // eager, channels_last, torchscript, bf16
+	MinCosine    float64   `json:"min_cosine_to_eager,omitempty"`
+	Batch        int       `json:"batch"`
+	CallsPerRep  int       `json:"calls_per_rep"`
+	ImagesPerRep int       `json:"images_per_rep"`
+	Seconds      []float64 `json:"seconds"`
+	ImagesPerSec float64   `json:"images_per_second"`
+	Dim          int       `json:"dim"`
 }
 
 // E2E is one `pipeline extract --json` run into a fresh database.
 type E2E struct {
+	Engine         string                  `json:"engine"`    // --engine given
+	Precision      string                  `json:"precision"` // --precision given
 	RequestedBatch int                     `json:"requested_batch"`
 	Images         int                     `json:"images"`
 	Summary        pipeline.ExtractSummary `json:"summary"`
@@ -167,6 +176,44 @@ type runOpts struct {
 	warmup, reps, minImages, gemm  int
 	noTorch, noGEMM, noE2E, noFwd  bool
 	keep                           bool
+	torchModes                     string
+	combos                         []combo
+}
+
+// combo is one engine and precision pipeline runs with.
+type combo struct{ engine, precision string }
+
+func (c combo) String() string { return c.engine + " " + c.precision }
+
+// parseCombos: every engine in fp32, and oneDNN in each other precision
+// (bf16 only where the CPU has it: said in the report otherwise).
+func parseCombos(engines, precisions string) ([]combo, []string, error) {
+	es, ps := splitList(engines), splitList(precisions)
+	if len(es) == 0 || len(ps) == 0 {
+		return nil, nil, fmt.Errorf("--engines and --precisions want at least one value")
+	}
+	var out []combo
+	var notes []string
+	for _, e := range es {
+		if e != "onednn" && e != "opencv" {
+			return nil, nil, fmt.Errorf("--engines %q: want onednn and/or opencv", e)
+		}
+		for _, p := range ps {
+			switch {
+			case p != "fp32" && p != "bf16":
+				return nil, nil, fmt.Errorf("--precisions %q: want fp32 and/or bf16", p)
+			case p == "bf16" && e == "opencv":
+				continue
+			case p == "bf16":
+				if ok, why := extract.BF16Available(); !ok {
+					notes = append(notes, "bf16 not measured: "+why)
+					continue
+				}
+			}
+			out = append(out, combo{e, p})
+		}
+	}
+	return out, notes, nil
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -195,6 +242,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.keep, "keep", false, "keep the databases of the end-to-end runs")
 	fs.StringVar(&o.pipelineBin, "pipeline", "", "pipeline binary to measure (default: go build -o OUT/bin/pipeline ./cmd/pipeline)")
 	fs.StringVar(&o.python, "python", "/usr/bin/python3", "Python with torch and torchvision (Debian's python3-torch)")
+	engines := fs.String("engines", "onednn,opencv", "pipeline engines to measure (raw forward and end-to-end)")
+	precisions := fs.String("precisions", "fp32,bf16", "precisions to measure on oneDNN (bf16 where the CPU has it)")
+	modes := fs.String("torch-modes", "eager,channels_last,torchscript,bf16", "PyTorch configurations (peer_torch.py --modes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -211,6 +261,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if o.e2eBatches, err = parseInts("--e2e-batches", e2eBatches); err != nil {
 		return err
 	}
+	var comboNotes []string
+	if o.combos, comboNotes, err = parseCombos(*engines, *precisions); err != nil {
+		return err
+	}
+	o.torchModes = *modes
 	if o.reps < 1 || o.warmup < 0 || o.minImages < 1 || o.threads < 1 {
 		return fmt.Errorf("run: --reps, --min-images and --threads must be at least 1, --warmup at least 0")
 	}
@@ -227,6 +282,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	rep.Machine = b.machine()
+	rep.Notes = append(rep.Notes, comboNotes...)
 	all, err := listImages(b.data)
 	if err != nil {
 		return err
@@ -284,13 +340,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			nr.PeerCost = c
 		}
 		if !o.noFwd {
-			for _, bs := range unionInts(o.batches, o.e2eBatches) {
-				fr, err := b.forward(spec, bs, o)
-				if err != nil {
-					fail(fmt.Sprintf("forward %s batch %d", spec.Arch, bs), err)
-					continue
+			for _, c := range o.combos {
+				for _, bs := range unionInts(o.batches, o.e2eBatches) {
+					fr, err := b.forward(spec, bs, c, o)
+					if err != nil {
+						fail(fmt.Sprintf("forward %s %s batch %d", spec.Arch, c, bs), err)
+						continue
+					}
+					nr.Forward = append(nr.Forward, fr)
 				}
-				nr.Forward = append(nr.Forward, fr)
 			}
 		}
 		if !o.noTorch {
@@ -303,13 +361,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		if !o.noE2E {
-			for _, bs := range o.e2eBatches {
-				e, err := b.e2e(spec, bs, o.threads, o.workers, images, ins, o.keep)
-				if e != nil {
-					nr.E2E = append(nr.E2E, e)
-				}
-				if err != nil {
-					fail(fmt.Sprintf("extract %s batch %d", spec.Arch, bs), err)
+			for _, c := range o.combos {
+				for _, bs := range o.e2eBatches {
+					e, err := b.e2e(spec, bs, c, o.threads, o.workers, images, ins, o.keep)
+					if e != nil {
+						nr.E2E = append(nr.E2E, e)
+					}
+					if err != nil {
+						fail(fmt.Sprintf("extract %s %s batch %d", spec.Arch, c, bs), err)
+					}
 				}
 			}
 		}
@@ -510,9 +570,10 @@ func (b *bench) gemm(threads, size, reps int) (*GEMMResult, error) {
 	return g, nil
 }
 
-func (b *bench) forward(spec netSpec, batch int, o runOpts) (*ForwardRun, error) {
-	out, m, err := b.r.run(fmt.Sprintf("forward-%s-b%d", spec.Arch, batch), b.selfBin, "forward",
+func (b *bench) forward(spec netSpec, batch int, c combo, o runOpts) (*ForwardRun, error) {
+	out, m, err := b.r.run(fmt.Sprintf("forward-%s-%s-%s-b%d", spec.Arch, c.engine, c.precision, batch), b.selfBin, "forward",
 		"--model", spec.Arch, "--layer", spec.Layer, "--batch", strconv.Itoa(batch), "--threads", strconv.Itoa(o.threads),
+		"--engine", c.engine, "--precision", c.precision,
 		"--warmup", strconv.Itoa(o.warmup), "--reps", strconv.Itoa(o.reps), "--min-images", strconv.Itoa(o.minImages))
 	if err != nil {
 		return nil, err
@@ -526,7 +587,7 @@ func (b *bench) forward(spec netSpec, batch int, o runOpts) (*ForwardRun, error)
 
 func (b *bench) torch(key string, o runOpts) (*TorchNet, error) {
 	out, m, err := b.r.run("torch-"+key, b.python, filepath.Join("bench", "peer_torch.py"), "net", "--model", key,
-		"--threads", strconv.Itoa(o.threads), "--batches", joinInts(o.batches),
+		"--threads", strconv.Itoa(o.threads), "--batches", joinInts(o.batches), "--modes", o.torchModes,
 		"--warmup", strconv.Itoa(o.warmup), "--reps", strconv.Itoa(o.reps), "--min-images", strconv.Itoa(o.minImages))
 	if err != nil {
 		return nil, err
@@ -541,9 +602,9 @@ func (b *bench) torch(key string, o runOpts) (*TorchNet, error) {
 // e2e runs `pipeline extract --json` into a fresh database and reads its
 // summary. Every image must be extracted: a failure makes the rate
 // meaningless.
-func (b *bench) e2e(spec netSpec, batch, threads, workers int, images []string, inputs []pipeline.Input, keep bool) (*E2E, error) {
+func (b *bench) e2e(spec netSpec, batch int, c combo, threads, workers int, images []string, inputs []pipeline.Input, keep bool) (*E2E, error) {
 	n := len(inputs)
-	dir, err := os.MkdirTemp(b.tmp, fmt.Sprintf("e2e-%s-b%d-", spec.Arch, batch))
+	dir, err := os.MkdirTemp(b.tmp, fmt.Sprintf("e2e-%s-%s-%s-b%d-", spec.Arch, c.engine, c.precision, batch))
 	if err != nil {
 		return nil, err
 	}
@@ -552,13 +613,13 @@ func (b *bench) e2e(spec netSpec, batch, threads, workers int, images []string, 
 	}
 	warmPageCache(inputs)
 	args := []string{"extract", "--model", spec.Arch, "--layer", spec.Layer, "--db", filepath.Join(dir, "features.db"),
-		"--batch", strconv.Itoa(batch), "--threads", strconv.Itoa(threads)}
+		"--batch", strconv.Itoa(batch), "--threads", strconv.Itoa(threads), "--engine", c.engine, "--precision", c.precision}
 	if workers > 0 {
 		args = append(args, "--workers", strconv.Itoa(workers))
 	}
 	args = append(append(args, images...), "--json")
-	out, m, runErr := b.r.run(fmt.Sprintf("extract-%s-b%d", spec.Arch, batch), b.pipelineBin, args...)
-	e := &E2E{RequestedBatch: batch, Images: n, Measured: m}
+	out, m, runErr := b.r.run(fmt.Sprintf("extract-%s-%s-%s-b%d", spec.Arch, c.engine, c.precision, batch), b.pipelineBin, args...)
+	e := &E2E{Engine: c.engine, Precision: c.precision, RequestedBatch: batch, Images: n, Measured: m}
 	if err := json.Unmarshal(out, &e.Summary); err != nil {
 		if runErr != nil {
 			return nil, runErr
@@ -590,22 +651,39 @@ func warmPageCache(ins []pipeline.Input) {
 	}
 }
 
-// computeRatios fills the ratios the issue asks for.
+// computeRatios fills the ratios the issue asks for, per engine and
+// precision: end-to-end against raw forward and against PyTorch's best
+// configuration of the same arithmetic (fp32: eager, channels_last,
+// TorchScript; bf16: autocast).
 func (nr *NetReport) computeRatios(g *GEMMResult) {
 	nr.Ratios = map[string]Ratio{}
-	fwd := map[int]*ForwardRun{}
-	var bestFwd *ForwardRun
+	type key struct {
+		c     combo
+		batch int
+	}
+	fwd := map[key]*ForwardRun{}
+	best := map[combo]*ForwardRun{}
 	for _, f := range nr.Forward {
-		fwd[f.RequestedBatch] = f
-		if bestFwd == nil || f.ImagesPerSec > bestFwd.ImagesPerSec {
-			bestFwd = f
+		c := combo{f.Engine, f.Precision}
+		fwd[key{c, f.RequestedBatch}] = f
+		if best[c] == nil || f.ImagesPerSec > best[c].ImagesPerSec {
+			best[c] = f
 		}
 	}
-	bestTorch, bestTorchBatch := 0.0, 0
+	type peer struct {
+		rate  float64
+		mode  string
+		batch int
+	}
+	torch := map[string]peer{} // by precision
 	if nr.Torch != nil {
 		for _, r := range nr.Torch.Results {
-			if r.ImagesPerSec > bestTorch {
-				bestTorch, bestTorchBatch = r.ImagesPerSec, r.Batch
+			prec := "fp32"
+			if r.Mode == "bf16" {
+				prec = "bf16"
+			}
+			if r.ImagesPerSec > torch[prec].rate {
+				torch[prec] = peer{r.ImagesPerSec, r.Mode, r.Batch}
 			}
 		}
 	}
@@ -613,34 +691,52 @@ func (nr *NetReport) computeRatios(g *GEMMResult) {
 		if e.Error != "" || e.Summary.ImagesPerSec <= 0 {
 			continue
 		}
-		if f := fwd[e.RequestedBatch]; f != nil {
-			nr.Ratios[fmt.Sprintf("e2e/raw_forward@b%d", e.RequestedBatch)] = Ratio{e.Summary.ImagesPerSec / f.ImagesPerSec,
-				fmt.Sprintf("end-to-end %.2f / raw forward %.2f img/s, batch %d", e.Summary.ImagesPerSec, f.ImagesPerSec, e.RequestedBatch)}
+		c := combo{e.Engine, e.Precision}
+		tag := fmt.Sprintf("%s_%s@b%d", e.Engine, e.Precision, e.RequestedBatch)
+		if f := fwd[key{c, e.RequestedBatch}]; f != nil {
+			nr.Ratios["e2e/raw_forward "+tag] = Ratio{e.Summary.ImagesPerSec / f.ImagesPerSec,
+				fmt.Sprintf("end-to-end %.2f / raw forward %.2f img/s (%s, batch %d)", e.Summary.ImagesPerSec, f.ImagesPerSec, c, e.RequestedBatch)}
 		}
-		if bestTorch > 0 {
-			nr.Ratios[fmt.Sprintf("e2e/torch_best@b%d", e.RequestedBatch)] = Ratio{e.Summary.ImagesPerSec / bestTorch,
-				fmt.Sprintf("end-to-end %.2f (batch %d) / PyTorch %.2f img/s (best, batch %d)", e.Summary.ImagesPerSec, e.RequestedBatch, bestTorch, bestTorchBatch)}
+		if p := torch[e.Precision]; p.rate > 0 {
+			nr.Ratios["e2e/torch_best "+tag] = Ratio{e.Summary.ImagesPerSec / p.rate,
+				fmt.Sprintf("end-to-end %.2f (%s, batch %d) / PyTorch %s %.2f img/s (its best %s configuration, batch %d)",
+					e.Summary.ImagesPerSec, c, e.RequestedBatch, p.mode, p.rate, e.Precision, p.batch)}
 		}
 	}
-	if bestFwd != nil && bestTorch > 0 {
-		nr.Ratios["raw_forward_best/torch_best"] = Ratio{bestFwd.ImagesPerSec / bestTorch,
-			fmt.Sprintf("raw forward %.2f (batch %d) / PyTorch %.2f img/s (batch %d)", bestFwd.ImagesPerSec, bestFwd.RequestedBatch, bestTorch, bestTorchBatch)}
+	for c, f := range best {
+		if p := torch[c.precision]; p.rate > 0 {
+			nr.Ratios[fmt.Sprintf("raw_forward_best/torch_best %s_%s", c.engine, c.precision)] = Ratio{f.ImagesPerSec / p.rate,
+				fmt.Sprintf("raw forward %.2f (%s, batch %d) / PyTorch %s %.2f img/s (batch %d)", f.ImagesPerSec, c, f.RequestedBatch, p.mode, p.rate, p.batch)}
+		}
 	}
 	if g == nil || g.GFLOPS <= 0 || nr.Cost == nil {
 		return
 	}
 	nr.Roofline = g.GFLOPS / nr.Cost.GFLOP
-	if bestFwd != nil {
-		nr.Ratios["raw_forward_best/roofline"] = Ratio{bestFwd.ImagesPerSec / nr.Roofline,
-			fmt.Sprintf("raw forward %.2f img/s (batch %d) / %.2f img/s = GEMM %.0f GFLOP/s / %.2f GFLOP per image",
-				bestFwd.ImagesPerSec, bestFwd.RequestedBatch, nr.Roofline, g.GFLOPS, nr.Cost.GFLOP)}
+	for c, f := range best {
+		if c.precision != "fp32" {
+			continue
+		}
+		nr.Ratios[fmt.Sprintf("raw_forward_best/roofline %s_fp32", c.engine)] = Ratio{f.ImagesPerSec / nr.Roofline,
+			fmt.Sprintf("raw forward %.2f img/s (%s, batch %d) / %.2f img/s = GEMM %.0f GFLOP/s / %.2f GFLOP per image",
+				f.ImagesPerSec, c, f.RequestedBatch, nr.Roofline, g.GFLOPS, nr.Cost.GFLOP)}
 	}
-	if bestTorch > 0 && nr.PeerCost != nil {
+	if p := torch["fp32"]; p.rate > 0 && nr.PeerCost != nil {
 		peerRoof := g.GFLOPS / nr.PeerCost.GFLOP
-		nr.Ratios["torch_best/roofline"] = Ratio{bestTorch / peerRoof,
-			fmt.Sprintf("PyTorch %.2f img/s (batch %d) / %.2f img/s = GEMM %.0f GFLOP/s / %.2f GFLOP per image (torchvision topology)",
-				bestTorch, bestTorchBatch, peerRoof, g.GFLOPS, nr.PeerCost.GFLOP)}
+		nr.Ratios["torch_best/roofline"] = Ratio{p.rate / peerRoof,
+			fmt.Sprintf("PyTorch %s %.2f img/s (batch %d) / %.2f img/s = GEMM %.0f GFLOP/s / %.2f GFLOP per image (torchvision topology)",
+				p.mode, p.rate, p.batch, peerRoof, g.GFLOPS, nr.PeerCost.GFLOP)}
 	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func parseNames(s string) ([]string, error) {

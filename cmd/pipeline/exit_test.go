@@ -89,6 +89,9 @@ var sentinels = map[string]struct {
 	"store.ErrIncomparable":         {store.ErrIncomparable, 5},
 	"store.ErrSameDatabase":         {store.ErrSameDatabase, 2},
 	"store.ErrCorrupt":              {store.ErrCorrupt, 6},
+	"extract.ErrUnsupportedOp":      {extract.ErrUnsupportedOp, 2},
+	"extract.ErrEngine":             {extract.ErrEngine, 2},
+	"extract.ErrNoBF16":             {extract.ErrNoBF16, 2},
 	"store.ErrZeroVector":           {store.ErrZeroVector, 5},
 }
 

@@ -65,7 +65,8 @@ func cmdExtract(e *env, args []string) error {
 	split := fs.String("split", "", "train or test: the split of every labeled image this run adds (a split chosen so is never moved by the automatic split)")
 	list := fs.String("list", "", "file listing images, one path per line or CSV path,label; - for stdin")
 	batch := fs.Int("batch", 8, "images per forward pass")
-	threads := fs.Int("threads", 0, "OpenCV threads (0 = all cores, or cores/nets)")
+	threads := fs.Int("threads", 0, "OpenCV's or oneDNN's threads (0 = all cores, or cores/nets)")
+	engine, precision := addEngineFlags(fs)
 	nets := fs.Int("nets", 1, "copies of the network working side by side on different batches")
 	workers := fs.Int("workers", 0, "decode goroutines (0 = number of cores)")
 	backend := fs.String("backend", "cpu", "cpu, opencl or cuda (checked: never a silent fallback)")
@@ -106,7 +107,7 @@ func cmdExtract(e *env, args []string) error {
 	pr := newProgress(e, "extract")
 	opts := pipeline.ExtractOptions{
 		DB: *db, Model: model, Layers: commaList(*layers), Pool: *pool,
-		Compute: extract.Compute{Backend: *backend, Target: *target, Threads: *threads},
+		Compute: extract.Compute{Backend: *backend, Target: *target, Threads: *threads, Engine: *engine, Arith: *precision},
 		Batch:   *batch, Nets: *nets, Workers: *workers, Images: *images, List: *list, ListReader: e.stdin, Split: *split,
 		MaxPixels: *maxPixels, Reduce: *fast, Wait: *wait, Args: e.args, Events: pr, Shard: shard,
 	}
@@ -167,8 +168,8 @@ func printExtractSummary(e *env, s pipeline.ExtractSummary) {
 	if s.Relabeled > 0 {
 		fmt.Fprintf(w, "; %d known images relabeled (see the notes)", s.Relabeled)
 	}
-	fmt.Fprintf(w, "\n%s wall, %.2f images/s (batch %d, %d net(s) x %d threads, %d decode workers) into %s\n",
-		fmtDuration(time.Duration(s.WallSeconds*float64(time.Second))), s.ImagesPerSec, s.Batch, s.Nets, s.Threads, s.Workers, s.DB)
+	fmt.Fprintf(w, "\n%s wall, %.2f images/s (%s %s, batch %d, %d net(s) x %d threads, %d decode workers) into %s\n",
+		fmtDuration(time.Duration(s.WallSeconds*float64(time.Second))), s.ImagesPerSec, s.Engine, s.Precision, s.Batch, s.Nets, s.Threads, s.Workers, s.DB)
 	for _, fs := range s.FeatureSets {
 		fmt.Fprintf(w, "  feature set %s\n", fs)
 	}
@@ -178,4 +179,11 @@ func printExtractSummary(e *env, s pipeline.ExtractSummary) {
 	for _, n := range s.Notes {
 		fmt.Fprintf(w, "note: %s\n", strings.TrimSpace(n))
 	}
+}
+
+// addEngineFlags adds --engine and --precision.
+func addEngineFlags(fs *flag.FlagSet) (engine, precision *string) {
+	engine = fs.String("engine", "auto", "inference engine: auto (oneDNN for ONNX graphs it supports, else OpenCV, with a note), onednn or opencv")
+	precision = fs.String("precision", "fp32", "fp32 or bf16 (oneDNN, on CPUs with avx512_bf16 or AMX; a feature set of its own)")
+	return engine, precision
 }

@@ -64,8 +64,8 @@ func (p *progress) Started(info pipeline.StartInfo) {
 	if info.RunID != 0 {
 		run = fmt.Sprintf("run %d, ", info.RunID)
 	}
-	p.e.infof("%s: %s%s; batch %d, %d net(s) x %d OpenCV threads, %d decode workers",
-		p.verb, run, strings.Join(sets, "; "), info.Batch, info.Nets, info.Threads, info.Workers)
+	p.e.infof("%s: %s%s; batch %d, %d net(s) x %d %s threads, %d decode workers",
+		p.verb, run, strings.Join(sets, "; "), info.Batch, info.Nets, info.Threads, engineName(info.Engine), info.Workers)
 }
 
 func (p *progress) Note(msg string) {
@@ -235,4 +235,11 @@ func termWidth(w io.Writer) int {
 		return n
 	}
 	return 80
+}
+
+func engineName(engine string) string {
+	if engine == "onednn" {
+		return "oneDNN"
+	}
+	return "OpenCV"
 }

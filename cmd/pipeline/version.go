@@ -72,6 +72,9 @@ type versionInfo struct {
 	CUDA       bool     `json:"cuda"`
 	Threads    int      `json:"threads"`
 	Parallel   string   `json:"parallel_framework"` // from cv::getBuildInformation
+	OneDNN     string   `json:"onednn"`             // version (threading runtime)
+	OneDNNISA  string   `json:"onednn_isa"`         // instruction set oneDNN dispatches to
+	BF16       bool     `json:"bf16"`               // --precision bf16 available
 	SQLite     string   `json:"sqlite,omitempty"`
 	SQLiteVec  string   `json:"sqlite_vec,omitempty"`
 }
@@ -106,6 +109,8 @@ func cmdVersion(e *env, args []string) error {
 			v.Parallel = strings.TrimSpace(val)
 		}
 	}
+	v.OneDNN, v.OneDNNISA = extract.OneDNNVersion(), extract.OneDNNISA()
+	v.BF16, _ = extract.BF16Available()
 	v.SQLite, v.SQLiteVec = sqliteVersions()
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -116,6 +121,11 @@ func cmdVersion(e *env, args []string) error {
 	fmt.Fprintf(w, "pipeline   %s\n", v.Pipeline)
 	fmt.Fprintf(w, "go         %s\n", v.Go)
 	fmt.Fprintf(w, "opencv     %s (parallel: %s, %d threads)\n", v.OpenCV, v.Parallel, v.Threads)
+	bf16 := "no bf16"
+	if v.BF16 {
+		bf16 = "bf16 available"
+	}
+	fmt.Fprintf(w, "onednn     %s, %s, %s (--engine onednn)\n", v.OneDNN, v.OneDNNISA, bf16)
 	fmt.Fprintf(w, "backends   %s\n", strings.Join(v.Backends, ", "))
 	if !v.CUDA {
 		fmt.Fprintf(w, "           cuda: not in this OpenCV build (--backend cuda fails rather than silently using the CPU)\n")

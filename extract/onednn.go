@@ -1,0 +1,835 @@
+package extract
+
+/*
+#cgo CXXFLAGS: -std=c++14 -O2 -fopenmp
+#cgo LDFLAGS: -ldnnl -fopenmp
+#include <stdlib.h>
+#include "dnnl.h"
+*/
+import "C"
+
+import (
+	"pipeline/errclass"
+
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"unsafe"
+
+	"pipeline/extract/onnx"
+)
+
+// ErrUnsupportedOp is returned (wrapped) when --engine onednn meets an ONNX
+// operator, or an attribute value, the oneDNN engine does not implement.
+var ErrUnsupportedOp = errclass.New(errclass.Usage, "not supported by the oneDNN engine")
+
+// ErrNoBF16 is returned (wrapped) for --precision bf16 on a CPU without
+// avx512_bf16 or AMX.
+var ErrNoBF16 = errclass.New(errclass.Usage, "bf16 not available on this CPU")
+
+// oneDNN's dnnl_cpu_isa_t values (dnnl_types.h, oneDNN 2.6).
+const (
+	isaAVX512CoreBF16 = 0xe7
+	isaAVX512CoreAMX  = 0x3e7
+)
+
+var isaNames = map[int]string{0x1: "sse41", 0x3: "avx", 0x7: "avx2", 0xf: "avx512_mic", 0x1f: "avx512_mic_4ops",
+	0x27: "avx512_core", 0x67: "avx512_core_vnni", 0xe7: "avx512_core_bf16", 0x3e7: "avx512_core_amx", 0x407: "avx2_vnni"}
+
+// OneDNNISA is the instruction set oneDNN dispatches to on this CPU (it
+// honours ONEDNN_MAX_CPU_ISA).
+func OneDNNISA() string {
+	v := int(C.dnx_isa())
+	if s, ok := isaNames[v]; ok {
+		return s
+	}
+	return fmt.Sprintf("isa 0x%x", v)
+}
+
+// OneDNNVersion is the linked oneDNN's version and threading runtime.
+func OneDNNVersion() string { return gostr(C.dnx_version()) }
+
+// bf16Support says whether oneDNN runs bf16 natively here, and if not, why.
+// Tests replace it to check the refusal on a CPU that has bf16.
+var bf16Support = func() (bool, string) {
+	isa := int(C.dnx_isa())
+	if isa&isaAVX512CoreBF16 == isaAVX512CoreBF16 || isa&isaAVX512CoreAMX == isaAVX512CoreAMX {
+		return true, ""
+	}
+	return false, fmt.Sprintf("oneDNN's best instruction set on this CPU is %s; bf16 needs avx512_bf16 (avx512_core_bf16) or AMX (avx512_core_amx)", OneDNNISA())
+}
+
+// BF16Available reports whether --precision bf16 can run on this CPU, and
+// what the CPU lacks when it cannot.
+func BF16Available() (bool, string) { return bf16Support() }
+
+// dnnlOp is one primitive of the oneDNN net, with the ONNX nodes it
+// computes (a convolution with its folded BatchNormalization, fused Add and
+// ReLU).
+type dnnlOp struct {
+	kind  string     // conv, bn, relu, pool, add, ip, flatten, softmax, concat
+	nodes []int      // indices of the ONNX nodes it covers, the last one emits
+	in    []string   // input tensors (canonical)
+	out   string     // its output tensor
+	node  *onnx.Node // the main node (Conv, Gemm, ...)
+	bn    *onnx.Node // folded BatchNormalization
+	sum   string     // fused residual input ("" = none)
+	relu  bool
+}
+
+// dnnlPlan is what the engine will run: ops in execution order and the
+// tensors to return.
+type dnnlPlan struct {
+	input    string
+	ops      []*dnnlOp
+	want     []string // canonical tensors of the requested outputs
+	canon    map[string]string
+	lastRead map[string]int
+}
+
+func unsupported(n *onnx.Node, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	return fmt.Errorf("ONNX node %q: %s: %w", n.Name, what, ErrUnsupportedOp)
+}
+
+func intsAttr(n *onnx.Node, name string, def []int) []int {
+	a := n.Attr(name)
+	if a == nil {
+		return def
+	}
+	out := make([]int, len(a.Ints))
+	for i, v := range a.Ints {
+		out[i] = int(v)
+	}
+	return out
+}
+
+func intAttr(n *onnx.Node, name string, def int64) int64 {
+	if a := n.Attr(name); a != nil {
+		return a.I
+	}
+	return def
+}
+
+func floatAttr(n *onnx.Node, name string, def float32) float32 {
+	if a := n.Attr(name); a != nil {
+		return a.F
+	}
+	return def
+}
+
+// planDNNL decides how the nodes that the wanted tensors depend on map to
+// oneDNN primitives. It needs only the graph (weights may be absent), so
+// `--engine auto` can decide before loading them. An operator or attribute
+// the engine does not implement is an error wrapping ErrUnsupportedOp that
+// names it.
+func planDNNL(m *onnx.Model, input string, want []string) (*dnnlPlan, error) {
+	g := m.Graph
+	inits := map[string]*onnx.Tensor{}
+	for _, t := range g.Initializers {
+		inits[t.Name] = t
+	}
+	prod := map[string]int{} // tensor -> producing node index
+	for i, n := range g.Nodes {
+		for _, o := range n.Outputs {
+			prod[o] = i
+		}
+	}
+	// Nodes the wanted tensors depend on.
+	need := make([]bool, len(g.Nodes))
+	stack := slices.Clone(want)
+	for len(stack) > 0 {
+		t := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if t == input || inits[t] != nil {
+			continue
+		}
+		i, ok := prod[t]
+		if !ok {
+			return nil, fmt.Errorf("tensor %q: not produced by any node", t)
+		}
+		if need[i] {
+			continue
+		}
+		need[i] = true
+		stack = append(stack, g.Nodes[i].Inputs...)
+	}
+	p := &dnnlPlan{input: input, canon: map[string]string{}, lastRead: map[string]int{}}
+	canon := func(t string) string {
+		for {
+			c, ok := p.canon[t]
+			if !ok {
+				return t
+			}
+			t = c
+		}
+	}
+	rank := map[string]int{input: 4}
+	wanted := map[string]bool{}
+	// First pass: check every needed node and fold pass-through ones.
+	var nodes []int
+	for i, n := range g.Nodes {
+		if !need[i] {
+			continue
+		}
+		if n.Domain != "" && n.Domain != "ai.onnx" {
+			return nil, unsupported(n, "operator %s of domain %s", n.OpType, n.Domain)
+		}
+		data := func(k int) string { return canon(n.Inputs[k]) }
+		isConst := func(k int) bool { return k < len(n.Inputs) && inits[n.Inputs[k]] != nil }
+		if len(n.Inputs) == 0 {
+			return nil, unsupported(n, "operator %s without inputs", n.OpType)
+		}
+		if !isConst(0) && rank[data(0)] == 0 && n.OpType != "Concat" {
+			return nil, unsupported(n, "operator %s reads %q, which is not computed by the engine", n.OpType, n.Inputs[0])
+		}
+		out := n.Outputs[0]
+		switch n.OpType {
+		case "Dropout", "Identity":
+			p.canon[out] = data(0)
+			continue
+		case "Flatten":
+			axis := intAttr(n, "axis", 1)
+			r := rank[data(0)]
+			if axis < 0 {
+				axis += int64(r)
+			}
+			if axis != 1 {
+				return nil, unsupported(n, "Flatten with axis %d", intAttr(n, "axis", 1))
+			}
+			if r == 2 {
+				p.canon[out] = data(0)
+				continue
+			}
+			rank[out] = 2
+		case "Reshape":
+			var shape []int64
+			if a := n.Attr("shape"); a != nil {
+				shape = a.Ints
+			} else if isConst(1) {
+				shape = inits[n.Inputs[1]].Int64
+			}
+			if len(shape) != 2 || !(shape[0] == 0 && shape[1] == -1) {
+				return nil, unsupported(n, "Reshape to %v (only [0, -1], a flatten, is implemented)", shape)
+			}
+			if rank[data(0)] == 2 {
+				p.canon[out] = data(0)
+				continue
+			}
+			rank[out] = 2
+		case "Conv":
+			if !isConst(1) || (len(n.Inputs) > 2 && n.Inputs[2] != "" && !isConst(2)) {
+				return nil, unsupported(n, "Conv with computed weights")
+			}
+			if w := inits[n.Inputs[1]]; len(w.Dims) != 4 || rank[data(0)] != 4 {
+				return nil, unsupported(n, "Conv of weights %v (only 2-D convolution)", w.Dims)
+			}
+			if ap := n.Attr("auto_pad"); ap != nil && ap.S != "" && ap.S != "NOTSET" && ap.S != "VALID" {
+				return nil, unsupported(n, "Conv with auto_pad %s", ap.S)
+			}
+			rank[out] = 4
+		case "BatchNormalization":
+			for k := 1; k <= 4; k++ {
+				if !isConst(k) {
+					return nil, unsupported(n, "BatchNormalization with computed statistics")
+				}
+			}
+			if intAttr(n, "training_mode", 0) != 0 || intAttr(n, "spatial", 1) != 1 || len(n.Outputs) > 1 && n.Outputs[1] != "" {
+				return nil, unsupported(n, "BatchNormalization in training mode")
+			}
+			if rank[data(0)] != 4 {
+				return nil, unsupported(n, "BatchNormalization of a rank-%d tensor", rank[data(0)])
+			}
+			rank[out] = 4
+		case "Relu":
+			rank[out] = rank[data(0)]
+		case "MaxPool", "AveragePool":
+			if intAttr(n, "ceil_mode", 0) != 0 {
+				return nil, unsupported(n, "%s with ceil_mode", n.OpType)
+			}
+			if ap := n.Attr("auto_pad"); ap != nil && ap.S != "" && ap.S != "NOTSET" && ap.S != "VALID" {
+				return nil, unsupported(n, "%s with auto_pad %s", n.OpType, ap.S)
+			}
+			if d := intsAttr(n, "dilations", nil); d != nil && (d[0] != 1 || d[1] != 1) {
+				return nil, unsupported(n, "%s with dilations %v", n.OpType, d)
+			}
+			if len(intsAttr(n, "kernel_shape", nil)) != 2 || rank[data(0)] != 4 {
+				return nil, unsupported(n, "%s that is not 2-D", n.OpType)
+			}
+			if len(n.Outputs) > 1 && n.Outputs[1] != "" {
+				return nil, unsupported(n, "MaxPool with indices")
+			}
+			rank[out] = 4
+		case "GlobalAveragePool":
+			if rank[data(0)] != 4 {
+				return nil, unsupported(n, "GlobalAveragePool of a rank-%d tensor", rank[data(0)])
+			}
+			rank[out] = 4
+		case "Add":
+			if len(n.Inputs) != 2 || isConst(0) || isConst(1) || rank[data(1)] != rank[data(0)] {
+				return nil, unsupported(n, "Add with a constant or broadcast operand")
+			}
+			rank[out] = rank[data(0)]
+		case "Gemm":
+			if !isConst(1) || (len(n.Inputs) > 2 && n.Inputs[2] != "" && !isConst(2)) {
+				return nil, unsupported(n, "Gemm with a computed B or C")
+			}
+			if intAttr(n, "transA", 0) != 0 || rank[data(0)] != 2 {
+				return nil, unsupported(n, "Gemm with transA or a rank-%d A", rank[data(0)])
+			}
+			if len(n.Inputs) > 2 && n.Inputs[2] != "" {
+				if c := inits[n.Inputs[2]]; c.NumElements() != c.Dims[len(c.Dims)-1] {
+					return nil, unsupported(n, "Gemm with C of dims %v (only a bias vector)", c.Dims)
+				}
+			}
+			rank[out] = 2
+		case "MatMul":
+			if !isConst(1) || len(inits[n.Inputs[1]].Dims) != 2 || rank[data(0)] != 2 {
+				return nil, unsupported(n, "MatMul that is not a fully connected layer")
+			}
+			rank[out] = 2
+		case "Softmax":
+			axis := intAttr(n, "axis", 1)
+			if rank[data(0)] != 2 || (axis != 1 && axis != -1) {
+				return nil, unsupported(n, "Softmax over axis %d of a rank-%d tensor", axis, rank[data(0)])
+			}
+			rank[out] = 2
+		case "Concat":
+			axis := intAttr(n, "axis", 0)
+			r := rank[data(0)]
+			for k := range n.Inputs {
+				if isConst(k) || rank[data(k)] != r || r == 0 {
+					return nil, unsupported(n, "Concat of constants or tensors of different rank")
+				}
+			}
+			if axis < 0 {
+				axis += int64(r)
+			}
+			if axis != 1 {
+				return nil, unsupported(n, "Concat over axis %d", intAttr(n, "axis", 0))
+			}
+			rank[out] = r
+		default:
+			return nil, unsupported(n, "operator %s", n.OpType)
+		}
+		nodes = append(nodes, i)
+	}
+	for _, t := range want {
+		c := canon(t)
+		if c == input {
+			return nil, fmt.Errorf("tensor %q is the network input: %w", t, ErrUnsupportedOp)
+		}
+		p.want = append(p.want, c)
+		wanted[c] = true
+	}
+	// Consumers of each canonical tensor among the needed nodes.
+	cons := map[string][]int{}
+	for _, i := range nodes {
+		for _, in := range g.Nodes[i].Inputs {
+			if inits[in] == nil && in != "" {
+				c := canon(in)
+				cons[c] = append(cons[c], i)
+			}
+		}
+	}
+	// Second pass: group nodes into primitives.
+	done := map[int]bool{}
+	only := func(t, op string) *onnx.Node {
+		if wanted[t] || len(cons[t]) != 1 {
+			return nil
+		}
+		if n := g.Nodes[cons[t][0]]; n.OpType == op && !done[cons[t][0]] {
+			return n
+		}
+		return nil
+	}
+	byNode := map[*onnx.Node]int{}
+	for i, n := range g.Nodes {
+		byNode[n] = i
+	}
+	for _, i := range nodes {
+		if done[i] {
+			continue
+		}
+		n := g.Nodes[i]
+		op := &dnnlOp{node: n, nodes: []int{i}, out: n.Outputs[0]}
+		for k, in := range n.Inputs {
+			if in != "" && inits[in] == nil && (k == 0 || n.OpType == "Add" || n.OpType == "Concat") {
+				op.in = append(op.in, canon(in))
+			}
+		}
+		take := func(x *onnx.Node) {
+			op.nodes = append(op.nodes, byNode[x])
+			done[byNode[x]] = true
+			op.out = x.Outputs[0]
+		}
+		switch n.OpType {
+		case "Conv":
+			op.kind = "conv"
+			if bn := only(op.out, "BatchNormalization"); bn != nil {
+				op.bn = bn
+				take(bn)
+			}
+			if add := only(op.out, "Add"); add != nil {
+				other := canon(add.Inputs[0])
+				if other == op.out {
+					other = canon(add.Inputs[1])
+				}
+				if other != op.out {
+					op.sum = other
+					op.in = append(op.in, other)
+					take(add)
+				}
+			}
+			if r := only(op.out, "Relu"); r != nil {
+				op.relu = true
+				take(r)
+			}
+		case "BatchNormalization":
+			op.kind = "bn"
+			if r := only(op.out, "Relu"); r != nil {
+				op.relu = true
+				take(r)
+			}
+		case "Add":
+			op.kind = "add"
+			if r := only(op.out, "Relu"); r != nil {
+				op.relu = true
+				take(r)
+			}
+		case "Gemm", "MatMul":
+			op.kind = "ip"
+			if r := only(op.out, "Relu"); r != nil {
+				op.relu = true
+				take(r)
+			}
+		case "Relu":
+			op.kind = "relu"
+		case "MaxPool", "AveragePool", "GlobalAveragePool":
+			op.kind = "pool"
+		case "Flatten", "Reshape":
+			op.kind = "flatten"
+		case "Softmax":
+			op.kind = "softmax"
+		case "Concat":
+			op.kind = "concat"
+		}
+		done[i] = true
+		p.ops = append(p.ops, op)
+	}
+	// A flatten whose only readers are inner products is skipped: they read
+	// the 4-D tensor (their weights viewed as O x C x H x W, the same order).
+	var keep []*dnnlOp
+	for _, op := range p.ops {
+		if op.kind == "flatten" && !wanted[op.out] && len(cons[op.out]) > 0 {
+			allIP := true
+			for _, c := range cons[op.out] {
+				t := g.Nodes[c].OpType
+				allIP = allIP && (t == "Gemm" || t == "MatMul")
+			}
+			if allIP {
+				p.canon[op.out] = op.in[0]
+				continue
+			}
+		}
+		keep = append(keep, op)
+	}
+	p.ops = keep
+	for _, op := range p.ops {
+		for k := range op.in {
+			op.in[k] = canon(op.in[k])
+		}
+	}
+	for k := range p.want {
+		p.want[k] = canon(p.want[k])
+	}
+	// Ops run at the position of their last node (a fused Add may need a
+	// shortcut computed after the convolution's own node).
+	slices.SortStableFunc(p.ops, func(a, b *dnnlOp) int { return slices.Max(a.nodes) - slices.Max(b.nodes) })
+	for i, op := range p.ops {
+		for _, in := range op.in {
+			p.lastRead[in] = i
+		}
+	}
+	return p, nil
+}
+
+// dnnlNet is a built oneDNN network.
+type dnnlNet struct {
+	p     C.DnxNet
+	batch int
+	inLen int
+	sizes []int // per image, per output
+	prims []string
+}
+
+func (d *dnnlNet) Close() {
+	if d != nil && d.p != nil {
+		C.dnx_close(d.p)
+		d.p = nil
+	}
+}
+
+// f32 returns a float tensor's payload as float32.
+func f32(t *onnx.Tensor) ([]float32, error) {
+	if t.Float32 != nil {
+		return t.Float32, nil
+	}
+	v, err := t.Float64s()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out, nil
+}
+
+func fptr(v []float32) *C.float {
+	if len(v) == 0 {
+		return nil
+	}
+	return (*C.float)(unsafe.Pointer(&v[0]))
+}
+
+// buildDNNL builds the plan on oneDNN, reading the weights from m (a model
+// read with its payloads); it drops m's payloads as they are reordered, so
+// that the weights are held once.
+func buildDNNL(m *onnx.Model, p *dnnlPlan, c, h, w, batch, threads int, bf16 bool) (_ *dnnlNet, err error) {
+	inits := map[string]*onnx.Tensor{}
+	for _, t := range m.Graph.Initializers {
+		inits[t.Name] = t
+	}
+	var cerrp *C.char
+	b := 0
+	if bf16 {
+		b = 1
+	}
+	np := C.dnx_new(C.int(b), C.int(batch), C.int(threads), &cerrp)
+	if np == nil {
+		return nil, dnnlErr(cerrp)
+	}
+	d := &dnnlNet{p: np, batch: batch, inLen: c * h * w}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if C.dnx_input(np, C.int(c), C.int(h), C.int(w), &cerrp) != 0 {
+		return nil, dnnlErr(cerrp)
+	}
+	ids := map[string]C.int{p.input: 0}
+	get := func(name string) ([]float32, error) {
+		t := inits[name]
+		if t == nil {
+			return nil, fmt.Errorf("initializer %q missing", name)
+		}
+		return f32(t)
+	}
+	// Weights no op reads (layers after the requested ones) go at once.
+	used := map[string]bool{}
+	for _, op := range p.ops {
+		for _, k := range op.nodes {
+			for _, in := range m.Graph.Nodes[k].Inputs {
+				used[in] = true
+			}
+		}
+	}
+	for _, t := range m.Graph.Initializers {
+		if !used[t.Name] {
+			t.Float32, t.Float64 = nil, nil
+		}
+	}
+	freed := 0
+	for i, op := range p.ops {
+		n := op.node
+		for _, in := range op.in {
+			if _, ok := ids[in]; !ok {
+				return nil, fmt.Errorf("ONNX node %q reads %q before it is computed", n.Name, in)
+			}
+		}
+		var id C.int
+		switch op.kind {
+		case "conv":
+			wt := inits[n.Inputs[1]]
+			wv, err := get(n.Inputs[1])
+			if err != nil {
+				return nil, err
+			}
+			oc := wt.Dims[0]
+			var bias []float32
+			if len(n.Inputs) > 2 && n.Inputs[2] != "" {
+				if bias, err = get(n.Inputs[2]); err != nil {
+					return nil, err
+				}
+			}
+			if op.bn != nil {
+				wv, bias, err = foldBN(op.bn, inits, wv, bias, oc)
+				if err != nil {
+					return nil, err
+				}
+			}
+			groups := int(intAttr(n, "group", 1))
+			pads := intsAttr(n, "pads", []int{0, 0, 0, 0})
+			if ap := n.Attr("auto_pad"); ap != nil && ap.S == "VALID" {
+				pads = []int{0, 0, 0, 0}
+			}
+			st := intsAttr(n, "strides", []int{1, 1})
+			dil := intsAttr(n, "dilations", []int{1, 1})
+			if len(pads) != 4 || len(st) != 2 || len(dil) != 2 {
+				return nil, unsupported(n, "Conv with pads %v strides %v dilations %v", pads, st, dil)
+			}
+			cp, cs, cd := cints(pads), cints(st), cints(dil)
+			sum, inplace := C.int(-1), C.int(0)
+			if op.sum != "" {
+				sum = ids[op.sum]
+				if p.lastRead[op.sum] == i && !slices.Contains(p.want, op.sum) && op.sum != p.input {
+					inplace = 1
+				}
+			}
+			id = C.dnx_conv(np, ids[op.in[0]], C.int(oc), C.int(wt.Dims[2]), C.int(wt.Dims[3]), &cs[0], &cp[0], &cd[0],
+				C.int(groups), fptr(wv), fptr(bias), sum, inplace, cbool(op.relu), &cerrp)
+			runtime.KeepAlive(wv)
+			runtime.KeepAlive(bias)
+		case "bn":
+			var v [4][]float32
+			for k := range v {
+				if v[k], err = get(n.Inputs[k+1]); err != nil {
+					return nil, err
+				}
+			}
+			// scale, B, mean, var → mean, var, scale, shift
+			id = C.dnx_bn(np, ids[op.in[0]], fptr(v[2]), fptr(v[3]), fptr(v[0]), fptr(v[1]),
+				C.float(floatAttr(n, "epsilon", 1e-5)), cbool(op.relu), &cerrp)
+			runtime.KeepAlive(v)
+		case "relu":
+			id = C.dnx_relu(np, ids[op.in[0]], &cerrp)
+		case "pool":
+			kind, kh, kw := C.DNX_POOL_MAX, 0, 0
+			pads, st := []int{0, 0, 0, 0}, []int{1, 1}
+			var dims [8]C.int
+			C.dnx_tensor_dims(np, ids[op.in[0]], &dims[0])
+			switch n.OpType {
+			case "GlobalAveragePool":
+				kind, kh, kw = C.DNX_POOL_AVG_EXCL, int(dims[1]), int(dims[2])
+			default:
+				k := intsAttr(n, "kernel_shape", nil)
+				kh, kw = k[0], k[1]
+				pads = intsAttr(n, "pads", pads)
+				if ap := n.Attr("auto_pad"); ap != nil && ap.S == "VALID" {
+					pads = []int{0, 0, 0, 0}
+				}
+				st = intsAttr(n, "strides", st)
+				if n.OpType == "AveragePool" {
+					kind = C.DNX_POOL_AVG_EXCL
+					if intAttr(n, "count_include_pad", 0) != 0 {
+						kind = C.DNX_POOL_AVG_INCL
+					}
+				}
+			}
+			cp, cs := cints(pads), cints(st)
+			id = C.dnx_pool(np, ids[op.in[0]], C.int(kind), C.int(kh), C.int(kw), &cs[0], &cp[0], &cerrp)
+		case "add":
+			id = C.dnx_add(np, ids[op.in[0]], ids[op.in[1]], cbool(op.relu), &cerrp)
+		case "ip":
+			wv, bias, oc, err := ipWeights(n, inits, int(C.dnx_tensor_size(np, ids[op.in[0]])))
+			if err != nil {
+				return nil, err
+			}
+			id = C.dnx_ip(np, ids[op.in[0]], C.int(oc), fptr(wv), fptr(bias), cbool(op.relu), &cerrp)
+			runtime.KeepAlive(wv)
+			runtime.KeepAlive(bias)
+		case "flatten":
+			id = C.dnx_flatten(np, ids[op.in[0]], &cerrp)
+		case "softmax":
+			id = C.dnx_softmax(np, ids[op.in[0]], &cerrp)
+		case "concat":
+			srcs := make([]C.int, len(op.in))
+			for k, in := range op.in {
+				srcs[k] = ids[in]
+			}
+			id = C.dnx_concat(np, &srcs[0], C.int(len(srcs)), &cerrp)
+		}
+		if id < 0 {
+			return nil, fmt.Errorf("ONNX node %q (%s): %w", n.Name, n.OpType, dnnlErr(cerrp))
+		}
+		ids[op.out] = id
+		// The weights now live in oneDNN's layout: drop the ONNX copy, and
+		// give it back to the OS every 64 MB, so that the model's weights
+		// are held about once, not twice, while the net is built.
+		for _, k := range op.nodes {
+			for _, in := range m.Graph.Nodes[k].Inputs {
+				if t := inits[in]; t != nil && t.NumElements() > 1024 && (t.Float32 != nil || t.Float64 != nil) {
+					freed += 4 * t.NumElements()
+					t.Float32, t.Float64 = nil, nil
+				}
+			}
+		}
+		if freed > 64<<20 {
+			debug.FreeOSMemory()
+			freed = 0
+		}
+	}
+	for _, t := range p.want {
+		id, ok := ids[t]
+		if !ok {
+			return nil, fmt.Errorf("tensor %q not computed by the oneDNN plan", t)
+		}
+		if C.dnx_output(np, id, &cerrp) != 0 {
+			return nil, dnnlErr(cerrp)
+		}
+		d.sizes = append(d.sizes, int(C.dnx_tensor_size(np, id)))
+	}
+	for _, line := range strings.Split(strings.TrimSpace(gostr(C.dnx_describe(np))), "\n") {
+		d.prims = append(d.prims, line)
+	}
+	debug.FreeOSMemory()
+	return d, nil
+}
+
+func cints(v []int) []C.int {
+	out := make([]C.int, len(v))
+	for i, x := range v {
+		out[i] = C.int(x)
+	}
+	return out
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func dnnlErr(p *C.char) error {
+	if p == nil {
+		return errors.New("oneDNN failed without a message")
+	}
+	defer C.dnx_free(unsafe.Pointer(p))
+	return errors.New(C.GoString(p))
+}
+
+// foldBN folds an inference BatchNormalization into the convolution before
+// it, in float64: w' = w·s, b' = (b − mean)·s + shift with s = scale/√(var+ε).
+func foldBN(bn *onnx.Node, inits map[string]*onnx.Tensor, w, bias []float32, oc int) ([]float32, []float32, error) {
+	var v [4][]float32
+	for k := range v {
+		t := inits[bn.Inputs[k+1]]
+		x, err := f32(t)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(x) != oc {
+			return nil, nil, fmt.Errorf("BatchNormalization %q: %d values for %d channels", bn.Name, len(x), oc)
+		}
+		v[k] = x
+	}
+	eps := float64(floatAttr(bn, "epsilon", 1e-5))
+	per := len(w) / oc
+	nw := make([]float32, len(w))
+	nb := make([]float32, oc)
+	for o := 0; o < oc; o++ {
+		s := float64(v[0][o]) / math.Sqrt(float64(v[3][o])+eps)
+		for k := 0; k < per; k++ {
+			nw[o*per+k] = float32(float64(w[o*per+k]) * s)
+		}
+		b := 0.0
+		if bias != nil {
+			b = float64(bias[o])
+		}
+		nb[o] = float32((b-float64(v[2][o]))*s + float64(v[1][o]))
+	}
+	return nw, nb, nil
+}
+
+// ipWeights turns a Gemm or MatMul's constant operands into an inner
+// product's [O, K] weights (alpha folded in) and bias (beta folded in).
+func ipWeights(n *onnx.Node, inits map[string]*onnx.Tensor, k int) ([]float32, []float32, int, error) {
+	bt := inits[n.Inputs[1]]
+	b, err := f32(bt)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	trans := n.OpType == "Gemm" && intAttr(n, "transB", 0) != 0
+	var o int
+	if trans {
+		o = bt.Dims[0]
+		if bt.Dims[1] != k {
+			return nil, nil, 0, fmt.Errorf("ONNX node %q: B %v for an input of %d values", n.Name, bt.Dims, k)
+		}
+	} else {
+		o = bt.Dims[1]
+		if bt.Dims[0] != k {
+			return nil, nil, 0, fmt.Errorf("ONNX node %q: B %v for an input of %d values", n.Name, bt.Dims, k)
+		}
+	}
+	alpha, beta := float32(1), float32(1)
+	if n.OpType == "Gemm" {
+		alpha, beta = floatAttr(n, "alpha", 1), floatAttr(n, "beta", 1)
+	}
+	w := b
+	if !trans || alpha != 1 {
+		w = make([]float32, o*k)
+		for i := 0; i < o; i++ {
+			for j := 0; j < k; j++ {
+				if trans {
+					w[i*k+j] = b[i*k+j] * alpha
+				} else {
+					w[i*k+j] = b[j*o+i] * alpha
+				}
+			}
+		}
+	}
+	var bias []float32
+	if n.OpType == "Gemm" && len(n.Inputs) > 2 && n.Inputs[2] != "" {
+		c, err := f32(inits[n.Inputs[2]])
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		if len(c) != o {
+			return nil, nil, 0, fmt.Errorf("ONNX node %q: C of %d values for %d outputs", n.Name, len(c), o)
+		}
+		bias = make([]float32, o)
+		for i := range bias {
+			bias[i] = c[i] * beta
+		}
+	}
+	return w, bias, o, nil
+}
+
+// forward runs k images and writes the outputs (k blocks each) into dst.
+func (d *dnnlNet) forward(in []float32, k int, dst []float32) error {
+	if len(in) != k*d.inLen {
+		return fmt.Errorf("forward: %d floats for %d images", len(in), k)
+	}
+	total := 0
+	for _, s := range d.sizes {
+		total += s * k
+	}
+	if len(dst) < total {
+		return fmt.Errorf("forward: %d destination values, want %d", len(dst), total)
+	}
+	var cerrp *C.char
+	rc := C.dnx_forward(d.p, (*C.float)(unsafe.Pointer(&in[0])), C.int(k), (*C.float)(unsafe.Pointer(&dst[0])), &cerrp)
+	runtime.KeepAlive(in)
+	runtime.KeepAlive(dst)
+	if rc != 0 {
+		return dnnlErr(cerrp)
+	}
+	return nil
+}
+
+// oneDNNVerbose reports whether the user asked oneDNN to trace primitives.
+func oneDNNVerbose() bool {
+	return os.Getenv("ONEDNN_VERBOSE") != "" || os.Getenv("DNNL_VERBOSE") != ""
+}
+
+// threads is the OpenMP team size the net runs with.
+func (d *dnnlNet) threads() int { return int(C.dnx_net_threads(d.p)) }

@@ -1,1 +1,0 @@
--- 0003: reserved for the onednn branch's migration (engine recorded in feature_sets and runs); this branch leaves it empty so that migration numbers stay contiguous. The lead replaces this file at merge.
