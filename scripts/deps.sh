@@ -21,7 +21,7 @@ fi
 runtime=(libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-dnn406
   libopencv-highgui406 libopencv-videoio406 libopencv-video406 libopencv-objdetect406
   libopencv-calib3d406 libopencv-features2d406 libopencv-photo406 libstdc++6
-  libhdf5-103-1 libjpeg62-turbo libdnnl2
+  libhdf5-103-1 libjpeg62-turbo libdnnl2 libgomp1
   pocl-opencl-icd ocl-icd-libopencl1 ca-certificates)
 if [ "${1:-}" = "--runtime" ]; then
   want=("${runtime[@]}")

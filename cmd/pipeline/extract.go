@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -144,7 +145,23 @@ func extractShard(e *env, flagV string, n int) (pipeline.Shard, error) {
 		return s, nil
 	}
 	if n == 0 {
-		return pipeline.Shard{}, nil
+		// A Slurm job array says how many tasks it has: with no flag, each
+		// task takes its shard (as `--shards $SLURM_ARRAY_TASK_COUNT` would),
+		// and says so. A Kubernetes Indexed Job does not export its
+		// completions count, so it needs --shards N.
+		cnt := os.Getenv("SLURM_ARRAY_TASK_COUNT")
+		if cnt == "" || os.Getenv("SLURM_ARRAY_TASK_ID") == "" {
+			return pipeline.Shard{}, nil
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(cnt)); err != nil || n < 1 {
+			return pipeline.Shard{}, usageError("extract: SLURM_ARRAY_TASK_COUNT=%q is not a number of tasks (give --shard I/N, or --shard 0/1 for every input)", cnt)
+		}
+		s, from, err := pipeline.ShardFromEnv(n, os.Getenv)
+		if err != nil {
+			return s, usageError("extract: %v (give --shard I/N, or --shard 0/1 for every input)", err)
+		}
+		e.infof("%s: this Slurm array task takes one shard of the inputs (--shard 0/1 takes every input)", from)
+		return s, nil
 	}
 	s, from, err := pipeline.ShardFromEnv(n, os.Getenv)
 	if err != nil {

@@ -30,8 +30,13 @@ func TestCLI_Shards(t *testing.T) {
 		k := run(t, []string{fmt.Sprintf("JOB_COMPLETION_INDEX=%d", i)}, append(common, "--shards", "4", "--db", filepath.Join(dir, "k-{shard}.db"))...)
 		k.want(t, 0, fmt.Sprintf("shard %d/4 from JOB_COMPLETION_INDEX=%d", i, i), fmt.Sprintf("shard %d/4: run 1 ok", i))
 		// A Slurm array numbered from 1.
-		s := run(t, []string{fmt.Sprintf("SLURM_ARRAY_TASK_ID=%d", i+1), "SLURM_ARRAY_TASK_MIN=1", "SLURM_ARRAY_TASK_COUNT=4"},
-			append(common, "--shards", "4", "--db", filepath.Join(dir, "s-{shard}.db"))...)
+		// Half of them with --shards 4, half with no flag at all (the
+		// array's SLURM_ARRAY_TASK_COUNT says 4).
+		slurmArgs := append(common, "--shards", "4", "--db", filepath.Join(dir, "s-{shard}.db"))
+		if i%2 == 1 {
+			slurmArgs = append(common, "--db", filepath.Join(dir, "s-{shard}.db"))
+		}
+		s := run(t, []string{fmt.Sprintf("SLURM_ARRAY_TASK_ID=%d", i+1), "SLURM_ARRAY_TASK_MIN=1", "SLURM_ARRAY_TASK_COUNT=4"}, slurmArgs...)
 		s.want(t, 0, fmt.Sprintf("shard %d/4 from SLURM_ARRAY_TASK_ID=%d", i, i+1))
 		e := run(t, nil, append(common, "--shard", fmt.Sprintf("%d/4", i), "--db", filepath.Join(dir, "e-{shard}.db"), "--json")...)
 		e.want(t, 0)
