@@ -153,7 +153,8 @@ func extractShard(e *env, flagV string, n int) (pipeline.Shard, error) {
 		if cnt == "" || os.Getenv("SLURM_ARRAY_TASK_ID") == "" {
 			return pipeline.Shard{}, nil
 		}
-		if n, err := strconv.Atoi(strings.TrimSpace(cnt)); err != nil || n < 1 {
+		n, err := strconv.Atoi(strings.TrimSpace(cnt))
+		if err != nil || n < 1 {
 			return pipeline.Shard{}, usageError("extract: SLURM_ARRAY_TASK_COUNT=%q is not a number of tasks (give --shard I/N, or --shard 0/1 for every input)", cnt)
 		}
 		s, from, err := pipeline.ShardFromEnv(n, os.Getenv)
