@@ -20,7 +20,8 @@ type ClassifierSummary struct {
 	Precision  string    `json:"precision"`
 	Dim        int       `json:"dim"`
 	Train      int       `json:"train"`       // training images it was fitted on
-	Test       int       `json:"test"`        // held-out images `pipeline eval` scores it on
+	Test       int       `json:"test"`        // held-out images `pipeline eval` scores it on; 0 with final
+	Final      bool      `json:"final"`       // fit --final: refitted on every labelled image, no held-out estimate
 	CVAccuracy *float64  `json:"cv_accuracy"` // mean over the CV folds of the training split; null without --cv
 	CVStd      *float64  `json:"cv_std"`
 	CVFolds    int       `json:"cv_folds,omitempty"`
@@ -63,6 +64,9 @@ func classifierSummaries(ctx context.Context, db *store.DB) ([]ClassifierSummary
 		var m storedMetrics
 		if len(c.Metrics) > 0 && json.Unmarshal(c.Metrics, &m) == nil {
 			s.Train, s.Test = m.Train, m.Test
+			if m.Final {
+				s.Train, s.Test, s.Final = m.FinalTrain, 0, true
+			}
 			if m.CV != nil && m.CV.Folds > 0 {
 				acc, std := m.CV.MeanAccuracy, m.CV.StdAccuracy
 				s.CVAccuracy, s.CVStd, s.CVFolds = &acc, &std, m.CV.Folds

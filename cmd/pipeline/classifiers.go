@@ -56,8 +56,12 @@ func writeClassifierTable(w io.Writer, list []pipeline.ClassifierSummary) error 
 		if c.CVAccuracy != nil {
 			cv = fmt.Sprintf("%.3f ± %.3f (%d-fold)", *c.CVAccuracy, *c.CVStd, c.CVFolds)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t#%d %s\t%s\t%d\t%d/%d\t%s\t%s\n", c.Name, c.Kind, c.FeatureSet, c.Model, layer, c.Dim,
-			c.Train, c.Test, cv, c.CreatedAt.Local().Format("2006-01-02 15:04"))
+		split := fmt.Sprintf("%d/%d", c.Train, c.Test)
+		if c.Final {
+			split = fmt.Sprintf("%d/- (final)", c.Train)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t#%d %s\t%s\t%d\t%s\t%s\t%s\n", c.Name, c.Kind, c.FeatureSet, c.Model, layer, c.Dim,
+			split, cv, c.CreatedAt.Local().Format("2006-01-02 15:04"))
 	}
 	return tw.Flush()
 }

@@ -52,6 +52,7 @@ func TestCLI_FitHeads(t *testing.T) {
 	r = run(t, dbEnv, "fit", "--layer", "fc2", "--clf", "mlp", "--hidden", "16", "--name", "mlp-final", "--cv", "2", "--final")
 	r.want(t, 0, "2-fold CV: accuracy", "refitted on all 24 labelled images", "no held-out estimate exists")
 	run(t, dbEnv, "eval", "mlp-final").want(t, 5, "no held-out estimate for classifier mlp-final", "trained on all 24 labelled images", "2-fold cross-validation on the training split")
+	run(t, dbEnv, "classifiers").want(t, 0, "24/- (final)")
 	run(t, dbEnv, "predict", "mlp-final", imgs, "--top", "2", "--model", tiny).want(t, 0, "PROBABILITY")
 }
 
