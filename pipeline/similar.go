@@ -315,7 +315,7 @@ func similarQuery(ctx context.Context, db *store.DB, fs store.FeatureSet, o Simi
 				return q, v, nil
 			}
 		}
-		return computeQuery(ctx, fs, o, q)
+		return computeQuery(fs, o, q)
 	}
 	// Not a file: a stored image named by its path, relative path or hash.
 	matches, err := storedMatches(bg, db, o.Query, abs)
@@ -406,9 +406,10 @@ func hashFile(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// computeQuery runs the query file through the extract engine, read-only,
-// with exactly the feature set's model, layer, pooling and preprocessing.
-func computeQuery(ctx context.Context, fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (SimilarQuery, []float32, error) {
+// computeQuery computes the query file's vector with exactly the feature
+// set's model, layer, pooling, preprocessing and engine: one extractor, one
+// forward pass, nothing written.
+func computeQuery(fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (SimilarQuery, []float32, error) {
 	model, err := featureSetModel(fs, o.ModelPath, "--model-file")
 	if err != nil {
 		return q, nil, err
@@ -421,30 +422,52 @@ func computeQuery(ctx context.Context, fs store.FeatureSet, o SimilarOptions, q 
 	if fs.Precision == "bf16" {
 		compute.Arith = "bf16"
 	}
-	var out *FileOutcome
-	eo := ExtractOptions{
-		DB: o.DB, Model: model, Layers: []string{fs.Layer}, Pool: fs.Pooling, Compute: compute, Batch: 1, Workers: 1,
-		MaxPixels: o.MaxPixels, Events: logEvents{o.Log},
-		command: "similar", readOnly: true, fixedSets: []store.FeatureSet{fs},
-		onFile: func(f FileOutcome) error { out = &f; return nil },
-		inputs: func(emit func(Input) error, _ func(WalkStats)) error {
-			return emit(Input{Path: q.Path, RelPath: o.Query})
-		},
+	data, stage, err := readImageFile(q.Path, 0)
+	if err != nil {
+		return q, nil, fmt.Errorf("%s: %s: %v", o.Query, stage, err)
 	}
-	_, err = runEngine(ctx, eo)
-	switch {
-	case out != nil && out.Failure != nil:
-		return q, nil, fmt.Errorf("%s: %s: %s", o.Query, out.Failure.Stage, out.Failure.Message)
-	case err != nil:
+	ex, err := extract.NewExtractor(extract.ExtractorConfig{Model: model, Layers: []string{fs.Layer}, Pool: fs.Pooling, Compute: compute, Batch: 1})
+	if err != nil {
 		return q, nil, err
-	case out == nil || out.Vector == nil:
-		return q, nil, fmt.Errorf("%s: no vector computed", o.Query)
 	}
-	q.SHA256, q.Source = out.SHA256, "computed"
-	if out.ImageID != 0 {
-		q.ImageID = out.ImageID // stored meanwhile by another process
+	defer ex.Close()
+	for _, n := range ex.Notes {
+		if o.Log != nil {
+			o.Log("%s", n)
+		}
 	}
-	return q, out.Vector, nil
+	if err := reproduces(ex, model.Name, fs); err != nil {
+		return q, nil, err
+	}
+	vec, stage, err := queryVector(ex, data, o.MaxPixels)
+	if err != nil {
+		return q, nil, fmt.Errorf("%s: %s: %v", o.Query, stage, err)
+	}
+	sum := sha256.Sum256(data)
+	q.SHA256, q.Source = hex.EncodeToString(sum[:]), "computed"
+	return q, vec, nil
+}
+
+// queryVector decodes one image and runs it through the network: its
+// vector of the first output, or the failing stage and why.
+func queryVector(ex *extract.Extractor, data []byte, maxPixels int64) ([]float32, string, error) {
+	p := ex.Preprocess()
+	blob := make([]float32, ex.InputLen())
+	if _, err := p.DecodeInto(data, extract.DecodeOptions{MaxPixels: maxPixels, MinWidth: p.Width, MinHeight: p.Height}, blob); err != nil {
+		if errors.Is(err, extract.ErrTooLarge) {
+			return nil, "size", err
+		}
+		return nil, "decode", err
+	}
+	vecs, err := ex.Forward(blob, 1)
+	if err != nil {
+		return nil, "forward", err
+	}
+	v := vecs[0][0]
+	if k := extract.BadValue(v); k >= 0 {
+		return nil, "vector", fmt.Errorf("layer %s: value %d of %d is %v", ex.Outputs()[0].Layer.Name, k, len(v), v[k])
+	}
+	return v, "", nil
 }
 
 // featureSetModel finds the CNN a feature set's codes came from and checks
@@ -475,18 +498,4 @@ func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model,
 	}
 	m.Preprocess, m.HasPreprocess = p, true
 	return m, nil
-}
-
-// logEvents passes the engine's notes to a log function.
-type logEvents struct {
-	log func(format string, args ...any)
-}
-
-func (logEvents) Started(StartInfo)                  {}
-func (logEvents) Progress(store.Counts, int64, bool) {}
-func (logEvents) Failed(store.Failure)               {}
-func (e logEvents) Note(msg string) {
-	if e.log != nil {
-		e.log("%s", msg)
-	}
 }
