@@ -46,8 +46,13 @@ func (e *engine) useFixedSets(sets []store.FeatureSet) error {
 		return fmt.Errorf("internal: %d outputs for %d feature sets", n, len(sets))
 	}
 	for _, fs := range sets {
-		if err := reproduces(e.ex, e.o.Model.Name, fs); err != nil {
+		// A read-only run may compute them with another engine (a note
+		// says so); a writing run stores them in fs: same engine only.
+		if err := reproduces(e.ex, e.o.Model.Name, fs, e.runID == 0); err != nil {
 			return err
+		}
+		if n := engineNote(fs, e.ex.Engine()); n != "" {
+			e.note(n)
 		}
 		e.sets = append(e.sets, fs)
 		e.setIDs = append(e.setIDs, fs.ID)
@@ -55,9 +60,10 @@ func (e *engine) useFixedSets(sets []store.FeatureSet) error {
 	return nil
 }
 
-// reproduces checks that ex computes feature set fs (one of its outputs
-// has the set's layer, pooling, size, preprocessing and engine).
-func reproduces(ex *extract.Extractor, model string, fs store.FeatureSet) error {
+// reproduces checks that ex computes feature set fs: one of its outputs
+// has the set's layer, pooling, size and preprocessing, on the set's engine
+// unless anyEngine.
+func reproduces(ex *extract.Extractor, model string, fs store.FeatureSet, anyEngine bool) error {
 	preKey := ex.Preprocess().Key()
 	var o extract.Output
 	for _, out := range ex.Outputs() {
@@ -66,9 +72,13 @@ func reproduces(ex *extract.Extractor, model string, fs store.FeatureSet) error 
 			break
 		}
 	}
-	if o.Layer.Name != fs.Layer || o.Pool != fs.Pooling || o.Dim != fs.Dim || preKey != fs.Preprocess || ex.Engine() != SetEngine(fs) {
-		return fmt.Errorf("model %s does not reproduce feature set %s: layer %s, pooling %s, %d-d, preprocessing %s, engine %s",
-			model, fs, o.Layer.Name, o.Pool, o.Dim, preKey, ex.Engine())
+	if o.Layer.Name != fs.Layer || o.Pool != fs.Pooling || o.Dim != fs.Dim || preKey != fs.Preprocess {
+		return fmt.Errorf("model %s does not reproduce feature set %s: layer %s, pooling %s, %d-d, preprocessing %s",
+			model, fs, o.Layer.Name, o.Pool, o.Dim, preKey)
+	}
+	if !anyEngine && ex.Engine() != SetEngine(fs) {
+		return usagef("%s holds codes of engine %s: storing codes computed by engine %s there would mix engines in one set; compute with engine %s (the default), or do not store",
+			fs, SetEngine(fs), ex.Engine(), SetEngine(fs))
 	}
 	return nil
 }

@@ -26,9 +26,11 @@ type PredictOptions struct {
 	TopK       int       // classes listed per image (default 1)
 	ModelPath  string    // --model: where the classifier's CNN is, when not found by name
 
-	Batch     int
-	Nets      int
-	Workers   int
+	Batch   int
+	Nets    int
+	Workers int
+	// Compute's Engine and Arith (precision) default to the feature set's
+	// (see setCompute): "" = the set's.
 	Compute   extract.Compute
 	MaxPixels int64
 	Wait      time.Duration
@@ -89,13 +91,9 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 	if err != nil {
 		return sum, err
 	}
-	compute := o.Compute
-	if s.lc.Set.Precision == "fp16" {
-		compute.Target = "fp16"
-	}
-	compute.Engine = SetEngine(s.lc.Set)
-	if s.lc.Set.Precision == "bf16" {
-		compute.Arith = "bf16"
+	compute, err := setCompute(s.lc.Set, o.Compute)
+	if err != nil {
+		return sum, err
 	}
 	eo := ExtractOptions{
 		DB: o.DB, Model: model, Layers: []string{s.lc.Set.Layer}, Pool: s.lc.Set.Pooling, Compute: compute,

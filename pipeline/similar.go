@@ -50,6 +50,8 @@ type SimilarOptions struct {
 	// ModelPath is the CNN file for a query whose vector is not stored,
 	// when the set's model cannot be found by the name it was extracted with.
 	ModelPath string
+	// Compute's Engine and Arith (precision) default to the feature set's
+	// (see setCompute): "" = the set's.
 	Compute   extract.Compute
 	MaxPixels int64
 	Log       func(format string, args ...any) // notes (OpenCL setup, ...); may be nil
@@ -414,13 +416,9 @@ func computeQuery(fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (Simila
 	if err != nil {
 		return q, nil, err
 	}
-	compute := o.Compute
-	if fs.Precision == "fp16" {
-		compute.Target = "fp16"
-	}
-	compute.Engine = SetEngine(fs)
-	if fs.Precision == "bf16" {
-		compute.Arith = "bf16"
+	compute, err := setCompute(fs, o.Compute)
+	if err != nil {
+		return q, nil, err
 	}
 	data, stage, err := readImageFile(q.Path, 0)
 	if err != nil {
@@ -431,13 +429,13 @@ func computeQuery(fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (Simila
 		return q, nil, err
 	}
 	defer ex.Close()
-	for _, n := range ex.Notes {
-		if o.Log != nil {
+	if err := reproduces(ex, model.Name, fs, true); err != nil {
+		return q, nil, err
+	}
+	for _, n := range append(ex.Notes, engineNote(fs, ex.Engine())) {
+		if o.Log != nil && n != "" {
 			o.Log("%s", n)
 		}
-	}
-	if err := reproduces(ex, model.Name, fs); err != nil {
-		return q, nil, err
 	}
 	vec, stage, err := queryVector(ex, data, o.MaxPixels)
 	if err != nil {
