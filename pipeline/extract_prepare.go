@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"pipeline/extract"
@@ -37,6 +38,16 @@ type result struct {
 	missing []int64 // kindForward: feature sets without a vector
 	blob    []float32
 	fail    store.Failure
+}
+
+// recordedPath is the model path a feature set records: the file's, when
+// the model was given by an absolute path (a relative one depends on the
+// working directory, a name is found by name).
+func recordedPath(m extract.Model) string {
+	if filepath.IsAbs(m.Path) {
+		return filepath.Clean(m.Path)
+	}
+	return ""
 }
 
 // useFixedSets takes the feature sets a caller was given (predict: the
@@ -91,7 +102,7 @@ func (e *engine) ensureSets() error {
 		fs, err := e.db.EnsureFeatureSet(e.bg, store.FeatureSet{
 			ModelSHA256: o.Model.SHA256, ModelName: o.Model.Name, Layer: out.Layer.Name, Alias: out.Alias,
 			Pooling: out.Pool, Preprocess: pre.Key(), Precision: o.Compute.Precision(), Engine: e.ex.Engine(),
-			Shape: out.Layer.ShapeString(), Dim: out.Dim,
+			Shape: out.Layer.ShapeString(), Dim: out.Dim, ModelPath: recordedPath(o.Model),
 		})
 		if err != nil {
 			return err

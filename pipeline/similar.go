@@ -470,20 +470,20 @@ func queryVector(ex *extract.Extractor, data []byte, maxPixels int64) ([]float32
 
 // featureSetModel finds the CNN a feature set's codes came from and checks
 // that it is the same file (by SHA-256), with the set's preprocessing. flag
-// is the option that overrides the model, for the hint.
+// is the option that overrides the model, for the hint. Without an
+// override, the model is looked up by the set's model name, then at the
+// absolute path extract recorded (feature_sets.model_path), so that a
+// model given by path works from any directory.
 //
 // It is predict's classifierModel with wording that fits any feature set.
 func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model, error) {
-	name := fs.ModelName
+	var m extract.Model
+	var err error
 	if override != "" {
-		name = override
-	}
-	m, err := extract.ResolveModel(extract.ModelSpec{Model: name})
-	if err != nil {
-		if override == "" {
-			return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v): pass %s PATH to the file",
-				fs, fs.ModelName, fs.ModelSHA256, err, flag)
+		if m, err = extract.ResolveModel(extract.ModelSpec{Model: override}); err != nil {
+			return m, err
 		}
+	} else if m, err = recordedModel(fs, flag); err != nil {
 		return m, err
 	}
 	if m.SHA256 != fs.ModelSHA256 {
@@ -495,5 +495,30 @@ func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model,
 		return m, fmt.Errorf("feature set %s: preprocessing %q: %w", fs, fs.Preprocess, err)
 	}
 	m.Preprocess, m.HasPreprocess = p, true
+	return m, nil
+}
+
+// recordedModel resolves a set's model without an override: by name, else
+// at the recorded path. A file at the recorded path whose content changed
+// since extract is refused, naming the path.
+func recordedModel(fs store.FeatureSet, flag string) (extract.Model, error) {
+	m, err := extract.ResolveModel(extract.ModelSpec{Model: fs.ModelName})
+	if err == nil && (m.SHA256 == fs.ModelSHA256 || fs.ModelPath == "") {
+		return m, nil // a wrong file by that name is refused by the caller
+	}
+	if fs.ModelPath == "" {
+		return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v): pass %s PATH to the file",
+			fs, fs.ModelName, fs.ModelSHA256, err, flag)
+	}
+	byName := err
+	m, err = extract.ResolveModel(extract.ModelSpec{Model: fs.ModelPath})
+	switch {
+	case err != nil:
+		return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v) nor at %s, where extract read it (%v): pass %s PATH to the file",
+			fs, fs.ModelName, fs.ModelSHA256, byName, fs.ModelPath, err, flag)
+	case m.SHA256 != fs.ModelSHA256:
+		return m, usagef("the vectors of %s come from model %s with sha256 %s, but %s, where extract read it, now has sha256 %s: the file changed since, and its vectors would not be comparable; pass %s PATH to the original file",
+			fs, fs.ModelName, fs.ModelSHA256, fs.ModelPath, m.SHA256, flag)
+	}
 	return m, nil
 }
