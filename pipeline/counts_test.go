@@ -72,9 +72,9 @@ func TestExtract_InterruptAfterLastResult(t *testing.T) {
 	}
 	db := filepath.Join(dir, "f.db")
 	ctx, cancel := context.WithCancel(context.Background())
-	o := ExtractOptions{DB: db, Model: tinyModel(t, tinyVGG, "caffe"), Layers: []string{"fc2"}, Batch: 8, command: "extract"}
+	o := ExtractOptions{DB: db, Model: tinyModel(t, tinyVGG, "caffe"), Layers: []string{"fc2"}, Batch: 8}
 	calls := 0
-	o.inputs = func(emit func(Input) error, _ func(WalkStats)) error {
+	src := func(emit func(Input) error, _ func(WalkStats)) error {
 		calls++
 		for _, f := range files {
 			if err := emit(Input{Path: f, RelPath: filepath.Base(f)}); err != nil {
@@ -87,7 +87,7 @@ func TestExtract_InterruptAfterLastResult(t *testing.T) {
 		}
 		return nil
 	}
-	sum, err := runEngine(ctx, o)
+	sum, err := extractFrom(ctx, o, src)
 	if !errors.Is(err, ErrInterrupted) || sum.Status != store.RunInterrupted {
 		t.Errorf("err %v, status %s; want interrupted", err, sum.Status)
 	}

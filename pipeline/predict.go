@@ -26,9 +26,11 @@ type PredictOptions struct {
 	TopK       int       // classes listed per image (default 1)
 	ModelPath  string    // --model: where the classifier's CNN is, when not found by name
 
-	Batch     int
-	Nets      int
-	Workers   int
+	Batch   int
+	Nets    int
+	Workers int
+	// Compute's Engine and Arith (precision) default to the feature set's
+	// (see setCompute): "" = the set's.
 	Compute   extract.Compute
 	MaxPixels int64
 	Wait      time.Duration
@@ -78,114 +80,149 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 	if len(o.Paths) > 0 && o.List != "" {
 		return sum, usagef("give image files or folders, or --list FILE, not both")
 	}
-	if o.Emit == nil {
-		o.Emit = func(PredictRow) error { return nil }
+	s := &predictSink{bg: context.WithoutCancel(ctx), topK: max(o.TopK, 1), emit: o.Emit, sum: &sum}
+	if s.emit == nil {
+		s.emit = func(PredictRow) error { return nil }
 	}
-	topK := max(o.TopK, 1)
-	db, err := store.Open(o.DB, store.Options{ReadOnly: true})
+	if err := s.load(o); err != nil {
+		return sum, err
+	}
+	model, err := classifierModel(s.lc.Set, o.ModelPath)
 	if err != nil {
 		return sum, err
 	}
-	lc, err := LoadClassifier(ctx, db, o.Name)
-	var predicted map[int64]bool
-	if err == nil && o.NewOnly {
-		predicted, err = db.PredictedImages(ctx, lc.Row.ID)
-	}
-	db.Close()
+	compute, err := setCompute(s.lc.Set, o.Compute)
 	if err != nil {
 		return sum, err
-	}
-	model, err := classifierModel(lc.Set, o.ModelPath)
-	if err != nil {
-		return sum, err
-	}
-	compute := o.Compute
-	if lc.Set.Precision == "fp16" {
-		compute.Target = "fp16"
-	}
-	compute.Engine = SetEngine(lc.Set)
-	if lc.Set.Precision == "bf16" {
-		compute.Arith = "bf16"
-	}
-	var pending []store.Prediction
-	var wdb *store.DB // the engine's database, for storing predictions
-	flushPreds := func() error {
-		if len(pending) == 0 || wdb == nil {
-			return nil
-		}
-		err := wdb.WritePredictions(context.WithoutCancel(ctx), sum.RunID, pending)
-		if err == nil {
-			sum.Stored += len(pending)
-		}
-		pending = pending[:0]
-		return err
-	}
-	onFile := func(f FileOutcome) error {
-		row := PredictRow{Path: f.Input.Path, PathB64: PathB64(f.Input.Path), SHA256: f.SHA256}
-		switch {
-		case f.Skipped:
-			row.Skipped = true
-			sum.Skipped++
-		case f.Failure != nil:
-			row.Stage, row.Error = f.Failure.Stage, f.Failure.Message
-		default:
-			p, err := lc.Model.Predict(f.Vector)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Input.Path, err)
-			}
-			row.Label = p.Class
-			if p.Probs != nil {
-				v := p.Probs[p.Label]
-				row.Probability = &v
-				order := make([]int, len(p.Probs))
-				for i := range order {
-					order[i] = i
-				}
-				sort.SliceStable(order, func(a, b int) bool { return p.Probs[order[a]] > p.Probs[order[b]] })
-				for _, i := range order[:min(topK, len(order))] {
-					row.Top = append(row.Top, ClassProb{lc.Model.Classes[i], p.Probs[i]})
-				}
-			}
-			sum.Predicted++
-			if o.Store {
-				id := f.ImageID
-				if id == 0 {
-					img, ok, err := wdb.ImageBySHA(context.WithoutCancel(ctx), f.SHA256)
-					if err != nil {
-						return err
-					}
-					if !ok {
-						return fmt.Errorf("%s: image %s not stored", f.Input.Path, f.SHA256)
-					}
-					id = img.ID
-				}
-				pending = append(pending, store.Prediction{ImageID: id, ClassifierID: lc.Row.ID, Path: f.Input.Path, Label: p.Class, Probability: row.Probability})
-				if len(pending) >= 256 {
-					if err := flushPreds(); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		return o.Emit(row)
 	}
 	eo := ExtractOptions{
-		DB: o.DB, Model: model, Layers: []string{lc.Set.Layer}, Pool: lc.Set.Pooling, Compute: compute,
+		DB: o.DB, Model: model, Layers: []string{s.lc.Set.Layer}, Pool: s.lc.Set.Pooling, Compute: compute,
 		Batch: o.Batch, Nets: o.Nets, Workers: o.Workers, List: o.List, ListReader: o.ListReader, MaxPixels: o.MaxPixels,
 		Wait: o.Wait, Args: o.Args, Events: o.Events,
-		command: "predict", readOnly: !o.Store, fixedSets: []store.FeatureSet{lc.Set}, onFile: onFile,
-		inputs: pathInputs(o.Paths),
+	}
+	sum.ExtractSummary = newSummary(eo)
+	e, err := newEngine(ctx, eo, pathInputs(o.Paths))
+	if err != nil {
+		return sum, err
+	}
+	defer e.close()
+	db, err := store.Open(o.DB, store.Options{ReadOnly: !o.Store})
+	if err != nil {
+		return sum, err
+	}
+	defer db.Close()
+	sets := []store.FeatureSet{s.lc.Set}
+	if !o.Store {
+		err = e.readOnly(ctx, db, sets, s, &sum.ExtractSummary)
+		return sum, err
+	}
+	s.db = db
+	err = e.recorded(ctx, db, "predict", sets, s, &sum.ExtractSummary)
+	return sum, err
+}
+
+// predictSink predicts each file's class, hands the row to emit and, when
+// db is set (predict --store), stores the prediction with the run.
+type predictSink struct {
+	bg        context.Context
+	lc        *LoadedClassifier
+	topK      int
+	emit      func(PredictRow) error
+	predicted map[int64]bool // --new-only: the images this classifier has predicted
+	db        *store.DB      // nil: nothing is stored
+	sum       *PredictSummary
+	pending   []store.Prediction
+}
+
+// load reads the classifier (and, for --new-only, what it has predicted)
+// from a read-only connection, closed before the run.
+func (s *predictSink) load(o PredictOptions) error {
+	db, err := store.Open(o.DB, store.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if s.lc, err = LoadClassifier(s.bg, db, o.Name); err != nil {
+		return err
 	}
 	if o.NewOnly {
-		eo.skip = func(id int64) bool { return predicted[id] }
+		s.predicted, err = db.PredictedImages(s.bg, s.lc.Row.ID)
 	}
-	if o.Store {
-		eo.onDB = func(db *store.DB, runID int64) { wdb, sum.RunID = db, runID }
-		eo.beforeFinish = flushPreds
+	return err
+}
+
+func (s *predictSink) skip(imageID int64) bool {
+	return s.predicted[imageID]
+}
+
+func (s *predictSink) file(f FileOutcome) error {
+	row := PredictRow{Path: f.Input.Path, PathB64: PathB64(f.Input.Path), SHA256: f.SHA256}
+	switch {
+	case f.Skipped:
+		row.Skipped = true
+		s.sum.Skipped++
+	case f.Failure != nil:
+		row.Stage, row.Error = f.Failure.Stage, f.Failure.Message
+	default:
+		if err := s.predict(f, &row); err != nil {
+			return err
+		}
 	}
-	es, err := runEngine(ctx, eo)
-	sum.ExtractSummary = es
-	return sum, err
+	return s.emit(row)
+}
+
+// predict fills in a file's classes and queues its prediction for storing.
+func (s *predictSink) predict(f FileOutcome, row *PredictRow) error {
+	p, err := s.lc.Model.Predict(f.Vector)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.Input.Path, err)
+	}
+	row.Label = p.Class
+	if p.Probs != nil {
+		v := p.Probs[p.Label]
+		row.Probability = &v
+		order := make([]int, len(p.Probs))
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(a, b int) bool { return p.Probs[order[a]] > p.Probs[order[b]] })
+		for _, i := range order[:min(s.topK, len(order))] {
+			row.Top = append(row.Top, ClassProb{s.lc.Model.Classes[i], p.Probs[i]})
+		}
+	}
+	s.sum.Predicted++
+	if s.db == nil {
+		return nil
+	}
+	id := f.ImageID
+	if id == 0 {
+		img, ok, err := s.db.ImageBySHA(s.bg, f.SHA256)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s: image %s not stored", f.Input.Path, f.SHA256)
+		}
+		id = img.ID
+	}
+	s.pending = append(s.pending, store.Prediction{ImageID: id, ClassifierID: s.lc.Row.ID, Path: f.Input.Path, Label: p.Class, Probability: row.Probability})
+	if len(s.pending) >= 256 {
+		return s.end()
+	}
+	return nil
+}
+
+// end stores the predictions not stored yet.
+func (s *predictSink) end() error {
+	if len(s.pending) == 0 || s.db == nil {
+		return nil
+	}
+	err := s.db.WritePredictions(s.bg, s.sum.RunID, s.pending)
+	if err == nil {
+		s.sum.Stored += len(s.pending)
+	}
+	s.pending = s.pending[:0]
+	return err
 }
 
 // classifierModel finds the CNN a classifier's codes came from (see
@@ -196,7 +233,7 @@ func classifierModel(fs store.FeatureSet, override string) (extract.Model, error
 
 // pathInputs walks files and folders given on the command line, in order;
 // images in folders are unlabeled (predict does not label).
-func pathInputs(paths []string) func(emit func(Input) error, stats func(WalkStats)) error {
+func pathInputs(paths []string) inputSource {
 	if len(paths) == 0 {
 		return nil
 	}

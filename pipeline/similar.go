@@ -50,6 +50,8 @@ type SimilarOptions struct {
 	// ModelPath is the CNN file for a query whose vector is not stored,
 	// when the set's model cannot be found by the name it was extracted with.
 	ModelPath string
+	// Compute's Engine and Arith (precision) default to the feature set's
+	// (see setCompute): "" = the set's.
 	Compute   extract.Compute
 	MaxPixels int64
 	Log       func(format string, args ...any) // notes (OpenCL setup, ...); may be nil
@@ -315,7 +317,7 @@ func similarQuery(ctx context.Context, db *store.DB, fs store.FeatureSet, o Simi
 				return q, v, nil
 			}
 		}
-		return computeQuery(ctx, fs, o, q)
+		return computeQuery(fs, o, q)
 	}
 	// Not a file: a stored image named by its path, relative path or hash.
 	matches, err := storedMatches(bg, db, o.Query, abs)
@@ -406,63 +408,82 @@ func hashFile(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// computeQuery runs the query file through the extract engine, read-only,
-// with exactly the feature set's model, layer, pooling and preprocessing.
-func computeQuery(ctx context.Context, fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (SimilarQuery, []float32, error) {
+// computeQuery computes the query file's vector with exactly the feature
+// set's model, layer, pooling, preprocessing and engine: one extractor, one
+// forward pass, nothing written.
+func computeQuery(fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (SimilarQuery, []float32, error) {
 	model, err := featureSetModel(fs, o.ModelPath, "--model-file")
 	if err != nil {
 		return q, nil, err
 	}
-	compute := o.Compute
-	if fs.Precision == "fp16" {
-		compute.Target = "fp16"
-	}
-	compute.Engine = SetEngine(fs)
-	if fs.Precision == "bf16" {
-		compute.Arith = "bf16"
-	}
-	var out *FileOutcome
-	eo := ExtractOptions{
-		DB: o.DB, Model: model, Layers: []string{fs.Layer}, Pool: fs.Pooling, Compute: compute, Batch: 1, Workers: 1,
-		MaxPixels: o.MaxPixels, Events: logEvents{o.Log},
-		command: "similar", readOnly: true, fixedSets: []store.FeatureSet{fs},
-		onFile: func(f FileOutcome) error { out = &f; return nil },
-		inputs: func(emit func(Input) error, _ func(WalkStats)) error {
-			return emit(Input{Path: q.Path, RelPath: o.Query})
-		},
-	}
-	_, err = runEngine(ctx, eo)
-	switch {
-	case out != nil && out.Failure != nil:
-		return q, nil, fmt.Errorf("%s: %s: %s", o.Query, out.Failure.Stage, out.Failure.Message)
-	case err != nil:
+	compute, err := setCompute(fs, o.Compute)
+	if err != nil {
 		return q, nil, err
-	case out == nil || out.Vector == nil:
-		return q, nil, fmt.Errorf("%s: no vector computed", o.Query)
 	}
-	q.SHA256, q.Source = out.SHA256, "computed"
-	if out.ImageID != 0 {
-		q.ImageID = out.ImageID // stored meanwhile by another process
+	data, stage, err := readImageFile(q.Path, 0)
+	if err != nil {
+		return q, nil, fmt.Errorf("%s: %s: %v", o.Query, stage, err)
 	}
-	return q, out.Vector, nil
+	ex, err := extract.NewExtractor(extract.ExtractorConfig{Model: model, Layers: []string{fs.Layer}, Pool: fs.Pooling, Compute: compute, Batch: 1})
+	if err != nil {
+		return q, nil, err
+	}
+	defer ex.Close()
+	if err := reproduces(ex, model.Name, fs, true); err != nil {
+		return q, nil, err
+	}
+	for _, n := range append(ex.Notes, engineNote(fs, ex.Engine())) {
+		if o.Log != nil && n != "" {
+			o.Log("%s", n)
+		}
+	}
+	vec, stage, err := queryVector(ex, data, o.MaxPixels)
+	if err != nil {
+		return q, nil, fmt.Errorf("%s: %s: %v", o.Query, stage, err)
+	}
+	sum := sha256.Sum256(data)
+	q.SHA256, q.Source = hex.EncodeToString(sum[:]), "computed"
+	return q, vec, nil
+}
+
+// queryVector decodes one image and runs it through the network: its
+// vector of the first output, or the failing stage and why.
+func queryVector(ex *extract.Extractor, data []byte, maxPixels int64) ([]float32, string, error) {
+	p := ex.Preprocess()
+	blob := make([]float32, ex.InputLen())
+	if _, err := p.DecodeInto(data, extract.DecodeOptions{MaxPixels: maxPixels, MinWidth: p.Width, MinHeight: p.Height}, blob); err != nil {
+		if errors.Is(err, extract.ErrTooLarge) {
+			return nil, "size", err
+		}
+		return nil, "decode", err
+	}
+	vecs, err := ex.Forward(blob, 1)
+	if err != nil {
+		return nil, "forward", err
+	}
+	v := vecs[0][0]
+	if k := extract.BadValue(v); k >= 0 {
+		return nil, "vector", fmt.Errorf("layer %s: value %d of %d is %v", ex.Outputs()[0].Layer.Name, k, len(v), v[k])
+	}
+	return v, "", nil
 }
 
 // featureSetModel finds the CNN a feature set's codes came from and checks
 // that it is the same file (by SHA-256), with the set's preprocessing. flag
-// is the option that overrides the model, for the hint.
+// is the option that overrides the model, for the hint. Without an
+// override, the model is looked up by the set's model name, then at the
+// absolute path extract recorded (feature_sets.model_path), so that a
+// model given by path works from any directory.
 //
 // It is predict's classifierModel with wording that fits any feature set.
 func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model, error) {
-	name := fs.ModelName
+	var m extract.Model
+	var err error
 	if override != "" {
-		name = override
-	}
-	m, err := extract.ResolveModel(extract.ModelSpec{Model: name})
-	if err != nil {
-		if override == "" {
-			return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v): pass %s PATH to the file",
-				fs, fs.ModelName, fs.ModelSHA256, err, flag)
+		if m, err = extract.ResolveModel(extract.ModelSpec{Model: override}); err != nil {
+			return m, err
 		}
+	} else if m, err = recordedModel(fs, flag); err != nil {
 		return m, err
 	}
 	if m.SHA256 != fs.ModelSHA256 {
@@ -477,16 +498,27 @@ func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model,
 	return m, nil
 }
 
-// logEvents passes the engine's notes to a log function.
-type logEvents struct {
-	log func(format string, args ...any)
-}
-
-func (logEvents) Started(StartInfo)                  {}
-func (logEvents) Progress(store.Counts, int64, bool) {}
-func (logEvents) Failed(store.Failure)               {}
-func (e logEvents) Note(msg string) {
-	if e.log != nil {
-		e.log("%s", msg)
+// recordedModel resolves a set's model without an override: by name, else
+// at the recorded path. A file at the recorded path whose content changed
+// since extract is refused, naming the path.
+func recordedModel(fs store.FeatureSet, flag string) (extract.Model, error) {
+	m, err := extract.ResolveModel(extract.ModelSpec{Model: fs.ModelName})
+	if err == nil && (m.SHA256 == fs.ModelSHA256 || fs.ModelPath == "") {
+		return m, nil // a wrong file by that name is refused by the caller
 	}
+	if fs.ModelPath == "" {
+		return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v): pass %s PATH to the file",
+			fs, fs.ModelName, fs.ModelSHA256, err, flag)
+	}
+	byName := err
+	m, err = extract.ResolveModel(extract.ModelSpec{Model: fs.ModelPath})
+	switch {
+	case err != nil:
+		return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v) nor at %s, where extract read it (%v): pass %s PATH to the file",
+			fs, fs.ModelName, fs.ModelSHA256, byName, fs.ModelPath, err, flag)
+	case m.SHA256 != fs.ModelSHA256:
+		return m, usagef("the vectors of %s come from model %s with sha256 %s, but %s, where extract read it, now has sha256 %s: the file changed since, and its vectors would not be comparable; pass %s PATH to the original file",
+			fs, fs.ModelName, fs.ModelSHA256, fs.ModelPath, m.SHA256, flag)
+	}
+	return m, nil
 }

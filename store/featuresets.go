@@ -37,20 +37,24 @@ const (
 // FeatureSet is a row of feature_sets: one way of turning an image into a
 // vector. (ModelSHA256, Layer, Pooling, Preprocess, Precision, Engine) is its key.
 type FeatureSet struct {
-	ID          int64     `json:"id"`
-	ModelSHA256 string    `json:"model_sha256"`
-	ModelName   string    `json:"model"`
-	Layer       string    `json:"layer"`           // OpenCV layer name
-	Alias       string    `json:"alias,omitempty"` // "" = none
-	Pooling     string    `json:"pooling"`
-	Preprocess  string    `json:"preprocess"` // canonical JSON
-	Precision   string    `json:"precision"`  // "" means fp32
-	Engine      string    `json:"engine"`     // opencv or onednn; "" means opencv
-	Shape       string    `json:"shape"`
-	Dim         int       `json:"dim"`
-	Encoding    string    `json:"encoding"`
-	CreatedAt   time.Time `json:"created_at"`
-	Vectors     int64     `json:"vectors"` // stored vectors; filled by FeatureSets and FindFeatureSets
+	ID          int64  `json:"id"`
+	ModelSHA256 string `json:"model_sha256"`
+	ModelName   string `json:"model"`
+	// ModelPath is the model file's absolute path as last extracted ("" =
+	// unknown): where to find the model when its name does not resolve.
+	// Not part of the identity.
+	ModelPath  string    `json:"model_path,omitempty"`
+	Layer      string    `json:"layer"`           // OpenCV layer name
+	Alias      string    `json:"alias,omitempty"` // "" = none
+	Pooling    string    `json:"pooling"`
+	Preprocess string    `json:"preprocess"` // canonical JSON
+	Precision  string    `json:"precision"`  // "" means fp32
+	Engine     string    `json:"engine"`     // opencv or onednn; "" means opencv
+	Shape      string    `json:"shape"`
+	Dim        int       `json:"dim"`
+	Encoding   string    `json:"encoding"`
+	CreatedAt  time.Time `json:"created_at"`
+	Vectors    int64     `json:"vectors"` // stored vectors; filled by FeatureSets and FindFeatureSets
 }
 
 // String names the set for messages and listings, e.g.
@@ -106,11 +110,11 @@ func (db *DB) EnsureFeatureSet(ctx context.Context, fs FeatureSet) (FeatureSet, 
 	}
 	defer rollback(tx)
 	_, err = tx.ExecContext(ctx, `INSERT INTO feature_sets
-		(model_sha256, model_name, layer, alias, pooling, preprocess, precision, shape, dim, encoding, created_at, engine)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(model_sha256, model_name, layer, alias, pooling, preprocess, precision, shape, dim, encoding, created_at, engine, model_path)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (model_sha256, layer, pooling, preprocess, precision, engine) DO NOTHING`,
 		fs.ModelSHA256, fs.ModelName, fs.Layer, nullString(fs.Alias), fs.Pooling, fs.Preprocess, fs.Precision,
-		fs.Shape, fs.Dim, fs.Encoding, now(), fs.Engine)
+		fs.Shape, fs.Dim, fs.Encoding, now(), fs.Engine, nullString(fs.ModelPath))
 	if err != nil {
 		return FeatureSet{}, fmt.Errorf("feature set %s/%s: %w", fs.ModelName, fs.Layer, err)
 	}
@@ -134,6 +138,13 @@ func (db *DB) EnsureFeatureSet(ctx context.Context, fs FeatureSet) (FeatureSet, 
 		}
 		have.Alias = fs.Alias
 	}
+	if fs.ModelPath != "" && have.ModelPath != fs.ModelPath {
+		// The file's latest known place (same content: same model_sha256).
+		if _, err := tx.ExecContext(ctx, `UPDATE feature_sets SET model_path = ? WHERE id = ?`, fs.ModelPath, have.ID); err != nil {
+			return FeatureSet{}, fmt.Errorf("feature set %s: %w", have, err)
+		}
+		have.ModelPath = fs.ModelPath
+	}
 	if err := tx.Commit(); err != nil {
 		return FeatureSet{}, fmt.Errorf("feature set %s: %w", have, err)
 	}
@@ -141,7 +152,7 @@ func (db *DB) EnsureFeatureSet(ctx context.Context, fs FeatureSet) (FeatureSet, 
 }
 
 const featureSetSelect = `SELECT id, model_sha256, model_name, layer, COALESCE(alias, ''), pooling, preprocess,
-	precision, shape, dim, encoding, created_at, engine,
+	precision, shape, dim, encoding, created_at, engine, COALESCE(model_path, ''),
 	(SELECT count(*) FROM features f WHERE f.feature_set_id = feature_sets.id)
 	FROM feature_sets`
 
@@ -155,7 +166,7 @@ func scanFeatureSets(rows *sql.Rows, err error) ([]FeatureSet, error) {
 		var fs FeatureSet
 		var created sql.NullString
 		if err := rows.Scan(&fs.ID, &fs.ModelSHA256, &fs.ModelName, &fs.Layer, &fs.Alias, &fs.Pooling, &fs.Preprocess,
-			&fs.Precision, &fs.Shape, &fs.Dim, &fs.Encoding, &created, &fs.Engine, &fs.Vectors); err != nil {
+			&fs.Precision, &fs.Shape, &fs.Dim, &fs.Encoding, &created, &fs.Engine, &fs.ModelPath, &fs.Vectors); err != nil {
 			return nil, fmt.Errorf("feature sets: %w", err)
 		}
 		fs.CreatedAt = parseTime(created)

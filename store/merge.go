@@ -28,9 +28,10 @@ var (
 
 // setNameColumns name a feature set without being part of what it is: the
 // same model file may be called vgg16 or ./vgg16.onnx, and a layer found by
-// its OpenCV name has no alias. Every other column of feature_sets but id
-// and created_at is its identity, whatever columns later migrations add.
-var setNameColumns = map[string]bool{"id": true, "created_at": true, "model_name": true, "alias": true}
+// its OpenCV name has no alias; model_path is where the file was found.
+// Every other column of feature_sets but id and created_at is its identity,
+// whatever columns later migrations add.
+var setNameColumns = map[string]bool{"id": true, "created_at": true, "model_name": true, "alias": true, "model_path": true}
 
 // why says, for the identity columns we know, what a difference means.
 var why = map[string]string{

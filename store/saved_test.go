@@ -60,6 +60,13 @@ func TestOpen_SavedDatabases(t *testing.T) {
 			if saved >= 2 {
 				verifySavedV2(t, db)
 			}
+			wantPath := ""
+			if saved >= 6 {
+				wantPath = savedModelPath
+			}
+			if sets, err := db.FeatureSets(ctx); err != nil || len(sets) != 1 || sets[0].ModelPath != wantPath {
+				t.Errorf("model path of the saved set: %+v, %v; want %q", sets, err, wantPath)
+			}
 			// Migrated: now the current version's writes work on it.
 			if _, err := db.AssignSplit(ctx, 0.5); err != nil {
 				t.Errorf("AssignSplit on the migrated database: %v", err)
@@ -79,9 +86,13 @@ var savedImages = []struct {
 	{"d", []string{"/data/dog/d.jpg"}},
 }
 
+// savedModelPath is the model path of the saved set (schema 6 on; older
+// saved databases have none).
+const savedModelPath = "/models/vgg16.onnx"
+
 func savedSet() FeatureSet {
 	return FeatureSet{ModelSHA256: shaOf("vgg16.onnx"), ModelName: "vgg16", Layer: "fc7", Alias: "fc2",
-		Pooling: PoolNone, Preprocess: `{"mean":[103.939,116.779,123.68],"size":224}`, Shape: "8", Dim: 8}
+		Pooling: PoolNone, Preprocess: `{"mean":[103.939,116.779,123.68],"size":224}`, Shape: "8", Dim: 8, ModelPath: savedModelPath}
 }
 
 func writeSaved(t *testing.T, dst string) {

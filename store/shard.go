@@ -41,8 +41,8 @@ func (db *DB) SetRunShard(ctx context.Context, id int64, shard string) error {
 }
 
 // SameFeatureSet returns db's feature set with the identity of set setID of
-// other: every column of feature_sets equal but id, created_at, model_name
-// and alias (as PlanMerge matches sets), so that vectors read from the two
+// other: every column of feature_sets equal but id, created_at, model_name,
+// alias and model_path (as PlanMerge matches sets), so that vectors read from the two
 // databases can be compared. ok is false when db has none.
 func (db *DB) SameFeatureSet(ctx context.Context, other *DB, setID int64) (fs FeatureSet, ok bool, err error) {
 	theirs, err := readSets(ctx, other.reader(), other.path)

@@ -289,6 +289,7 @@ func cmdPredict(e *env, args []string) error {
 	backend := fs.String("backend", "cpu", "cpu, opencl or cuda")
 	maxPixels := fs.Int64("max-pixels", 100_000_000, "skip images with more pixels than this")
 	wait := fs.Duration("wait", 0, "with --store: wait this long if another process is writing the database")
+	engine, precision := addSetEngineFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -351,7 +352,7 @@ func cmdPredict(e *env, args []string) error {
 	pr := newProgress(e, "predict")
 	sum, err := pipeline.Predict(e.ctx, pipeline.PredictOptions{
 		DB: *db, Name: name, Paths: paths, List: *list, ListReader: e.stdin, Store: *storeIt, NewOnly: *newOnly, TopK: *top,
-		ModelPath: *model, Batch: *batch, Nets: *nets, Compute: extract.Compute{Backend: *backend, Threads: *threads},
+		ModelPath: *model, Batch: *batch, Nets: *nets, Compute: extract.Compute{Backend: *backend, Threads: *threads, Engine: *engine, Arith: *precision},
 		MaxPixels: *maxPixels, Wait: *wait, Args: e.args, Events: pr, Emit: emit,
 	})
 	pr.Done()

@@ -179,7 +179,9 @@ func TestCLI_Workflow(t *testing.T) {
 	}
 
 	// Without --model the classifier's CNN is looked up by name, which a
-	// bare file name cannot be: the message says what to do.
+	// bare file name cannot be, then at the path extract recorded, which a
+	// set made before schema 6 has not: the message says what to do.
+	run(t, dbEnv, "sql", "--write", "UPDATE feature_sets SET model_path = NULL").want(t, 0)
 	run(t, dbEnv, "predict", "lr", recs[1][0]).want(t, 2, "pass --model PATH")
 
 	// npy: header, then rows x 32 float32.

@@ -33,6 +33,7 @@ func cmdSimilar(e *env, args []string) error {
 	threads := fs.Int("threads", 0, "OpenCV threads for a new image (0 = all cores)")
 	backend := fs.String("backend", "cpu", "cpu, opencl or cuda, for a new image")
 	maxPixels := fs.Int64("max-pixels", 100_000_000, "refuse a query image with more pixels than this")
+	engine, precision := addSetEngineFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -53,7 +54,7 @@ func cmdSimilar(e *env, args []string) error {
 	}
 	res, err := pipeline.Similar(e.ctx, pipeline.SimilarOptions{
 		DB: dbs()[0], More: dbs()[1:], Query: pos[0], Set: q, K: *k, Metric: *metric, IncludeSelf: *self, Method: m, ModelPath: *modelFile,
-		Compute: extract.Compute{Backend: *backend, Threads: *threads}, MaxPixels: *maxPixels, Log: e.infof,
+		Compute: extract.Compute{Backend: *backend, Threads: *threads, Engine: *engine, Arith: *precision}, MaxPixels: *maxPixels, Log: e.infof,
 	})
 	if err != nil {
 		return err // classed: unknown image 2, no vector or a zero vector 5

@@ -182,6 +182,9 @@ func TestCLI_Similar(t *testing.T) {
 		run(t, dbEnv, "similar", query, "--layer", "fc2", "--metric", "dot").want(t, 2, "--metric dot")
 		run(t, dbEnv, "similar", query, "--layer", "fc2", "--method", "faiss").want(t, 2, `"faiss"`)
 		run(t, dbEnv, "similar", "--layer", "fc2").want(t, 2, "want one image")
+		// A set made before schema 6 records no model path: the model is
+		// looked up by name only, which a bare file name cannot be.
+		run(t, dbEnv, "sql", "--write", "UPDATE feature_sets SET model_path = NULL").want(t, 0)
 		run(t, dbEnv, "similar", filepath.Join(dir, "new", "w", "00.png"), "--layer", "fc2").want(t, 2, "--model-file PATH")
 		// A second fc2 set (torch preprocessing) makes --layer fc2 ambiguous;
 		// an image stored only in the first set, its file gone, has no
