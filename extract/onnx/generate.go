@@ -262,17 +262,34 @@ func VGG(o Options) (*Model, error) {
 	if o.InputSize%(1<<len(o.Blocks)) != 0 {
 		return nil, fmt.Errorf("vgg: input size %d is not a multiple of %d", o.InputSize, 1<<len(o.Blocks))
 	}
-	w := newWeights(o)
-	chans := []int{64, 128, 256, 512, 512}
 	gname := "mxnet_converted_model"
 	if o.Style == Torchvision {
 		gname = "torch_jit"
 	}
-	b := newStyledBuilder(o, gname)
-	x := b.Input("data", o.inputDims()...)
+	g := &vggGen{o: o, w: newWeights(o), b: newStyledBuilder(o, gname)}
+	x := g.b.Input("data", o.inputDims()...)
+	g.mx.op(0) // data
+	x, cin, size := g.features(x)
+	x = g.classifier(x, cin*size*size)
+	x = finish(g.b, o, x)
+	g.b.Output(x, o.outputDims(o.Classes)...)
+	return g.b.Model()
+}
+
+// vggGen is the state of one VGG being built.
+type vggGen struct {
+	o  Options
+	w  *weights
+	b  *Builder
+	mx mxnetIndex
+}
+
+// features adds the convolution blocks on x and returns their output,
+// channels and map size.
+func (g *vggGen) features(x string) (string, int, int) {
+	o, b, w := g.o, g.b, g.w
+	chans := []int{64, 128, 256, 512, 512}
 	cin, size := 3, o.InputSize
-	var mx mxnetIndex
-	mx.op(0) // data
 	conv, layer := 0, 0
 	for bi, n := range o.Blocks {
 		c := o.width(chans[bi])
@@ -281,10 +298,10 @@ func VGG(o Options) (*Model, error) {
 				name := fmt.Sprintf("vgg0_conv%d", conv)
 				x = b.Conv(name+"_fwd", x, name+"_fwd", w.convWeight(name+"_weight", c, cin, 3, gainFor(conv == 0)), w.bias(name+"_bias", c),
 					ConvAttrs{Pads: []int{1, 1, 1, 1}})
-				mx.op(2)
+				g.mx.op(2)
 				relu := fmt.Sprintf("vgg0_relu%d_fwd", conv)
 				x = b.Relu(relu, x, relu)
-				mx.op(0)
+				g.mx.op(0)
 			} else {
 				scope := fmt.Sprintf("/features/features.%d", layer)
 				node, out := torchName(scope, "Conv")
@@ -302,7 +319,7 @@ func VGG(o Options) (*Model, error) {
 		if o.Style == Zoo {
 			name := fmt.Sprintf("vgg0_pool%d_fwd", bi)
 			x = b.MaxPool(name, x, name, pool)
-			mx.op(0)
+			g.mx.op(0)
 		} else {
 			node, out := torchName(fmt.Sprintf("/features/features.%d", layer), "MaxPool")
 			x = b.MaxPool(node, x, out, pool)
@@ -319,7 +336,13 @@ func VGG(o Options) (*Model, error) {
 		node, out = torchName("", "Flatten")
 		x = b.Flatten(node, x, out, 1)
 	}
-	in := cin * size * size
+	return x, cin, size
+}
+
+// classifier adds the two hidden fully connected layers and the output
+// layer on x (in values per image).
+func (g *vggGen) classifier(x string, in int) string {
+	o, b, w := g.o, g.b, g.w
 	widths := []int{o.Hidden, o.Hidden, o.Classes}
 	torchIdx := []int{0, 3, 6}
 	for d, n := range widths {
@@ -329,7 +352,7 @@ func VGG(o Options) (*Model, error) {
 			gain = math.Sqrt(0.5) // logits: no ReLU follows
 		}
 		if o.Style == Zoo {
-			fcIdx := mx.op(2)
+			fcIdx := g.mx.op(2)
 			flat := fmt.Sprintf("flatten_%d", fcIdx)
 			x = b.Flatten(flat, x, flat, -1)
 			name := fmt.Sprintf("vgg0_dense%d", d)
@@ -338,10 +361,10 @@ func VGG(o Options) (*Model, error) {
 			if !last {
 				relu := name + "_relu_fwd"
 				x = b.Relu(relu, x, relu)
-				mx.op(0)
+				g.mx.op(0)
 				drop := fmt.Sprintf("vgg0_dropout%d_fwd", d)
 				x = b.Dropout(drop, x, drop, 0.5)
-				mx.op(0)
+				g.mx.op(0)
 			}
 		} else {
 			scope := fmt.Sprintf("/classifier/classifier.%d", torchIdx[d])
@@ -358,9 +381,7 @@ func VGG(o Options) (*Model, error) {
 		}
 		in = n
 	}
-	x = finish(b, o, x)
-	b.Output(x, o.outputDims(o.Classes)...)
-	return b.Model()
+	return x
 }
 
 // finish appends the optional Softmax.
