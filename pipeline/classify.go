@@ -225,33 +225,8 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 	}
 	logf("fit: %s on %s: %d training vectors in %d classes (%s), %d held out",
 		o.Params.Classifier, fs, len(ds.X), len(ds.Classes), classCounts(ds), counts.test)
-	p := o.Params
-	if o.Grid {
-		if o.CV == 0 {
-			o.CV = 5
-		}
-		t0 := time.Now()
-		logf("fit: grid search over C%s with %d-fold CV (libsvm grid.py ranges, coarse then fine)", map[bool]string{true: " and gamma", false: ""}[p.Classifier == classify.SVM && p.Kernel != "linear"], o.CV)
-		g, err := classify.GridSearch(ds, p, classify.GridSpec{Folds: o.CV, Log2C: o.GridC, Log2Gamma: o.GridGamma, Progress: o.GridProgress})
-		if err != nil {
-			return err
-		}
-		res.Grid, res.GridSeconds = g, time.Since(t0).Seconds()
-		p = g.Params
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if o.CV > 0 {
-		t0 := time.Now()
-		cv, err := classify.CrossValidate(ds, p, o.CV)
-		if err != nil {
-			return err
-		}
-		res.CVSeconds = time.Since(t0).Seconds()
-		res.CV = &CVSummary{Folds: o.CV, MeanAccuracy: cv.MeanAccuracy, StdAccuracy: cv.StdAccuracy, MeanMacroF1: cv.MeanMacroF1, StdMacroF1: cv.StdMacroF1}
-	}
-	if err := ctx.Err(); err != nil {
+	p, err := tune(ctx, ds, o, res, logf)
+	if err != nil {
 		return err
 	}
 	fitDS := ds
@@ -302,6 +277,39 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 		FeatureSetID: fs.ID, Dim: fs.Dim, Metrics: metrics, Command: strings.Join(o.Args, " "), RunID: res.RunID, Model: blob,
 	}, o.Replace)
 	return err
+}
+
+// tune runs fit's grid search (--grid) and cross-validation (--cv) on the
+// training split, records them in res and returns the parameters to fit
+// with: the grid's pick, or o.Params.
+func tune(ctx context.Context, ds *classify.Dataset, o FitOptions, res *FitResult, logf func(string, ...any)) (classify.Params, error) {
+	p := o.Params
+	if o.Grid {
+		if o.CV == 0 {
+			o.CV = 5
+		}
+		t0 := time.Now()
+		logf("fit: grid search over C%s with %d-fold CV (libsvm grid.py ranges, coarse then fine)", map[bool]string{true: " and gamma", false: ""}[p.Classifier == classify.SVM && p.Kernel != "linear"], o.CV)
+		g, err := classify.GridSearch(ds, p, classify.GridSpec{Folds: o.CV, Log2C: o.GridC, Log2Gamma: o.GridGamma, Progress: o.GridProgress})
+		if err != nil {
+			return p, err
+		}
+		res.Grid, res.GridSeconds = g, time.Since(t0).Seconds()
+		p = g.Params
+	}
+	if err := ctx.Err(); err != nil {
+		return p, err
+	}
+	if o.CV > 0 {
+		t0 := time.Now()
+		cv, err := classify.CrossValidate(ds, p, o.CV)
+		if err != nil {
+			return p, err
+		}
+		res.CVSeconds = time.Since(t0).Seconds()
+		res.CV = &CVSummary{Folds: o.CV, MeanAccuracy: cv.MeanAccuracy, StdAccuracy: cv.StdAccuracy, MeanMacroF1: cv.MeanMacroF1, StdMacroF1: cv.StdMacroF1}
+	}
+	return p, ctx.Err()
 }
 
 // nonFinite is the error of a fit whose numbers cannot be written as JSON
