@@ -59,7 +59,7 @@ func (db *DB) AssignSplit(ctx context.Context, testFrac float64) (int, error) {
 	if err := checkSplitFrac(ctx, tx, strconv.FormatFloat(testFrac, 'g', -1, 64)); err != nil {
 		return 0, fmt.Errorf("assign split: %w", err)
 	}
-	tallies, err := autoSplitTallies(ctx, tx)
+	tallies, err := readSplitTallies(ctx, tx, true)
 	if err != nil {
 		return 0, fmt.Errorf("assign split: %w", err)
 	}
@@ -74,18 +74,7 @@ func (db *DB) AssignSplit(ctx context.Context, testFrac float64) (int, error) {
 	defer ins.Close()
 	at := now()
 	for _, p := range todo {
-		t := tallies[p.label]
-		if t == nil {
-			t = &splitTally{}
-			tallies[p.label] = t
-		}
-		t.n++
-		part := PartTrain
-		if float64(t.test) < math.Round(testFrac*float64(t.n)) {
-			part = PartTest
-			t.test++
-		}
-		if _, err := ins.ExecContext(ctx, p.id, part, at); err != nil {
+		if _, err := ins.ExecContext(ctx, p.id, tallies.next(p.label, testFrac), at); err != nil {
 			return 0, fmt.Errorf("assign split: image %d: %w", p.id, err)
 		}
 	}
@@ -113,19 +102,27 @@ func checkSplitFrac(ctx context.Context, tx *sql.Tx, frac string) error {
 	return nil
 }
 
-// splitTally is one label's images in the automatic split, and how many of
-// them are test.
+// splitTally is one label's images in the split, and how many of them are
+// test.
 type splitTally struct{ n, test int }
 
-// autoSplitTallies counts the automatic split's images per label.
-func autoSplitTallies(ctx context.Context, tx *sql.Tx) (map[string]*splitTally, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT i.label, count(*), sum(s.part = 'test') FROM splits s
-		JOIN images i ON i.id = s.image_id WHERE i.label IS NOT NULL AND s.source = 'auto' GROUP BY i.label`)
+// splitTallies are the split's tallies by label.
+type splitTallies map[string]*splitTally
+
+// readSplitTallies counts the split's labelled images per label; with
+// autoOnly, only the automatic split's (source 'auto').
+func readSplitTallies(ctx context.Context, q queryer, autoOnly bool) (splitTallies, error) {
+	query := `SELECT i.label, count(*), sum(s.part = 'test') FROM splits s
+		JOIN images i ON i.id = s.image_id WHERE i.label IS NOT NULL`
+	if autoOnly {
+		query += ` AND s.source = 'auto'`
+	}
+	rows, err := q.QueryContext(ctx, query+` GROUP BY i.label`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	tallies := map[string]*splitTally{}
+	tallies := splitTallies{}
 	for rows.Next() {
 		var label string
 		var t splitTally
@@ -135,6 +132,23 @@ func autoSplitTallies(ctx context.Context, tx *sql.Tx) (map[string]*splitTally, 
 		tallies[label] = &t
 	}
 	return tallies, rows.Err()
+}
+
+// next is the part of the label's next image (in sha256 order), counted
+// in: test exactly when the label's test count is below
+// round(testFrac x its images, this one included).
+func (ts splitTallies) next(label string, testFrac float64) string {
+	t := ts[label]
+	if t == nil {
+		t = &splitTally{}
+		ts[label] = t
+	}
+	t.n++
+	if float64(t.test) < math.Round(testFrac*float64(t.n)) {
+		t.test++
+		return PartTest
+	}
+	return PartTrain
 }
 
 // unsplitImage is a labeled image without a split row.
