@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
@@ -356,6 +355,33 @@ func classCounts(ds *classify.Dataset) string {
 
 type splitCounts struct{ train, test, unlabeled, unknownClass, unsplit int }
 
+// count tallies one vector by its label and part; false when it has no
+// label or no part (it is in no split).
+func (c *splitCounts) count(label, part string) bool {
+	switch {
+	case label == "":
+		c.unlabeled++
+		return false
+	case part == "":
+		c.unsplit++
+		return false
+	case part == store.PartTest:
+		c.test++
+	case part == store.PartTrain:
+		c.train++
+	}
+	return true
+}
+
+// classIndex maps each class to its index in classes.
+func classIndex(classes []string) map[string]int {
+	index := make(map[string]int, len(classes))
+	for i, l := range classes {
+		index[l] = i
+	}
+	return index
+}
+
 // partAll asks loadSplit for both parts of the split.
 const partAll = "*"
 
@@ -372,17 +398,8 @@ func loadSplit(ctx context.Context, db *store.DB, fs store.FeatureSet, part stri
 	var rows []row
 	seen := map[string]bool{}
 	err := db.Vectors(ctx, fs.ID, func(r store.VectorRow) error {
-		switch {
-		case r.Label == "":
-			c.unlabeled++
+		if !c.count(r.Label, r.Part) {
 			return nil
-		case r.Part == "":
-			c.unsplit++
-			return nil
-		case r.Part == store.PartTest:
-			c.test++
-		case r.Part == store.PartTrain:
-			c.train++
 		}
 		if part != partAll && r.Part != part {
 			return nil
@@ -395,15 +412,9 @@ func loadSplit(ctx context.Context, db *store.DB, fs store.FeatureSet, part stri
 		return nil, c, err
 	}
 	if classes == nil {
-		for l := range seen {
-			classes = append(classes, l)
-		}
-		sort.Strings(classes)
+		classes = sortedKeys(seen)
 	}
-	index := map[string]int{}
-	for i, l := range classes {
-		index[l] = i
-	}
+	index := classIndex(classes)
 	ds := &classify.Dataset{Classes: classes}
 	for _, r := range rows {
 		i, ok := index[r.label]
@@ -489,10 +500,7 @@ func Eval(ctx context.Context, dbPath, name string) (*EvalResult, error) {
 	res := &EvalResult{Classifier: name, Kind: lc.Row.Kind, FeatureSet: lc.Set, TrainCV: lc.Row.Metrics}
 	var paths []string
 	var ds = &classify.Dataset{Classes: lc.Model.Classes}
-	index := map[string]int{}
-	for i, c := range lc.Model.Classes {
-		index[c] = i
-	}
+	index := classIndex(lc.Model.Classes)
 	err = db.Vectors(ctx, lc.Set.ID, func(r store.VectorRow) error {
 		if r.Label == "" {
 			return nil

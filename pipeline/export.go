@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -117,12 +116,7 @@ func exportScan(ctx context.Context, db *store.DB, fs store.FeatureSet, keep fun
 	if err != nil {
 		return rows, nil, err
 	}
-	var classes []string
-	for l := range labels {
-		classes = append(classes, l)
-	}
-	sort.Strings(classes)
-	return rows, classes, nil
+	return rows, sortedKeys(labels), nil
 }
 
 // exportWriter writes the rows in one of Export's formats.
@@ -137,10 +131,7 @@ type exportWriter struct {
 }
 
 func newExportWriter(o ExportOptions, classes []string) *exportWriter {
-	ew := &exportWriter{format: o.Format, w: bufio.NewWriterSize(o.Out, 1<<20), index: map[string]int{}, labels: o.Labels, buf: make([]byte, 0, 64)}
-	for i, l := range classes {
-		ew.index[l] = i
-	}
+	ew := &exportWriter{format: o.Format, w: bufio.NewWriterSize(o.Out, 1<<20), index: classIndex(classes), labels: o.Labels, buf: make([]byte, 0, 64)}
 	if o.Format == "csv" {
 		ew.cw = csv.NewWriter(ew.w)
 	}
