@@ -504,6 +504,18 @@ func (r *resnet) head(prefix string, in string, c int, mx *mxnetIndex, v2 bool) 
 	return b.Model()
 }
 
+// zooStem adds GluonCV's stem: conv0 (7x7/2, 3 to stem channels),
+// batchnorm<bn>, relu0 and pool0 (3x3/2).
+func (r *resnet) zooStem(pre string, bn int, x string, stem int, mx *mxnetIndex) string {
+	x = r.zooConv(pre, 0, x, stem, 3, 7, 2, 3, false, gainFor(true), mx)
+	x = r.zooBN(pre, bn, x, stem, mx)
+	x = r.b.Relu(pre+"relu0_fwd", x, pre+"relu0_fwd")
+	mx.op(0)
+	x = r.b.MaxPool(pre+"pool0_fwd", x, pre+"pool0_fwd", PoolAttrs{Kernel: []int{3, 3}, Strides: []int{2, 2}, Pads: []int{1, 1, 1, 1}})
+	mx.op(0)
+	return x
+}
+
 // ResNetV1 builds ResNet-50 v1 with bottleneck blocks. Zoo style is
 // GluonCV's resnet50_v1 (stride on the first 1x1 convolution of a
 // downsampling block; those 1x1 convolutions carry a bias), Torchvision
@@ -529,12 +541,7 @@ func ResNetV1(o Options) (*Model, error) {
 	mx.op(0) // data
 	const pre = "resnetv17_"
 	if o.Style == Zoo {
-		x = r.zooConv(pre, 0, x, stem, 3, 7, 2, 3, false, gainFor(true), &mx)
-		x = r.zooBN(pre, 0, x, stem, &mx)
-		x = b.Relu(pre+"relu0_fwd", x, pre+"relu0_fwd")
-		mx.op(0)
-		x = b.MaxPool(pre+"pool0_fwd", x, pre+"pool0_fwd", PoolAttrs{Kernel: []int{3, 3}, Strides: []int{2, 2}, Pads: []int{1, 1, 1, 1}})
-		mx.op(0)
+		x = r.zooStem(pre, 0, x, stem, &mx)
 	} else {
 		node, out := torchName("/conv1", "Conv")
 		x = b.Conv(node, x, out, w.convWeight("conv1.weight", stem, 3, 7, gainFor(true)), nil, ConvAttrs{Strides: []int{2, 2}, Pads: []int{3, 3, 3, 3}})
@@ -639,12 +646,7 @@ func ResNetV2(o Options) (*Model, error) {
 		w.tensor(p+"_running_mean", []int{3}, w.uniform(3, -0.1, 0.1)), w.tensor(p+"_running_var", []int{3}, w.uniform(3, 0.5, 1.5)), bnEpsilon)
 	mx.op(4)
 	stem := o.width(64)
-	x = r.zooConv(pre, 0, x, stem, 3, 7, 2, 3, false, gainFor(true), &mx)
-	x = r.zooBN(pre, 1, x, stem, &mx)
-	x = b.Relu(pre+"relu0_fwd", x, pre+"relu0_fwd")
-	mx.op(0)
-	x = b.MaxPool(pre+"pool0_fwd", x, pre+"pool0_fwd", PoolAttrs{Kernel: []int{3, 3}, Strides: []int{2, 2}, Pads: []int{1, 1, 1, 1}})
-	mx.op(0)
+	x = r.zooStem(pre, 1, x, stem, &mx)
 	cin := stem
 	for si, nblocks := range o.Blocks {
 		mid := o.width(64 << si)
