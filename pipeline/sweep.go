@@ -368,28 +368,11 @@ func sweep(ctx context.Context, db *store.DB, o SweepOptions, pairs []SweepRow, 
 		if o.Progress != nil {
 			o.Progress(SweepProgress{Done: i, Total: len(pairs), Layer: r.Layer, Classifier: r.Classifier})
 		}
-		p := rowParams(o.Params, r.Classifier)
-		r.Train = len(ds.X)
-		cv, err := classify.CrossValidate(ds, p, o.Folds)
-		switch {
-		case errors.Is(err, classify.ErrTooFewSamples), errors.Is(err, classify.ErrTooFewClasses):
-			return err // the data, not the classifier: every pair would fail
-		case err != nil:
-			r.Error = err.Error()
-			r.Accuracy, r.AccuracyStd, r.MacroF1, r.MacroF1Std, r.FitSeconds = math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()
-			logf("sweep: %s on %s failed: %v", r.Classifier, r.Layer, err)
-		default:
-			r.Accuracy, r.AccuracyStd, r.MacroF1, r.MacroF1Std = cv.MeanAccuracy, cv.StdAccuracy, cv.MeanMacroF1, cv.StdMacroF1
-			var fit float64
-			for _, f := range cv.Folds {
-				fit += f.FitSeconds
-			}
-			r.FitSeconds = fit / float64(len(cv.Folds))
+		sr, err := r.crossValidate(ds, o, logf)
+		if err != nil {
+			return err
 		}
-		params, _ := json.Marshal(p)
-		saved = append(saved, store.SweepResult{FeatureSetID: r.FeatureSetID, Layer: r.Layer, Depth: r.Depth, Classifier: r.Classifier,
-			Params: params, Folds: o.Folds, Train: r.Train, Accuracy: r.Accuracy, AccuracyStd: r.AccuracyStd, MacroF1: r.MacroF1,
-			MacroF1Std: r.MacroF1Std, FitSeconds: r.FitSeconds})
+		saved = append(saved, sr)
 		res.Rows = append(res.Rows, *r)
 		if o.Progress != nil {
 			o.Progress(SweepProgress{Done: i + 1, Total: len(pairs), Layer: r.Layer, Classifier: r.Classifier, Row: r})
@@ -407,6 +390,35 @@ func sweep(ctx context.Context, db *store.DB, o SweepOptions, pairs []SweepRow, 
 		}
 	}
 	return nil
+}
+
+// crossValidate fills the row with its classifier's cross-validation on
+// the training split ds and returns it as stored. A classifier that fails
+// leaves its error in the row (the other pairs go on); data too small for
+// the folds fails the sweep.
+func (r *SweepRow) crossValidate(ds *classify.Dataset, o SweepOptions, logf func(string, ...any)) (store.SweepResult, error) {
+	p := rowParams(o.Params, r.Classifier)
+	r.Train = len(ds.X)
+	cv, err := classify.CrossValidate(ds, p, o.Folds)
+	switch {
+	case errors.Is(err, classify.ErrTooFewSamples), errors.Is(err, classify.ErrTooFewClasses):
+		return store.SweepResult{}, err // the data, not the classifier: every pair would fail
+	case err != nil:
+		r.Error = err.Error()
+		r.Accuracy, r.AccuracyStd, r.MacroF1, r.MacroF1Std, r.FitSeconds = math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()
+		logf("sweep: %s on %s failed: %v", r.Classifier, r.Layer, err)
+	default:
+		r.Accuracy, r.AccuracyStd, r.MacroF1, r.MacroF1Std = cv.MeanAccuracy, cv.StdAccuracy, cv.MeanMacroF1, cv.StdMacroF1
+		var fit float64
+		for _, f := range cv.Folds {
+			fit += f.FitSeconds
+		}
+		r.FitSeconds = fit / float64(len(cv.Folds))
+	}
+	params, _ := json.Marshal(p)
+	return store.SweepResult{FeatureSetID: r.FeatureSetID, Layer: r.Layer, Depth: r.Depth, Classifier: r.Classifier,
+		Params: params, Folds: o.Folds, Train: r.Train, Accuracy: r.Accuracy, AccuracyStd: r.AccuracyStd, MacroF1: r.MacroF1,
+		MacroF1Std: r.MacroF1Std, FitSeconds: r.FitSeconds}, nil
 }
 
 // rowParams is classifier clf's defaults with the sweep's overrides: the
