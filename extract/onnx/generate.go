@@ -557,58 +557,86 @@ func ResNetV1(o Options) (*Model, error) {
 	for si, nblocks := range o.Blocks {
 		mid := o.width(64 << si)
 		cout := o.width(256 << si)
-		var conv, bn, relu, plus int
-		zp := fmt.Sprintf("%sstage%d_", pre, si+1)
+		zs := zooV1Stage{prefix: fmt.Sprintf("%sstage%d_", pre, si+1)}
 		for bi := 0; bi < nblocks; bi++ {
 			stride := 1
 			if bi == 0 && si > 0 {
 				stride = 2
 			}
-			down := bi == 0
-			identity := x
+			blk := bottleneckV1{cin: cin, mid: mid, cout: cout, stride: stride, down: bi == 0}
 			if o.Style == Zoo {
-				y := r.zooConv(zp, conv, x, mid, cin, 1, stride, 0, true, 1, &mx)
-				y = r.zooBN(zp, bn, y, mid, &mx)
-				y = b.Relu(fmt.Sprintf("%srelu%d_fwd", zp, relu), y, fmt.Sprintf("%srelu%d_fwd", zp, relu))
-				mx.op(0)
-				y = r.zooConv(zp, conv+1, y, mid, mid, 3, 1, 1, false, 1, &mx)
-				y = r.zooBN(zp, bn+1, y, mid, &mx)
-				y = b.Relu(fmt.Sprintf("%srelu%d_fwd", zp, relu+1), y, fmt.Sprintf("%srelu%d_fwd", zp, relu+1))
-				mx.op(0)
-				y = r.zooConv(zp, conv+2, y, cout, mid, 1, 1, 0, true, r.branchGain(), &mx)
-				y = r.zooBN(zp, bn+2, y, cout, &mx)
-				conv, bn, relu = conv+3, bn+3, relu+2
-				if down {
-					identity = r.zooConv(zp, conv, x, cout, cin, 1, stride, 0, false, 1, &mx)
-					identity = r.zooBN(zp, bn, identity, cout, &mx)
-					conv, bn = conv+1, bn+1
-				}
-				name := fmt.Sprintf("%s_plus%d", zp, plus)
-				y = b.Add(name, y, identity, name)
-				mx.op(0)
-				act := fmt.Sprintf("%sactivation%d", zp, plus)
-				x = b.Relu(act, y, act)
-				mx.op(0)
-				plus++
+				x = r.zooV1Block(&zs, blk, x, &mx)
 			} else {
-				scope := fmt.Sprintf("/layer%d/layer%d.%d", si+1, si+1, bi)
-				param := fmt.Sprintf("layer%d.%d.", si+1, bi)
-				y := r.torchConvBN(scope, param, "conv1", "bn1", x, mid, cin, 1, 1, 0, 1)
-				y = r.torchRelu(scope, "relu", y)
-				y = r.torchConvBN(scope, param, "conv2", "bn2", y, mid, mid, 3, stride, 1, 1)
-				y = r.torchRelu(scope, "relu_1", y)
-				y = r.torchConvBN(scope, param, "conv3", "bn3", y, cout, mid, 1, 1, 0, r.branchGain())
-				if down {
-					identity = r.torchConvBN(scope+"/downsample", param, "downsample.0", "downsample.1", x, cout, cin, 1, stride, 0, 1)
-				}
-				node, out := torchName(scope, "Add")
-				y = b.Add(node, y, identity, out)
-				x = r.torchRelu(scope, "relu_2", y)
+				x = r.torchV1Block(si, bi, blk, x)
 			}
 			cin = cout
 		}
 	}
 	return r.head(pre, x, cin, &mx, false)
+}
+
+// bottleneckV1 is one ResNet v1 block's shape: channels in, of the 3x3
+// and out, the stride of the stage's first block, and whether the
+// shortcut is a 1x1 projection.
+type bottleneckV1 struct {
+	cin, mid, cout, stride int
+	down                   bool
+}
+
+// zooV1Stage numbers GluonCV's layers within one stage.
+type zooV1Stage struct {
+	prefix               string
+	conv, bn, relu, plus int
+}
+
+// zooV1Block adds one GluonCV resnet50_v1 block (stride on the first 1x1
+// convolution, which carries a bias, as does the last).
+func (r *resnet) zooV1Block(s *zooV1Stage, k bottleneckV1, x string, mx *mxnetIndex) string {
+	b, zp := r.b, s.prefix
+	identity := x
+	y := r.zooConv(zp, s.conv, x, k.mid, k.cin, 1, k.stride, 0, true, 1, mx)
+	y = r.zooBN(zp, s.bn, y, k.mid, mx)
+	y = b.Relu(fmt.Sprintf("%srelu%d_fwd", zp, s.relu), y, fmt.Sprintf("%srelu%d_fwd", zp, s.relu))
+	mx.op(0)
+	y = r.zooConv(zp, s.conv+1, y, k.mid, k.mid, 3, 1, 1, false, 1, mx)
+	y = r.zooBN(zp, s.bn+1, y, k.mid, mx)
+	y = b.Relu(fmt.Sprintf("%srelu%d_fwd", zp, s.relu+1), y, fmt.Sprintf("%srelu%d_fwd", zp, s.relu+1))
+	mx.op(0)
+	y = r.zooConv(zp, s.conv+2, y, k.cout, k.mid, 1, 1, 0, true, r.branchGain(), mx)
+	y = r.zooBN(zp, s.bn+2, y, k.cout, mx)
+	s.conv, s.bn, s.relu = s.conv+3, s.bn+3, s.relu+2
+	if k.down {
+		identity = r.zooConv(zp, s.conv, x, k.cout, k.cin, 1, k.stride, 0, false, 1, mx)
+		identity = r.zooBN(zp, s.bn, identity, k.cout, mx)
+		s.conv, s.bn = s.conv+1, s.bn+1
+	}
+	name := fmt.Sprintf("%s_plus%d", zp, s.plus)
+	y = b.Add(name, y, identity, name)
+	mx.op(0)
+	act := fmt.Sprintf("%sactivation%d", zp, s.plus)
+	x = b.Relu(act, y, act)
+	mx.op(0)
+	s.plus++
+	return x
+}
+
+// torchV1Block adds block bi of stage si as torchvision's resnet50 (v1.5:
+// stride on the 3x3 convolution, no convolution biases) exports it.
+func (r *resnet) torchV1Block(si, bi int, k bottleneckV1, x string) string {
+	scope := fmt.Sprintf("/layer%d/layer%d.%d", si+1, si+1, bi)
+	param := fmt.Sprintf("layer%d.%d.", si+1, bi)
+	identity := x
+	y := r.torchConvBN(scope, param, "conv1", "bn1", x, k.mid, k.cin, 1, 1, 0, 1)
+	y = r.torchRelu(scope, "relu", y)
+	y = r.torchConvBN(scope, param, "conv2", "bn2", y, k.mid, k.mid, 3, k.stride, 1, 1)
+	y = r.torchRelu(scope, "relu_1", y)
+	y = r.torchConvBN(scope, param, "conv3", "bn3", y, k.cout, k.mid, 1, 1, 0, r.branchGain())
+	if k.down {
+		identity = r.torchConvBN(scope+"/downsample", param, "downsample.0", "downsample.1", x, k.cout, k.cin, 1, k.stride, 0, 1)
+	}
+	node, out := torchName(scope, "Add")
+	y = r.b.Add(node, y, identity, out)
+	return r.torchRelu(scope, "relu_2", y)
 }
 
 // ResNetV2 builds ResNet-50 v2 (pre-activation, He et al. 2016) as GluonCV
