@@ -128,15 +128,7 @@ func GridSearch(ds *Dataset, p Params, g GridSpec) (*GridResult, error) {
 	if err := ds.validateTrain(); err != nil {
 		return nil, err
 	}
-	if g.Folds == 0 {
-		g.Folds = 5
-	}
-	if g.Log2C == ([3]float64{}) {
-		g.Log2C = [3]float64{-5, 15, 2}
-	}
-	if g.Log2Gamma == ([3]float64{}) {
-		g.Log2Gamma = [3]float64{3, -15, -2}
-	}
+	g = g.withDefaults()
 	withGamma := p.Classifier == SVM && p.Kernel != "linear"
 	cs, err := gridRange("log2c", g.Log2C)
 	if err != nil {
@@ -156,115 +148,158 @@ func GridSearch(ds *Dataset, p Params, g GridSpec) (*GridResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	final := p
-	p.Probability = false
-
-	res := &GridResult{}
-	seen := map[[2]float64]bool{}
-	run := func(stage string, cs, gs []float64) error {
-		var pts []GridPoint
-		for _, lc := range cs {
-			for _, lg := range gs {
-				key := [2]float64{lc, lg}
-				if math.IsNaN(lg) {
-					key[1] = 0
-				}
-				if seen[key] {
-					continue
-				}
-				seen[key] = true
-				pt := GridPoint{Stage: stage, Log2C: lc, Log2Gamma: lg, C: math.Exp2(lc)}
-				if withGamma {
-					pt.Gamma = math.Exp2(lg)
-				}
-				pts = append(pts, pt)
-			}
-		}
-		nf := len(fd)
-		acc := make([]float64, len(pts)*nf)
-		f1 := make([]float64, len(pts)*nf)
-		var mu sync.Mutex
-		foldsDone := make([]int, len(pts))
-		pointsDone := 0
-		best := GridPoint{MeanAccuracy: math.Inf(-1)}
-		if len(res.Points) > 0 {
-			best = pickBest(res.Points)
-		}
-		report := func(i int) {
-			mu.Lock()
-			defer mu.Unlock()
-			if foldsDone[i]++; foldsDone[i] < nf {
-				return
-			}
-			pointsDone++
-			pt := pts[i]
-			pt.MeanAccuracy, pt.StdAccuracy = meanStd(acc[i*nf : (i+1)*nf])
-			pt.MeanMacroF1, pt.StdMacroF1 = meanStd(f1[i*nf : (i+1)*nf])
-			best = pickBest([]GridPoint{best, pt})
-			if g.Progress != nil {
-				g.Progress(GridProgress{Stage: stage, Done: pointsDone, Total: len(pts), Best: best})
-			}
-		}
-		err := parallelFor(len(pts)*nf, g.Workers, func(job int) error {
-			if h := gridJobHook; h != nil {
-				h(+1)
-				defer h(-1)
-			}
-			pt, f := pts[job/nf], fd[job%nf]
-			q := p
-			q.C = pt.C
-			if withGamma {
-				q.Gamma = Gamma{Value: pt.Gamma}
-			}
-			a, m, err := f.score(q, ds)
-			if err != nil {
-				return fmt.Errorf("C=%g gamma=%g fold %d: %w", pt.C, pt.Gamma, job%nf+1, err)
-			}
-			mu.Lock()
-			acc[job], f1[job] = a, m
-			mu.Unlock()
-			report(job / nf)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for i := range pts {
-			pts[i].MeanAccuracy, pts[i].StdAccuracy = meanStd(acc[i*nf : (i+1)*nf])
-			pts[i].MeanMacroF1, pts[i].StdMacroF1 = meanStd(f1[i*nf : (i+1)*nf])
-		}
-		res.Points = append(res.Points, pts...)
-		return nil
-	}
-	if err := run("coarse", cs, gs); err != nil {
+	s := &gridSearch{ds: ds, p: p, g: g, withGamma: withGamma, fd: fd, res: &GridResult{}, seen: map[[2]float64]bool{}}
+	s.p.Probability = false
+	if err := s.stage("coarse", cs, gs); err != nil {
 		return nil, err
 	}
-	best := pickBest(res.Points)
+	best := pickBest(s.res.Points)
 	if !g.NoFine {
-		fine := func(center float64) []float64 {
-			var v []float64
-			for d := -1.0; d <= 1.0; d += 0.5 {
-				v = append(v, center+d)
-			}
-			return v
-		}
 		fgs := gs
 		if withGamma {
-			fgs = fine(best.Log2Gamma)
+			fgs = fineRange(best.Log2Gamma)
 		}
-		if err := run("fine", fine(best.Log2C), fgs); err != nil {
+		if err := s.stage("fine", fineRange(best.Log2C), fgs); err != nil {
 			return nil, err
 		}
-		best = pickBest(res.Points)
+		best = pickBest(s.res.Points)
 	}
+	res := s.res
 	res.Best = best
 	res.Edges = gridEdges(res.Points, best, withGamma)
-	res.Params = final
+	res.Params = p
 	res.Params.C = best.C
 	if withGamma {
 		res.Params.Gamma = Gamma{Value: best.Gamma}
 	}
 	return res, nil
+}
+
+// withDefaults fills the zero fields of g with grid.py's defaults.
+func (g GridSpec) withDefaults() GridSpec {
+	if g.Folds == 0 {
+		g.Folds = 5
+	}
+	if g.Log2C == ([3]float64{}) {
+		g.Log2C = [3]float64{-5, 15, 2}
+	}
+	if g.Log2Gamma == ([3]float64{}) {
+		g.Log2Gamma = [3]float64{3, -15, -2}
+	}
+	return g
+}
+
+// fineRange is the fine stage's values: steps of 0.5 within +-1 of center.
+func fineRange(center float64) []float64 {
+	var v []float64
+	for d := -1.0; d <= 1.0; d += 0.5 {
+		v = append(v, center+d)
+	}
+	return v
+}
+
+// gridSearch is one GridSearch's state across its stages.
+type gridSearch struct {
+	ds        *Dataset
+	p         Params // without probability estimates
+	g         GridSpec
+	withGamma bool
+	fd        []*foldData
+	res       *GridResult         // the points of the stages run so far
+	seen      map[[2]float64]bool // (log2 C, log2 gamma or 0) already evaluated
+}
+
+// points lists the stage's points not evaluated by an earlier stage.
+func (s *gridSearch) points(stage string, cs, gs []float64) []GridPoint {
+	var pts []GridPoint
+	for _, lc := range cs {
+		for _, lg := range gs {
+			key := [2]float64{lc, lg}
+			if math.IsNaN(lg) {
+				key[1] = 0
+			}
+			if s.seen[key] {
+				continue
+			}
+			s.seen[key] = true
+			pt := GridPoint{Stage: stage, Log2C: lc, Log2Gamma: lg, C: math.Exp2(lc)}
+			if s.withGamma {
+				pt.Gamma = math.Exp2(lg)
+			}
+			pts = append(pts, pt)
+		}
+	}
+	return pts
+}
+
+// stage scores every new point of cs x gs on every fold, spreading the
+// (point, fold) fits over the workers, and appends the points to res.
+func (s *gridSearch) stage(stage string, cs, gs []float64) error {
+	pts := s.points(stage, cs, gs)
+	nf := len(s.fd)
+	acc := make([]float64, len(pts)*nf)
+	f1 := make([]float64, len(pts)*nf)
+	var mu sync.Mutex
+	foldsDone := make([]int, len(pts))
+	pointsDone := 0
+	best := GridPoint{MeanAccuracy: math.Inf(-1)}
+	if len(s.res.Points) > 0 {
+		best = pickBest(s.res.Points)
+	}
+	report := func(i int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if foldsDone[i]++; foldsDone[i] < nf {
+			return
+		}
+		pointsDone++
+		pt := pts[i]
+		pt.MeanAccuracy, pt.StdAccuracy = meanStd(acc[i*nf : (i+1)*nf])
+		pt.MeanMacroF1, pt.StdMacroF1 = meanStd(f1[i*nf : (i+1)*nf])
+		best = pickBest([]GridPoint{best, pt})
+		if s.g.Progress != nil {
+			s.g.Progress(GridProgress{Stage: stage, Done: pointsDone, Total: len(pts), Best: best})
+		}
+	}
+	err := parallelFor(len(pts)*nf, s.g.Workers, func(job int) error {
+		a, m, err := s.score(pts[job/nf], job%nf)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		acc[job], f1[job] = a, m
+		mu.Unlock()
+		report(job / nf)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range pts {
+		pts[i].MeanAccuracy, pts[i].StdAccuracy = meanStd(acc[i*nf : (i+1)*nf])
+		pts[i].MeanMacroF1, pts[i].StdMacroF1 = meanStd(f1[i*nf : (i+1)*nf])
+	}
+	s.res.Points = append(s.res.Points, pts...)
+	return nil
+}
+
+// score fits pt's parameters on fold's training part and returns the
+// accuracy and macro-F1 on its held-out part.
+func (s *gridSearch) score(pt GridPoint, fold int) (acc, macroF1 float64, err error) {
+	if h := gridJobHook; h != nil {
+		h(+1)
+		defer h(-1)
+	}
+	q := s.p
+	q.C = pt.C
+	if s.withGamma {
+		q.Gamma = Gamma{Value: pt.Gamma}
+	}
+	acc, macroF1, err = s.fd[fold].score(q, s.ds)
+	if err != nil {
+		return 0, 0, fmt.Errorf("C=%g gamma=%g fold %d: %w", pt.C, pt.Gamma, fold+1, err)
+	}
+	return acc, macroF1, nil
 }
 
 // gridEdges reports the parameters whose best value is at the end of the

@@ -168,12 +168,7 @@ func (m *LinearClassifier) UnmarshalBinary(b []byte) error {
 	}
 	ok := (s.Loss == Linear || s.Loss == LogReg) && len(s.Labels) >= 2 && len(s.W) == len(s.Bias) &&
 		(len(s.W) == 1 && len(s.Labels) == 2 || len(s.W) == len(s.Labels) && len(s.Labels) > 2)
-	for _, w := range s.W {
-		ok = ok && len(w) == len(s.W[0])
-	}
-	for _, l := range s.Labels {
-		ok = ok && l >= 0 && l < s.NClasses
-	}
+	ok = ok && sameRowLen(s.W) && labelsBelow(s.Labels, s.NClasses)
 	if !ok {
 		return fmt.Errorf("linear state inconsistent: %w", ErrBadModel)
 	}

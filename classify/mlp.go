@@ -180,95 +180,35 @@ func (m *MLPClassifier) Fit(X [][]float64, y []int, nClasses int, p Params) erro
 	if len(va) == 0 {
 		return fmt.Errorf("mlp: no class has 2 or more samples to hold out for early stopping: %w", ErrTooFewSamples)
 	}
-	d := len(X[0])
-	sizes := append(append([]int{d}, p.Hidden...), nClasses)
-	cw := classWeights(y, nClasses, p.Balanced)
-	weight := func(c int) float64 {
-		if cw == nil {
-			return 1
-		}
-		return cw[c]
-	}
+	sizes := append(append([]int{len(X[0])}, p.Hidden...), nClasses)
+	data := mlpData{X: X, y: y, cw: classWeights(y, nClasses, p.Balanced)}
 	*m = MLPClassifier{NClasses: nClasses, Sizes: sizes}
-	for l := 0; l+1 < len(sizes); l++ {
-		in, out := sizes[l], sizes[l+1]
-		lim := math.Sqrt(6 / float64(in+out)) // Glorot uniform
-		w := make([]float64, in*out)
-		for i := range w {
-			w[i] = lim * (2*rng.Float64() - 1)
-		}
-		m.W = append(m.W, w)
-		m.B = append(m.B, make([]float64, out))
-	}
+	m.W, m.B = glorotInit(sizes, rng)
 	net := newMLPNet(sizes, m.W, m.B)
-	zeros := func() *mlpNet {
-		var w, b [][]float64
-		for l := 0; l+1 < len(sizes); l++ {
-			w = append(w, make([]float64, sizes[l]*sizes[l+1]))
-			b = append(b, make([]float64, sizes[l+1]))
-		}
-		return newMLPNet(sizes, w, b)
-	}
-	grad, m1, m2, best := zeros(), zeros(), zeros(), zeros()
+	best := zeroMLPNet(sizes)
 	copyNet(best, net)
+	opt := newAdamState(sizes, p.LearningRate)
 
-	gather := func(idx []int) (*mat.Dense, []int, []float64) {
-		xb := mat.NewDense(len(idx), d, nil)
-		yb := make([]int, len(idx))
-		sb := make([]float64, len(idx))
-		for r, i := range idx {
-			copy(xb.RawRowView(r), X[i])
-			yb[r], sb[r] = y[i], weight(y[i])
-		}
-		return xb, yb, sb
-	}
-	xv, yv, sv := gather(va)
+	xv, yv, sv := data.gather(va)
 	var swv float64
 	for _, v := range sv {
 		swv += v
 	}
-	valLoss := func() float64 {
-		// Weighted mean cross-entropy, without the penalty.
-		f := net.lossGrad(xv, yv, sv, nil, 0, nil)
-		return f * float64(len(yv)) / swv
-	}
-
-	const beta1, beta2, eps = 0.9, 0.999, 1e-8
-	step := 0
 	bestLoss := math.Inf(1)
 	order := append([]int(nil), tr...)
 	for epoch := 1; epoch <= p.Epochs; epoch++ {
 		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		var sum float64
 		for start := 0; start < len(order); start += p.BatchSize {
-			xb, yb, sb := gather(order[start:min(start+p.BatchSize, len(order))])
-			var masks []*mat.Dense
-			if p.Dropout > 0 {
-				rows, _ := xb.Dims()
-				keep := 1 / (1 - p.Dropout)
-				for _, h := range p.Hidden {
-					mk := mat.NewDense(rows, h, nil)
-					data := mk.RawMatrix().Data
-					for i := range data {
-						if rng.Float64() >= p.Dropout {
-							data[i] = keep
-						}
-					}
-					masks = append(masks, mk)
-				}
-			}
-			sum += net.lossGrad(xb, yb, sb, masks, p.Alpha, grad) * float64(len(yb))
-			step++
-			c1 := 1 - math.Pow(beta1, float64(step))
-			c2 := 1 - math.Pow(beta2, float64(step))
-			lr := p.LearningRate * math.Sqrt(c2) / c1
-			for l := range net.W {
-				adam(net.W[l].RawMatrix().Data, grad.W[l].RawMatrix().Data, m1.W[l].RawMatrix().Data, m2.W[l].RawMatrix().Data, lr, beta1, beta2, eps)
-				adam(net.B[l], grad.B[l], m1.B[l], m2.B[l], lr, beta1, beta2, eps)
-			}
+			xb, yb, sb := data.gather(order[start:min(start+p.BatchSize, len(order))])
+			rows, _ := xb.Dims()
+			masks := dropoutMasks(rows, p.Hidden, p.Dropout, rng)
+			sum += net.lossGrad(xb, yb, sb, masks, p.Alpha, opt.grad) * float64(len(yb))
+			opt.step(net)
 		}
 		m.TrainLoss = append(m.TrainLoss, sum/float64(len(order)))
-		vl := valLoss()
+		// Weighted mean cross-entropy, without the penalty.
+		vl := net.lossGrad(xv, yv, sv, nil, 0, nil) * float64(len(yv)) / swv
 		m.ValLoss = append(m.ValLoss, vl)
 		if math.IsNaN(vl) || math.IsInf(vl, 0) {
 			return fmt.Errorf("mlp: validation loss %v at epoch %d (try a smaller --learning-rate or --scale standard): %w", vl, epoch, ErrBadData)
@@ -283,6 +223,102 @@ func (m *MLPClassifier) Fit(X [][]float64, y []int, nClasses int, p Params) erro
 	}
 	copyNet(net, best)
 	return nil
+}
+
+// mlpData is the training set with its class weights (nil: all 1).
+type mlpData struct {
+	X  [][]float64
+	y  []int
+	cw []float64
+}
+
+// gather copies the rows idx into a matrix with their labels and weights.
+func (d mlpData) gather(idx []int) (*mat.Dense, []int, []float64) {
+	xb := mat.NewDense(len(idx), len(d.X[0]), nil)
+	yb := make([]int, len(idx))
+	sb := make([]float64, len(idx))
+	for r, i := range idx {
+		copy(xb.RawRowView(r), d.X[i])
+		yb[r], sb[r] = d.y[i], 1
+		if d.cw != nil {
+			sb[r] = d.cw[d.y[i]]
+		}
+	}
+	return xb, yb, sb
+}
+
+// glorotInit draws the weights of each layer uniformly in
+// +-sqrt(6/(in+out)) (Glorot uniform); the biases start at zero.
+func glorotInit(sizes []int, rng *rand.Rand) (W, B [][]float64) {
+	for l := 0; l+1 < len(sizes); l++ {
+		in, out := sizes[l], sizes[l+1]
+		lim := math.Sqrt(6 / float64(in+out))
+		w := make([]float64, in*out)
+		for i := range w {
+			w[i] = lim * (2*rng.Float64() - 1)
+		}
+		W = append(W, w)
+		B = append(B, make([]float64, out))
+	}
+	return W, B
+}
+
+// zeroMLPNet is a network of the given sizes with all parameters zero.
+func zeroMLPNet(sizes []int) *mlpNet {
+	var w, b [][]float64
+	for l := 0; l+1 < len(sizes); l++ {
+		w = append(w, make([]float64, sizes[l]*sizes[l+1]))
+		b = append(b, make([]float64, sizes[l+1]))
+	}
+	return newMLPNet(sizes, w, b)
+}
+
+// dropoutMasks draws one inverted-dropout mask per hidden layer for a
+// batch of rows: kept units are scaled by 1/(1-dropout). None when
+// dropout is 0.
+func dropoutMasks(rows int, hidden []int, dropout float64, rng *rand.Rand) []*mat.Dense {
+	if dropout <= 0 {
+		return nil
+	}
+	var masks []*mat.Dense
+	keep := 1 / (1 - dropout)
+	for _, h := range hidden {
+		mk := mat.NewDense(rows, h, nil)
+		data := mk.RawMatrix().Data
+		for i := range data {
+			if rng.Float64() >= dropout {
+				data[i] = keep
+			}
+		}
+		masks = append(masks, mk)
+	}
+	return masks
+}
+
+// adamState is Adam's moments and step count; grad is where lossGrad
+// writes the gradient the next step applies.
+type adamState struct {
+	grad, m1, m2 *mlpNet
+	steps        int
+	lr           float64
+}
+
+const adamBeta1, adamBeta2, adamEps = 0.9, 0.999, 1e-8
+
+func newAdamState(sizes []int, lr float64) *adamState {
+	return &adamState{grad: zeroMLPNet(sizes), m1: zeroMLPNet(sizes), m2: zeroMLPNet(sizes), lr: lr}
+}
+
+// step applies one Adam update of grad to net.
+func (a *adamState) step(net *mlpNet) {
+	a.steps++
+	c1 := 1 - math.Pow(adamBeta1, float64(a.steps))
+	c2 := 1 - math.Pow(adamBeta2, float64(a.steps))
+	lr := a.lr * math.Sqrt(c2) / c1
+	for l := range net.W {
+		adam(net.W[l].RawMatrix().Data, a.grad.W[l].RawMatrix().Data, a.m1.W[l].RawMatrix().Data, a.m2.W[l].RawMatrix().Data, lr, adamBeta1, adamBeta2, adamEps)
+		adam(net.B[l], a.grad.B[l], a.m1.B[l], a.m2.B[l], lr, adamBeta1, adamBeta2, adamEps)
+	}
 }
 
 // adam applies one Adam step with the bias corrections folded into lr

@@ -180,3 +180,24 @@ func Load(data []byte) (*Model, error) {
 	}
 	return m, nil
 }
+
+// sameRowLen says whether every row has the first row's length (true for
+// no rows): a check of a decoded model's state.
+func sameRowLen(rows [][]float64) bool {
+	for _, r := range rows {
+		if len(r) != len(rows[0]) {
+			return false
+		}
+	}
+	return true
+}
+
+// labelsBelow says whether every label is a class index in [0, n).
+func labelsBelow(labels []int, n int) bool {
+	for _, l := range labels {
+		if l < 0 || l >= n {
+			return false
+		}
+	}
+	return true
+}

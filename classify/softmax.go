@@ -227,9 +227,7 @@ func (m *SoftmaxClassifier) UnmarshalBinary(b []byte) error {
 		return err
 	}
 	ok := s.NClasses >= 2 && len(s.W) == s.NClasses && len(s.B) == s.NClasses && len(s.W[0]) > 0
-	for _, w := range s.W {
-		ok = ok && len(w) == len(s.W[0])
-	}
+	ok = ok && sameRowLen(s.W)
 	if !ok {
 		return fmt.Errorf("softmax state inconsistent: %w", ErrBadModel)
 	}

@@ -562,12 +562,7 @@ func (m *SVMClassifier) UnmarshalBinary(b []byte) error {
 	for _, c := range s.Coef {
 		ok = ok && len(c) == total
 	}
-	for _, sv := range s.SV {
-		ok = ok && len(sv) == len(s.SV[0])
-	}
-	for _, l := range s.Labels {
-		ok = ok && l >= 0 && l < s.NClasses
-	}
+	ok = ok && sameRowLen(s.SV) && labelsBelow(s.Labels, s.NClasses)
 	if !ok {
 		return fmt.Errorf("svm state inconsistent: %w", ErrBadModel)
 	}

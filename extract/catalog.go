@@ -670,7 +670,7 @@ func NewLocalModel(name, file, config string, o Overrides) (ModelEntry, error) {
 	e := ModelEntry{Name: strings.ToLower(strings.TrimSpace(name)), Local: true}
 	format, err := FormatOf(file)
 	if err != nil {
-		return ModelEntry{}, modelSpecf("model %s: cannot tell the format of %s from %q: want %s", e.Name, file, filepath.Ext(file), formatsHelp)
+		return ModelEntry{}, err
 	}
 	e.Format = format
 	if format == FormatKeras {

@@ -47,8 +47,8 @@ const formatsHelp = ".onnx, .caffemodel (with its .prototxt), .pb (frozen Tensor
 
 // FormatOf tells a model file's format from its extension.
 func FormatOf(path string) (string, error) {
-	ext := strings.ToLower(filepath.Ext(path))
-	if f, ok := fileFormats[ext]; ok {
+	ext := filepath.Ext(path)
+	if f, ok := fileFormats[strings.ToLower(ext)]; ok {
 		return f, nil
 	}
 	return "", modelSpecf("model %s: cannot tell the format from %q: want %s", path, ext, formatsHelp)
@@ -144,8 +144,8 @@ func modelFromPath(path, config string) (Model, error) {
 		return Model{}, err
 	}
 	m := Model{Name: filepath.Base(abs), Path: abs, Config: config}
-	if m.Format, err = FormatOf(abs); err != nil {
-		return m, modelSpecf("model %s: cannot tell the format from %q: want %s", path, filepath.Ext(abs), formatsHelp)
+	if m.Format, err = FormatOf(path); err != nil {
+		return m, err
 	}
 	switch strings.ToLower(filepath.Ext(abs)) {
 	case ".caffemodel":

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -23,6 +24,28 @@ func TestFormatOf(t *testing.T) {
 		if got := LooksLikePath(s); got != want {
 			t.Errorf("LooksLikePath(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// --model PATH and `models add --file PATH` report an extension they do
+// not know with FormatOf's one message, naming the file as given and the
+// extension as written.
+func TestFormatOf_OneMessage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "net.BIN")
+	if err := os.WriteFile(path, []byte("weights"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, want := FormatOf(path)
+	if want == nil || !strings.Contains(want.Error(), path) || !strings.Contains(want.Error(), `".BIN"`) {
+		t.Fatalf("FormatOf(%s): %v; want the file and \".BIN\" named", path, want)
+	}
+	_, err := ResolveModel(ModelSpec{Model: path, CacheDir: t.TempDir()})
+	if !errors.Is(err, ErrModelSpec) || err.Error() != want.Error() {
+		t.Errorf("ResolveModel: %v; want %v", err, want)
+	}
+	_, err = NewLocalModel("mine", path, "", Overrides{})
+	if !errors.Is(err, ErrModelSpec) || err.Error() != want.Error() {
+		t.Errorf("NewLocalModel: %v; want %v", err, want)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
@@ -225,33 +224,8 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 	}
 	logf("fit: %s on %s: %d training vectors in %d classes (%s), %d held out",
 		o.Params.Classifier, fs, len(ds.X), len(ds.Classes), classCounts(ds), counts.test)
-	p := o.Params
-	if o.Grid {
-		if o.CV == 0 {
-			o.CV = 5
-		}
-		t0 := time.Now()
-		logf("fit: grid search over C%s with %d-fold CV (libsvm grid.py ranges, coarse then fine)", map[bool]string{true: " and gamma", false: ""}[p.Classifier == classify.SVM && p.Kernel != "linear"], o.CV)
-		g, err := classify.GridSearch(ds, p, classify.GridSpec{Folds: o.CV, Log2C: o.GridC, Log2Gamma: o.GridGamma, Progress: o.GridProgress})
-		if err != nil {
-			return err
-		}
-		res.Grid, res.GridSeconds = g, time.Since(t0).Seconds()
-		p = g.Params
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if o.CV > 0 {
-		t0 := time.Now()
-		cv, err := classify.CrossValidate(ds, p, o.CV)
-		if err != nil {
-			return err
-		}
-		res.CVSeconds = time.Since(t0).Seconds()
-		res.CV = &CVSummary{Folds: o.CV, MeanAccuracy: cv.MeanAccuracy, StdAccuracy: cv.StdAccuracy, MeanMacroF1: cv.MeanMacroF1, StdMacroF1: cv.StdMacroF1}
-	}
-	if err := ctx.Err(); err != nil {
+	p, err := tune(ctx, ds, o, res, logf)
+	if err != nil {
 		return err
 	}
 	fitDS := ds
@@ -304,6 +278,39 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 	return err
 }
 
+// tune runs fit's grid search (--grid) and cross-validation (--cv) on the
+// training split, records them in res and returns the parameters to fit
+// with: the grid's pick, or o.Params.
+func tune(ctx context.Context, ds *classify.Dataset, o FitOptions, res *FitResult, logf func(string, ...any)) (classify.Params, error) {
+	p := o.Params
+	if o.Grid {
+		if o.CV == 0 {
+			o.CV = 5
+		}
+		t0 := time.Now()
+		logf("fit: grid search over C%s with %d-fold CV (libsvm grid.py ranges, coarse then fine)", map[bool]string{true: " and gamma", false: ""}[p.Classifier == classify.SVM && p.Kernel != "linear"], o.CV)
+		g, err := classify.GridSearch(ds, p, classify.GridSpec{Folds: o.CV, Log2C: o.GridC, Log2Gamma: o.GridGamma, Progress: o.GridProgress})
+		if err != nil {
+			return p, err
+		}
+		res.Grid, res.GridSeconds = g, time.Since(t0).Seconds()
+		p = g.Params
+	}
+	if err := ctx.Err(); err != nil {
+		return p, err
+	}
+	if o.CV > 0 {
+		t0 := time.Now()
+		cv, err := classify.CrossValidate(ds, p, o.CV)
+		if err != nil {
+			return p, err
+		}
+		res.CVSeconds = time.Since(t0).Seconds()
+		res.CV = &CVSummary{Folds: o.CV, MeanAccuracy: cv.MeanAccuracy, StdAccuracy: cv.StdAccuracy, MeanMacroF1: cv.MeanMacroF1, StdMacroF1: cv.StdMacroF1}
+	}
+	return p, ctx.Err()
+}
+
 // nonFinite is the error of a fit whose numbers cannot be written as JSON
 // (NaN or Inf: encoding/json refuses them).
 func nonFinite(what string, err error) error {
@@ -348,6 +355,33 @@ func classCounts(ds *classify.Dataset) string {
 
 type splitCounts struct{ train, test, unlabeled, unknownClass, unsplit int }
 
+// count tallies one vector by its label and part; false when it has no
+// label or no part (it is in no split).
+func (c *splitCounts) count(label, part string) bool {
+	switch {
+	case label == "":
+		c.unlabeled++
+		return false
+	case part == "":
+		c.unsplit++
+		return false
+	case part == store.PartTest:
+		c.test++
+	case part == store.PartTrain:
+		c.train++
+	}
+	return true
+}
+
+// classIndex maps each class to its index in classes.
+func classIndex(classes []string) map[string]int {
+	index := make(map[string]int, len(classes))
+	for i, l := range classes {
+		index[l] = i
+	}
+	return index
+}
+
 // partAll asks loadSplit for both parts of the split.
 const partAll = "*"
 
@@ -364,17 +398,8 @@ func loadSplit(ctx context.Context, db *store.DB, fs store.FeatureSet, part stri
 	var rows []row
 	seen := map[string]bool{}
 	err := db.Vectors(ctx, fs.ID, func(r store.VectorRow) error {
-		switch {
-		case r.Label == "":
-			c.unlabeled++
+		if !c.count(r.Label, r.Part) {
 			return nil
-		case r.Part == "":
-			c.unsplit++
-			return nil
-		case r.Part == store.PartTest:
-			c.test++
-		case r.Part == store.PartTrain:
-			c.train++
 		}
 		if part != partAll && r.Part != part {
 			return nil
@@ -387,15 +412,9 @@ func loadSplit(ctx context.Context, db *store.DB, fs store.FeatureSet, part stri
 		return nil, c, err
 	}
 	if classes == nil {
-		for l := range seen {
-			classes = append(classes, l)
-		}
-		sort.Strings(classes)
+		classes = sortedKeys(seen)
 	}
-	index := map[string]int{}
-	for i, l := range classes {
-		index[l] = i
-	}
+	index := classIndex(classes)
 	ds := &classify.Dataset{Classes: classes}
 	for _, r := range rows {
 		i, ok := index[r.label]
@@ -481,10 +500,7 @@ func Eval(ctx context.Context, dbPath, name string) (*EvalResult, error) {
 	res := &EvalResult{Classifier: name, Kind: lc.Row.Kind, FeatureSet: lc.Set, TrainCV: lc.Row.Metrics}
 	var paths []string
 	var ds = &classify.Dataset{Classes: lc.Model.Classes}
-	index := map[string]int{}
-	for i, c := range lc.Model.Classes {
-		index[c] = i
-	}
+	index := classIndex(lc.Model.Classes)
 	err = db.Vectors(ctx, lc.Set.ID, func(r store.VectorRow) error {
 		if r.Label == "" {
 			return nil

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -74,17 +73,40 @@ func Export(ctx context.Context, o ExportOptions) (ExportSummary, error) {
 		return o.Part == "" || o.Part == "all" || r.Part == o.Part
 	}
 	// First pass: the classes and the row count (npy's header needs it).
-	labels := map[string]bool{}
+	if sum.Rows, sum.Classes, err = exportScan(ctx, db, fs, keep, o.AllowNonFinite); err != nil {
+		return sum, err
+	}
+	ew := newExportWriter(o, sum.Classes)
+	if err := ew.header(fs.Dim, sum.Rows); err != nil {
+		return sum, err
+	}
 	err = db.Vectors(ctx, fs.ID, func(r store.VectorRow) error {
+		if !keep(r) {
+			return nil
+		}
+		return ew.write(r)
+	})
+	if err != nil {
+		return sum, err
+	}
+	return sum, ew.flush()
+}
+
+// exportScan counts the rows of fs that keep selects and lists their
+// labels, sorted; a NaN or Inf among them fails unless allowNonFinite.
+func exportScan(ctx context.Context, db *store.DB, fs store.FeatureSet, keep func(store.VectorRow) bool, allowNonFinite bool) (int, []string, error) {
+	rows := 0
+	labels := map[string]bool{}
+	err := db.Vectors(ctx, fs.ID, func(r store.VectorRow) error {
 		if keep(r) {
-			if !o.AllowNonFinite {
+			if !allowNonFinite {
 				for i, v := range r.Vector {
 					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 						return fmt.Errorf("export %s: %w: %s, value %d of %d is %v; nothing was written", fs, store.ErrNonFinite, r.Path, i, len(r.Vector), v)
 					}
 				}
 			}
-			sum.Rows++
+			rows++
 			if r.Label != "" {
 				labels[r.Label] = true
 			}
@@ -92,85 +114,95 @@ func Export(ctx context.Context, o ExportOptions) (ExportSummary, error) {
 		return nil
 	})
 	if err != nil {
-		return sum, err
+		return rows, nil, err
 	}
-	for l := range labels {
-		sum.Classes = append(sum.Classes, l)
+	return rows, sortedKeys(labels), nil
+}
+
+// exportWriter writes the rows in one of Export's formats.
+type exportWriter struct {
+	format string
+	w      *bufio.Writer
+	cw     *csv.Writer    // csv
+	index  map[string]int // libsvm: label -> class index
+	labels io.Writer      // npy: the row,path,label lines
+	row    int
+	buf    []byte
+}
+
+func newExportWriter(o ExportOptions, classes []string) *exportWriter {
+	ew := &exportWriter{format: o.Format, w: bufio.NewWriterSize(o.Out, 1<<20), index: classIndex(classes), labels: o.Labels, buf: make([]byte, 0, 64)}
+	if o.Format == "csv" {
+		ew.cw = csv.NewWriter(ew.w)
 	}
-	sort.Strings(sum.Classes)
-	index := map[string]int{}
-	for i, l := range sum.Classes {
-		index[l] = i
-	}
-	w := bufio.NewWriterSize(o.Out, 1<<20)
-	var cw *csv.Writer
-	switch o.Format {
+	return ew
+}
+
+// header writes csv's column names or npy's header for rows x dim.
+func (ew *exportWriter) header(dim, rows int) error {
+	switch ew.format {
 	case "csv":
-		cw = csv.NewWriter(w)
 		head := []string{"path", "sha256", "label", "split"}
-		for i := 0; i < fs.Dim; i++ {
+		for i := 0; i < dim; i++ {
 			head = append(head, "f"+strconv.Itoa(i))
 		}
-		if err := cw.Write(head); err != nil {
-			return sum, err
+		return ew.cw.Write(head)
+	case "npy":
+		return writeNpyHeader(ew.w, rows, dim)
+	}
+	return nil
+}
+
+// write writes one row.
+func (ew *exportWriter) write(r store.VectorRow) error {
+	w := ew.w
+	switch ew.format {
+	case "libsvm":
+		w.WriteString(strconv.Itoa(ew.index[r.Label]))
+		for i, v := range r.Vector {
+			if v == 0 {
+				continue
+			}
+			buf := ew.buf[:0]
+			buf = append(buf, ' ')
+			buf = strconv.AppendInt(buf, int64(i+1), 10)
+			buf = append(buf, ':')
+			buf = strconv.AppendFloat(buf, float64(v), 'g', -1, 32)
+			w.Write(buf)
+			ew.buf = buf
+		}
+		w.WriteByte('\n')
+	case "csv":
+		rec := []string{r.Path, r.SHA256, r.Label, r.Part}
+		for _, v := range r.Vector {
+			rec = append(rec, strconv.FormatFloat(float64(v), 'g', -1, 32))
+		}
+		if err := ew.cw.Write(rec); err != nil {
+			return err
 		}
 	case "npy":
-		if err := writeNpyHeader(w, sum.Rows, fs.Dim); err != nil {
-			return sum, err
+		var b [4]byte
+		for _, v := range r.Vector {
+			binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+			w.Write(b[:])
+		}
+		if ew.labels != nil {
+			fmt.Fprintf(ew.labels, "%d,%s,%s\n", ew.row, csvField(r.Path), csvField(r.Label))
 		}
 	}
-	row := 0
-	buf := make([]byte, 0, 64)
-	err = db.Vectors(ctx, fs.ID, func(r store.VectorRow) error {
-		if !keep(r) {
-			return nil
-		}
-		switch o.Format {
-		case "libsvm":
-			w.WriteString(strconv.Itoa(index[r.Label]))
-			for i, v := range r.Vector {
-				if v == 0 {
-					continue
-				}
-				buf = buf[:0]
-				buf = append(buf, ' ')
-				buf = strconv.AppendInt(buf, int64(i+1), 10)
-				buf = append(buf, ':')
-				buf = strconv.AppendFloat(buf, float64(v), 'g', -1, 32)
-				w.Write(buf)
-			}
-			w.WriteByte('\n')
-		case "csv":
-			rec := []string{r.Path, r.SHA256, r.Label, r.Part}
-			for _, v := range r.Vector {
-				rec = append(rec, strconv.FormatFloat(float64(v), 'g', -1, 32))
-			}
-			if err := cw.Write(rec); err != nil {
-				return err
-			}
-		case "npy":
-			var b [4]byte
-			for _, v := range r.Vector {
-				binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
-				w.Write(b[:])
-			}
-			if o.Labels != nil {
-				fmt.Fprintf(o.Labels, "%d,%s,%s\n", row, csvField(r.Path), csvField(r.Label))
-			}
-		}
-		row++
-		return nil
-	})
-	if err != nil {
-		return sum, err
-	}
-	if cw != nil {
-		cw.Flush()
-		if err := cw.Error(); err != nil {
-			return sum, err
+	ew.row++
+	return nil
+}
+
+// flush writes out what is buffered.
+func (ew *exportWriter) flush() error {
+	if ew.cw != nil {
+		ew.cw.Flush()
+		if err := ew.cw.Error(); err != nil {
+			return err
 		}
 	}
-	return sum, w.Flush()
+	return ew.w.Flush()
 }
 
 func csvField(s string) string {

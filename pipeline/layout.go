@@ -142,7 +142,8 @@ func checkSplitOption(o ExtractOptions) error {
 	return nil
 }
 
-func sortedKeys(m map[string]string) []string {
+// sortedKeys lists m's keys, sorted (nil for an empty map).
+func sortedKeys[V any](m map[string]V) []string {
 	var k []string
 	for s := range m {
 		k = append(k, s)

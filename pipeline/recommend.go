@@ -93,25 +93,7 @@ func Recommend(in RecommendInput) (rec Recommendation, ok bool) {
 	if len(rows) == 0 {
 		return rec, false
 	}
-	// Dataset size.
-	counts := append([]int(nil), in.ClassCounts...)
-	sort.Ints(counts)
-	total := 0
-	for _, c := range counts {
-		total += c
-	}
-	if len(counts) > 0 {
-		rec.MinPerClass, rec.MedianPerClass = counts[0], counts[len(counts)/2]
-	}
-	rec.Small = rec.MedianPerClass < smallPerClass
-	size := fmt.Sprintf("The training split has %d images in %d classes (%d to %d per class, median %d): ",
-		total, len(counts), rec.MinPerClass, counts[len(counts)-1], rec.MedianPerClass)
-	if rec.Small {
-		size += fmt.Sprintf("a small dataset by cs231n's rule (well under ~%d per class), so keep the network frozen and train a classifier on its codes, as this sweep did.", smallPerClass)
-	} else {
-		size += fmt.Sprintf("a large dataset by cs231n's rule (~%d or more per class): fine-tuning the network itself (outside this tool) would likely beat frozen codes; among frozen codes, the numbers below still hold.", smallPerClass)
-	}
-	rec.Text = append(rec.Text, size)
+	counts, total := rec.sizeAdvice(in.ClassCounts)
 
 	// Where accuracy peaks along the depth.
 	best := rows[0]
@@ -135,42 +117,8 @@ func Recommend(in RecommendInput) (rec Recommendation, ok bool) {
 			linTop = &rows[i]
 		}
 	}
-	layers := distinctLayers(rows)
-	switch {
-	case len(layers) == 1:
-		rec.Text = append(rec.Text, fmt.Sprintf("Only one layer was swept (%s): there is no depth to compare; sweep more layers to see whether the data is like ImageNet.", top.Layer))
-	case best.Layer == top.Layer || bestTop.Accuracy >= best.Accuracy:
-		rec.PeakLayer = top.Layer
-		rec.Text = append(rec.Text, fmt.Sprintf("Accuracy peaks at the top layer %s (%s %s): the data looks similar enough to ImageNet for the deepest codes.",
-			top.Layer, bestTop.Classifier, score(*bestTop)))
-	case withinNoise(best, *bestTop):
-		rec.Text = append(rec.Text, fmt.Sprintf("Accuracy peaks at %s (%s %s), but the top layer %s is within one standard deviation of it (%s %s): no clear sign that the data is unlike ImageNet.",
-			best.Layer, best.Classifier, score(best), top.Layer, bestTop.Classifier, score(*bestTop)))
-	default:
-		rec.PeakEarly = true
-		rec.Text = append(rec.Text, fmt.Sprintf("Accuracy peaks at %s (%s %s), %.3f above the best on the top layer %s (%s %s), more than one standard deviation: a peak at an earlier layer means the data is unlike ImageNet, whose most specific features sit in the last layers; use the earlier layer's codes (cs231n: small and different, a classifier on earlier activations).",
-			best.Layer, best.Classifier, score(best), best.Accuracy-bestTop.Accuracy, top.Layer, bestTop.Classifier, score(*bestTop)))
-	}
-
-	// A linear head on the top layer.
-	choice := best
-	switch {
-	case linTop == nil:
-		rec.Text = append(rec.Text, fmt.Sprintf("No linear head (softmax, logreg or linear) was swept on the top layer %s, so the simplest model could not be compared.", top.Layer))
-	case linTop.Accuracy >= best.Accuracy:
-		rec.LinearTopWithinNoise = true
-		choice = *linTop
-		rec.Text = append(rec.Text, fmt.Sprintf("A linear head on the top layer (%s on %s, %s) scores as well as anything swept: the tutorial's simplest model is the one to use.",
-			linTop.Classifier, linTop.Layer, score(*linTop)))
-	case withinNoise(best, *linTop):
-		rec.LinearTopWithinNoise = true
-		choice = *linTop
-		rec.Text = append(rec.Text, fmt.Sprintf("A linear head on the top layer (%s on %s, %s) is within one standard deviation of the best (%s on %s, %s): take the simpler model (cs231n: small and similar, a linear classifier on the top codes).",
-			linTop.Classifier, linTop.Layer, score(*linTop), best.Classifier, best.Layer, score(best)))
-	default:
-		rec.Text = append(rec.Text, fmt.Sprintf("A linear head on the top layer (%s on %s, %s) is %.3f below the best, more than one standard deviation: the best model (%s on %s) is worth its extra cost.",
-			linTop.Classifier, linTop.Layer, score(*linTop), best.Accuracy-linTop.Accuracy, best.Classifier, best.Layer))
-	}
+	rec.depthAdvice(len(distinctLayers(rows)), best, top, *bestTop)
+	choice := rec.linearAdvice(best, linTop, top)
 
 	// A sanity check against the majority class.
 	if total > 0 {
@@ -185,6 +133,73 @@ func Recommend(in RecommendInput) (rec Recommendation, ok bool) {
 	rec.Command = fitCommand(in, choice)
 	rec.Text = append(rec.Text, fmt.Sprintf("Recommended: %s on %s. Fit it with cross-validation on the training split, then on every labelled image (--final):", choice.Classifier, choice.Layer))
 	return rec, true
+}
+
+// sizeAdvice says whether the training split (images per class) is small
+// by cs231n's rule, and returns the counts sorted and their total.
+func (rec *Recommendation) sizeAdvice(classCounts []int) (counts []int, total int) {
+	counts = append([]int(nil), classCounts...)
+	sort.Ints(counts)
+	for _, c := range counts {
+		total += c
+	}
+	if len(counts) > 0 {
+		rec.MinPerClass, rec.MedianPerClass = counts[0], counts[len(counts)/2]
+	}
+	rec.Small = rec.MedianPerClass < smallPerClass
+	size := fmt.Sprintf("The training split has %d images in %d classes (%d to %d per class, median %d): ",
+		total, len(counts), rec.MinPerClass, counts[len(counts)-1], rec.MedianPerClass)
+	if rec.Small {
+		size += fmt.Sprintf("a small dataset by cs231n's rule (well under ~%d per class), so keep the network frozen and train a classifier on its codes, as this sweep did.", smallPerClass)
+	} else {
+		size += fmt.Sprintf("a large dataset by cs231n's rule (~%d or more per class): fine-tuning the network itself (outside this tool) would likely beat frozen codes; among frozen codes, the numbers below still hold.", smallPerClass)
+	}
+	rec.Text = append(rec.Text, size)
+	return counts, total
+}
+
+// depthAdvice says where accuracy peaks along the depth: best is the best
+// row, bestTop the best on the top layer (top's), of layers swept.
+func (rec *Recommendation) depthAdvice(layers int, best, top, bestTop SweepRow) {
+	switch {
+	case layers == 1:
+		rec.Text = append(rec.Text, fmt.Sprintf("Only one layer was swept (%s): there is no depth to compare; sweep more layers to see whether the data is like ImageNet.", top.Layer))
+	case best.Layer == top.Layer || bestTop.Accuracy >= best.Accuracy:
+		rec.PeakLayer = top.Layer
+		rec.Text = append(rec.Text, fmt.Sprintf("Accuracy peaks at the top layer %s (%s %s): the data looks similar enough to ImageNet for the deepest codes.",
+			top.Layer, bestTop.Classifier, score(bestTop)))
+	case withinNoise(best, bestTop):
+		rec.Text = append(rec.Text, fmt.Sprintf("Accuracy peaks at %s (%s %s), but the top layer %s is within one standard deviation of it (%s %s): no clear sign that the data is unlike ImageNet.",
+			best.Layer, best.Classifier, score(best), top.Layer, bestTop.Classifier, score(bestTop)))
+	default:
+		rec.PeakEarly = true
+		rec.Text = append(rec.Text, fmt.Sprintf("Accuracy peaks at %s (%s %s), %.3f above the best on the top layer %s (%s %s), more than one standard deviation: a peak at an earlier layer means the data is unlike ImageNet, whose most specific features sit in the last layers; use the earlier layer's codes (cs231n: small and different, a classifier on earlier activations).",
+			best.Layer, best.Classifier, score(best), best.Accuracy-bestTop.Accuracy, top.Layer, bestTop.Classifier, score(bestTop)))
+	}
+}
+
+// linearAdvice compares the best linear head on the top layer (linTop,
+// nil when none was swept) with the best row, and returns the row to
+// recommend: the linear head when it is within noise of the best.
+func (rec *Recommendation) linearAdvice(best SweepRow, linTop *SweepRow, top SweepRow) SweepRow {
+	switch {
+	case linTop == nil:
+		rec.Text = append(rec.Text, fmt.Sprintf("No linear head (softmax, logreg or linear) was swept on the top layer %s, so the simplest model could not be compared.", top.Layer))
+	case linTop.Accuracy >= best.Accuracy:
+		rec.LinearTopWithinNoise = true
+		rec.Text = append(rec.Text, fmt.Sprintf("A linear head on the top layer (%s on %s, %s) scores as well as anything swept: the tutorial's simplest model is the one to use.",
+			linTop.Classifier, linTop.Layer, score(*linTop)))
+		return *linTop
+	case withinNoise(best, *linTop):
+		rec.LinearTopWithinNoise = true
+		rec.Text = append(rec.Text, fmt.Sprintf("A linear head on the top layer (%s on %s, %s) is within one standard deviation of the best (%s on %s, %s): take the simpler model (cs231n: small and similar, a linear classifier on the top codes).",
+			linTop.Classifier, linTop.Layer, score(*linTop), best.Classifier, best.Layer, score(best)))
+		return *linTop
+	default:
+		rec.Text = append(rec.Text, fmt.Sprintf("A linear head on the top layer (%s on %s, %s) is %.3f below the best, more than one standard deviation: the best model (%s on %s) is worth its extra cost.",
+			linTop.Classifier, linTop.Layer, score(*linTop), best.Accuracy-linTop.Accuracy, best.Classifier, best.Layer))
+	}
+	return best
 }
 
 // topRow is a row of the deepest swept layer, "predictions" (the

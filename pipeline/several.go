@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"sort"
 
 	"pipeline/classify"
 	"pipeline/store"
@@ -65,32 +64,13 @@ func loadSplitMany(ctx context.Context, db *store.DB, fs store.FeatureSet, more 
 	seen := map[string]bool{}
 	var keep []row
 	for _, r := range rows {
-		switch {
-		case r.label == "":
-			c.unlabeled++
-			continue
-		case r.part == "":
-			c.unsplit++
-			continue
-		case r.part == store.PartTest:
-			c.test++
-		case r.part == store.PartTrain:
-			c.train++
-		}
-		if r.part == part {
+		if c.count(r.label, r.part) && r.part == part {
 			keep = append(keep, r)
 			seen[r.label] = true
 		}
 	}
-	var classes []string
-	for l := range seen {
-		classes = append(classes, l)
-	}
-	sort.Strings(classes)
-	index := map[string]int{}
-	for i, l := range classes {
-		index[l] = i
-	}
+	classes := sortedKeys(seen)
+	index := classIndex(classes)
 	ds := &classify.Dataset{Classes: classes}
 	for _, r := range keep {
 		ds.X = append(ds.X, r.v)

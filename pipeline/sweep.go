@@ -204,17 +204,48 @@ func Sweep(ctx context.Context, o SweepOptions) (res SweepResult, err error) {
 		o.Pool = store.PoolAvg
 	}
 	res.Pool, res.Folds = o.Pool, o.Folds
+	clfs, layers, err := sweepPlan(o, &res, logf)
+	if err != nil {
+		return res, err
+	}
+
+	// 1. The codes: an extract run over the inputs, all layers at once.
+	sum, outputs, err := sweepExtract(ctx, o, layers, &res, logf)
+	if err != nil {
+		return res, err
+	}
+	pairs := sweepPairs(sum.FeatureSets, outputs, clfs)
+
+	// 2. The sweep run: split, cross-validation, results.
+	db, err := store.Open(o.DB, store.Options{})
+	if err != nil {
+		return res, err
+	}
+	defer db.Close()
+	err = withRun(ctx, db, "sweep", o.Args, o.Wait, func(r *runScope) error {
+		res.RunID = r.ID
+		err := sweep(ctx, db, o, pairs, &res, logf)
+		r.Counts = store.Counts{Seen: int64(res.Train)}
+		res.Status = runStatus(err)
+		return err
+	})
+	return res, err
+}
+
+// sweepPlan checks the options and lists the classifiers and layers to
+// sweep; notes on classifiers left out go to res and the log.
+func sweepPlan(o SweepOptions, res *SweepResult, logf func(string, ...any)) (clfs, layers []string, err error) {
 	switch {
 	case o.Folds < 2:
-		return res, usagef("--cv %d: want 2 or more folds", o.Folds)
+		return nil, nil, usagef("--cv %d: want 2 or more folds", o.Folds)
 	case !(o.TestFrac > 0 && o.TestFrac < 1):
-		return res, usagef("--test-frac %v must be between 0 and 1", o.TestFrac)
+		return nil, nil, usagef("--test-frac %v must be between 0 and 1", o.TestFrac)
 	case o.Pool != store.PoolAvg && o.Pool != store.PoolMax && o.Pool != store.PoolNone:
-		return res, usagef("--pool %q: want avg, max or none", o.Pool)
+		return nil, nil, usagef("--pool %q: want avg, max or none", o.Pool)
 	}
 	clfs, notes, err := sweepClassifiers(o.Classifiers)
 	if err != nil {
-		return res, err
+		return nil, nil, err
 	}
 	for _, n := range notes {
 		logf("sweep: %s", n)
@@ -223,18 +254,23 @@ func Sweep(ctx context.Context, o SweepOptions) (res SweepResult, err error) {
 	for _, c := range clfs {
 		p := rowParams(o.Params, c)
 		if err := p.Validate(); err != nil {
-			return res, fmt.Errorf("sweep --clf %s: %w", c, err)
+			return nil, nil, fmt.Errorf("sweep --clf %s: %w", c, err)
 		}
 	}
-	layers := o.Layers
+	layers = o.Layers
 	if len(layers) == 0 {
 		if layers, err = modelAliases(o.Model); err != nil {
-			return res, err
+			return nil, nil, err
 		}
 		logf("sweep: every alias of %s: %s", o.Model.Name, strings.Join(layers, ", "))
 	}
+	return clfs, layers, nil
+}
 
-	// 1. The codes: an extract run over the inputs, all layers at once.
+// sweepExtract runs the extraction of every layer and returns its summary
+// (also in res) and the extractor's outputs, one per feature set. Files
+// that failed leave a note; the sweep uses the others.
+func sweepExtract(ctx context.Context, o SweepOptions, layers []string, res *SweepResult, logf func(string, ...any)) (ExtractSummary, []extract.Output, error) {
 	eo := o.Extract
 	eo.DB, eo.Model, eo.Layers, eo.Pool, eo.Wait, eo.Args = o.DB, o.Model, layers, o.Pool, o.Wait, o.Args
 	ev := &outputsEvents{Events: eo.Events}
@@ -249,14 +285,20 @@ func Sweep(ctx context.Context, o SweepOptions) (res SweepResult, err error) {
 		res.Notes = append(res.Notes, fmt.Sprintf("extract: %d of %d files failed (see run %d's failures); the sweep uses the others", sum.Counts.Failed, sum.Counts.Seen, sum.RunID))
 		logf("sweep: %s", res.Notes[len(res.Notes)-1])
 	case err != nil:
-		return res, err
+		return sum, nil, err
 	}
 	if len(ev.outputs) != len(sum.FeatureSets) {
-		return res, fmt.Errorf("sweep: internal: %d outputs for %d feature sets", len(ev.outputs), len(sum.FeatureSets))
+		return sum, nil, fmt.Errorf("sweep: internal: %d outputs for %d feature sets", len(ev.outputs), len(sum.FeatureSets))
 	}
+	return sum, ev.outputs, nil
+}
+
+// sweepPairs lists the (layer, classifier) pairs to cross-validate, by
+// depth, then in clfs order.
+func sweepPairs(sets []store.FeatureSet, outputs []extract.Output, clfs []string) []SweepRow {
 	var pairs []SweepRow
-	for i, fs := range sum.FeatureSets {
-		out := ev.outputs[i]
+	for i, fs := range sets {
+		out := outputs[i]
 		name := out.Alias
 		if name == "" {
 			name = out.Layer.Name
@@ -276,40 +318,7 @@ func Sweep(ctx context.Context, o SweepOptions) (res SweepResult, err error) {
 		}
 		return clfIndex[pairs[i].Classifier] < clfIndex[pairs[j].Classifier]
 	})
-
-	// 2. The sweep run: split, cross-validation, results.
-	db, err := store.Open(o.DB, store.Options{})
-	if err != nil {
-		return res, err
-	}
-	defer db.Close()
-	release, err := db.Lock(ctx, o.Wait, store.Holder{Command: "sweep"})
-	if err != nil {
-		return res, err
-	}
-	defer release()
-	bg := context.WithoutCancel(ctx)
-	if _, err := db.AbandonStaleRuns(bg); err != nil {
-		return res, err
-	}
-	runID, err := db.StartRun(bg, "sweep", o.Args)
-	if err != nil {
-		return res, err
-	}
-	res.RunID = runID
-	err = sweep(ctx, db, o, pairs, &res, logf)
-	status, code, msg := store.RunOK, 0, ""
-	if err != nil {
-		status, code, msg = store.RunFailed, 1, err.Error()
-		if errors.Is(err, context.Canceled) || errors.Is(err, ErrInterrupted) {
-			status, code = store.RunInterrupted, 130
-		}
-	}
-	res.Status = status
-	if ferr := db.FinishRun(bg, runID, status, code, store.Counts{Seen: int64(res.Train)}, msg); ferr != nil && err == nil {
-		err = ferr
-	}
-	return res, err
+	return pairs
 }
 
 func sweep(ctx context.Context, db *store.DB, o SweepOptions, pairs []SweepRow, res *SweepResult, logf func(string, ...any)) error {
@@ -359,28 +368,11 @@ func sweep(ctx context.Context, db *store.DB, o SweepOptions, pairs []SweepRow, 
 		if o.Progress != nil {
 			o.Progress(SweepProgress{Done: i, Total: len(pairs), Layer: r.Layer, Classifier: r.Classifier})
 		}
-		p := rowParams(o.Params, r.Classifier)
-		r.Train = len(ds.X)
-		cv, err := classify.CrossValidate(ds, p, o.Folds)
-		switch {
-		case errors.Is(err, classify.ErrTooFewSamples), errors.Is(err, classify.ErrTooFewClasses):
-			return err // the data, not the classifier: every pair would fail
-		case err != nil:
-			r.Error = err.Error()
-			r.Accuracy, r.AccuracyStd, r.MacroF1, r.MacroF1Std, r.FitSeconds = math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()
-			logf("sweep: %s on %s failed: %v", r.Classifier, r.Layer, err)
-		default:
-			r.Accuracy, r.AccuracyStd, r.MacroF1, r.MacroF1Std = cv.MeanAccuracy, cv.StdAccuracy, cv.MeanMacroF1, cv.StdMacroF1
-			var fit float64
-			for _, f := range cv.Folds {
-				fit += f.FitSeconds
-			}
-			r.FitSeconds = fit / float64(len(cv.Folds))
+		sr, err := r.crossValidate(ds, o, logf)
+		if err != nil {
+			return err
 		}
-		params, _ := json.Marshal(p)
-		saved = append(saved, store.SweepResult{FeatureSetID: r.FeatureSetID, Layer: r.Layer, Depth: r.Depth, Classifier: r.Classifier,
-			Params: params, Folds: o.Folds, Train: r.Train, Accuracy: r.Accuracy, AccuracyStd: r.AccuracyStd, MacroF1: r.MacroF1,
-			MacroF1Std: r.MacroF1Std, FitSeconds: r.FitSeconds})
+		saved = append(saved, sr)
 		res.Rows = append(res.Rows, *r)
 		if o.Progress != nil {
 			o.Progress(SweepProgress{Done: i + 1, Total: len(pairs), Layer: r.Layer, Classifier: r.Classifier, Row: r})
@@ -398,6 +390,35 @@ func sweep(ctx context.Context, db *store.DB, o SweepOptions, pairs []SweepRow, 
 		}
 	}
 	return nil
+}
+
+// crossValidate fills the row with its classifier's cross-validation on
+// the training split ds and returns it as stored. A classifier that fails
+// leaves its error in the row (the other pairs go on); data too small for
+// the folds fails the sweep.
+func (r *SweepRow) crossValidate(ds *classify.Dataset, o SweepOptions, logf func(string, ...any)) (store.SweepResult, error) {
+	p := rowParams(o.Params, r.Classifier)
+	r.Train = len(ds.X)
+	cv, err := classify.CrossValidate(ds, p, o.Folds)
+	switch {
+	case errors.Is(err, classify.ErrTooFewSamples), errors.Is(err, classify.ErrTooFewClasses):
+		return store.SweepResult{}, err // the data, not the classifier: every pair would fail
+	case err != nil:
+		r.Error = err.Error()
+		r.Accuracy, r.AccuracyStd, r.MacroF1, r.MacroF1Std, r.FitSeconds = math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()
+		logf("sweep: %s on %s failed: %v", r.Classifier, r.Layer, err)
+	default:
+		r.Accuracy, r.AccuracyStd, r.MacroF1, r.MacroF1Std = cv.MeanAccuracy, cv.StdAccuracy, cv.MeanMacroF1, cv.StdMacroF1
+		var fit float64
+		for _, f := range cv.Folds {
+			fit += f.FitSeconds
+		}
+		r.FitSeconds = fit / float64(len(cv.Folds))
+	}
+	params, _ := json.Marshal(p)
+	return store.SweepResult{FeatureSetID: r.FeatureSetID, Layer: r.Layer, Depth: r.Depth, Classifier: r.Classifier,
+		Params: params, Folds: o.Folds, Train: r.Train, Accuracy: r.Accuracy, AccuracyStd: r.AccuracyStd, MacroF1: r.MacroF1,
+		MacroF1Std: r.MacroF1Std, FitSeconds: r.FitSeconds}, nil
 }
 
 // rowParams is classifier clf's defaults with the sweep's overrides: the

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"pipeline/classify"
+	"pipeline/errclass"
 	"pipeline/store"
 )
 
@@ -284,5 +285,34 @@ func TestRecommend_TieAtTheTop(t *testing.T) {
 	if rec.PeakEarly || rec.PeakLayer != "fc2" || rec.Layer != "fc2" || rec.Classifier != "logreg" ||
 		!strings.Contains(strings.Join(rec.Text, "\n"), "Accuracy peaks at the top layer fc2 (logreg 1.000 ± 0.000)") {
 		t.Errorf("%+v", rec)
+	}
+}
+
+// TestSweep_RunExitCode: a sweep that fails after its run started records
+// the exit code the process returns for its error (errclass's table), as
+// fit and extract do: too few samples for the folds is a data error (5).
+func TestSweep_RunExitCode(t *testing.T) {
+	dir := t.TempDir()
+	dbPath, root := filepath.Join(dir, "f.db"), filepath.Join(dir, "images")
+	for c, name := range []string{"blue", "green"} {
+		if err := os.MkdirAll(filepath.Join(root, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			classPicture(t, filepath.Join(root, name, fmt.Sprintf("%02d.png", i)), c, i)
+		}
+	}
+	o := SweepOptions{DB: dbPath, Model: tinyModel(t, tinyResNet, "torch"), Layers: []string{"avg_pool"}, Classifiers: []string{"logreg"},
+		Params: classify.DefaultParams(""), Folds: 50, TestFrac: 0.2, Extract: ExtractOptions{Images: root, Batch: 8}}
+	res, err := Sweep(context.Background(), o)
+	if !errors.Is(err, classify.ErrTooFewSamples) {
+		t.Fatalf("sweep with 50 folds on 8 images: %v, want ErrTooFewSamples", err)
+	}
+	if res.Status != store.RunFailed {
+		t.Errorf("status %s, want %s", res.Status, store.RunFailed)
+	}
+	r := query(t, dbPath, `SELECT status, exit_code FROM runs WHERE id = :run`, map[string]any{"run": res.RunID})
+	if len(r) != 1 || r[0][0] != store.RunFailed || asInt(r[0][1]) != int64(errclass.ExitCode(err)) || asInt(r[0][1]) != 5 {
+		t.Errorf("run %d row: %v, want failed with exit code %d (5, a data error)", res.RunID, r, errclass.ExitCode(err))
 	}
 }

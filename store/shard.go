@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 )
@@ -92,24 +91,8 @@ func (db *DB) PlanSplit(ctx context.Context, cands []SplitCandidate) (map[string
 	if _, err := fmt.Sscan(fracS, &frac); err != nil {
 		return nil, fmt.Errorf("plan split: test fraction %q: %w", fracS, err)
 	}
-	type tally struct{ n, test int }
-	tallies := map[string]*tally{}
-	rows, err := db.reader().QueryContext(ctx, `SELECT i.label, count(*), sum(s.part = 'test') FROM splits s
-		JOIN images i ON i.id = s.image_id WHERE i.label IS NOT NULL GROUP BY i.label`)
+	tallies, err := readSplitTallies(ctx, db.reader(), false)
 	if err != nil {
-		return nil, fmt.Errorf("plan split: %w", err)
-	}
-	for rows.Next() {
-		var label string
-		var t tally
-		if err := rows.Scan(&label, &t.n, &t.test); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("plan split: %w", err)
-		}
-		tallies[label] = &t
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("plan split: %w", err)
 	}
 	sorted := slices.Clone(cands)
@@ -127,18 +110,7 @@ func (db *DB) PlanSplit(ctx context.Context, cands []SplitCandidate) (map[string
 		if _, done := out[c.SHA256]; done {
 			continue
 		}
-		t := tallies[c.Label]
-		if t == nil {
-			t = &tally{}
-			tallies[c.Label] = t
-		}
-		t.n++
-		part := PartTrain
-		if float64(t.test) < math.Round(frac*float64(t.n)) {
-			part = PartTest
-			t.test++
-		}
-		out[c.SHA256] = part
+		out[c.SHA256] = tallies.next(c.Label, frac)
 	}
 	return out, nil
 }

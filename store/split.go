@@ -51,80 +51,22 @@ func (db *DB) AssignSplit(ctx context.Context, testFrac float64) (int, error) {
 	if !(testFrac >= 0 && testFrac < 1) {
 		return 0, fmt.Errorf("assign split: test fraction %v: want 0 <= f < 1", testFrac)
 	}
-	frac := strconv.FormatFloat(testFrac, 'g', -1, 64)
 	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("assign split: %w", err)
 	}
 	defer rollback(tx)
-	var stored string
-	err = tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, SettingTestFraction).Scan(&stored)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)`, SettingTestFraction, frac); err != nil {
-			return 0, fmt.Errorf("assign split: %w", err)
-		}
-	case err != nil:
+	if err := checkSplitFrac(ctx, tx, strconv.FormatFloat(testFrac, 'g', -1, 64)); err != nil {
 		return 0, fmt.Errorf("assign split: %w", err)
-	case stored != frac:
-		return 0, fmt.Errorf("assign split: %w: the split was made with test fraction %s (settings %q), not %s; existing assignments never move",
-			ErrSplitFrac, stored, SettingTestFraction, frac)
 	}
-
-	// Per label: images assigned so far and how many of them are test.
-	type tally struct{ n, test int }
-	tallies := map[string]*tally{}
-	get := func(label string) *tally {
-		t := tallies[label]
-		if t == nil {
-			t = &tally{}
-			tallies[label] = t
-		}
-		return t
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT i.label, count(*), sum(s.part = 'test') FROM splits s
-		JOIN images i ON i.id = s.image_id WHERE i.label IS NOT NULL AND s.source = 'auto' GROUP BY i.label`)
+	tallies, err := readSplitTallies(ctx, tx, true)
 	if err != nil {
 		return 0, fmt.Errorf("assign split: %w", err)
 	}
-	for rows.Next() {
-		var label string
-		var n, test int
-		if err := rows.Scan(&label, &n, &test); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("assign split: %w", err)
-		}
-		*get(label) = tally{n, test}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("assign split: %w", err)
-	}
-
-	type pending struct {
-		id    int64
-		label string
-	}
-	var todo []pending
-	rows, err = tx.QueryContext(ctx, `SELECT id, label FROM images
-		WHERE label IS NOT NULL AND id NOT IN (SELECT image_id FROM splits)
-		ORDER BY label, sha256`)
+	todo, err := unsplitImages(ctx, tx)
 	if err != nil {
 		return 0, fmt.Errorf("assign split: %w", err)
 	}
-	for rows.Next() {
-		var p pending
-		if err := rows.Scan(&p.id, &p.label); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("assign split: %w", err)
-		}
-		todo = append(todo, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("assign split: %w", err)
-	}
-
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO splits (image_id, part, assigned_at, source) VALUES (?, ?, ?, 'auto')`)
 	if err != nil {
 		return 0, fmt.Errorf("assign split: %w", err)
@@ -132,14 +74,7 @@ func (db *DB) AssignSplit(ctx context.Context, testFrac float64) (int, error) {
 	defer ins.Close()
 	at := now()
 	for _, p := range todo {
-		t := get(p.label)
-		t.n++
-		part := PartTrain
-		if float64(t.test) < math.Round(testFrac*float64(t.n)) {
-			part = PartTest
-			t.test++
-		}
-		if _, err := ins.ExecContext(ctx, p.id, part, at); err != nil {
+		if _, err := ins.ExecContext(ctx, p.id, tallies.next(p.label, testFrac), at); err != nil {
 			return 0, fmt.Errorf("assign split: image %d: %w", p.id, err)
 		}
 	}
@@ -147,6 +82,100 @@ func (db *DB) AssignSplit(ctx context.Context, testFrac float64) (int, error) {
 		return 0, fmt.Errorf("assign split: %w", err)
 	}
 	return len(todo), nil
+}
+
+// checkSplitFrac stores the test fraction frac on first use and fails with
+// ErrSplitFrac when the stored one differs.
+func checkSplitFrac(ctx context.Context, tx *sql.Tx, frac string) error {
+	var stored string
+	err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, SettingTestFraction).Scan(&stored)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		_, err := tx.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)`, SettingTestFraction, frac)
+		return err
+	case err != nil:
+		return err
+	case stored != frac:
+		return fmt.Errorf("%w: the split was made with test fraction %s (settings %q), not %s; existing assignments never move",
+			ErrSplitFrac, stored, SettingTestFraction, frac)
+	}
+	return nil
+}
+
+// splitTally is one label's images in the split, and how many of them are
+// test.
+type splitTally struct{ n, test int }
+
+// splitTallies are the split's tallies by label.
+type splitTallies map[string]*splitTally
+
+// readSplitTallies counts the split's labelled images per label; with
+// autoOnly, only the automatic split's (source 'auto').
+func readSplitTallies(ctx context.Context, q queryer, autoOnly bool) (splitTallies, error) {
+	query := `SELECT i.label, count(*), sum(s.part = 'test') FROM splits s
+		JOIN images i ON i.id = s.image_id WHERE i.label IS NOT NULL`
+	if autoOnly {
+		query += ` AND s.source = 'auto'`
+	}
+	rows, err := q.QueryContext(ctx, query+` GROUP BY i.label`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	tallies := splitTallies{}
+	for rows.Next() {
+		var label string
+		var t splitTally
+		if err := rows.Scan(&label, &t.n, &t.test); err != nil {
+			return nil, err
+		}
+		tallies[label] = &t
+	}
+	return tallies, rows.Err()
+}
+
+// next is the part of the label's next image (in sha256 order), counted
+// in: test exactly when the label's test count is below
+// round(testFrac x its images, this one included).
+func (ts splitTallies) next(label string, testFrac float64) string {
+	t := ts[label]
+	if t == nil {
+		t = &splitTally{}
+		ts[label] = t
+	}
+	t.n++
+	if float64(t.test) < math.Round(testFrac*float64(t.n)) {
+		t.test++
+		return PartTest
+	}
+	return PartTrain
+}
+
+// unsplitImage is a labeled image without a split row.
+type unsplitImage struct {
+	id    int64
+	label string
+}
+
+// unsplitImages lists the labeled images without a split row, by label,
+// then sha256.
+func unsplitImages(ctx context.Context, tx *sql.Tx) ([]unsplitImage, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, label FROM images
+		WHERE label IS NOT NULL AND id NOT IN (SELECT image_id FROM splits)
+		ORDER BY label, sha256`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var todo []unsplitImage
+	for rows.Next() {
+		var p unsplitImage
+		if err := rows.Scan(&p.id, &p.label); err != nil {
+			return nil, err
+		}
+		todo = append(todo, p)
+	}
+	return todo, rows.Err()
 }
 
 // Split returns the part ("train" or "test") of every assigned image by id.

@@ -116,16 +116,7 @@ func busy(load string) bool {
 
 func (nr *NetReport) markdown(w io.Writer, s Settings) {
 	fmt.Fprintf(w, "\n## %s (%s, layer %s)\n\n", nr.Title, nr.Arch, nr.Layer)
-	if c := nr.Cost; c != nil {
-		fmt.Fprintf(w, "Cost: %.2f GMAC = **%.2f GFLOP per image** up to %s (Conv, Gemm, MatMul of %d ONNX nodes)", float64(c.MACs)/1e9, c.GFLOP, c.OpenCV, c.Nodes)
-		if p := nr.PeerCost; p != nil && p.MACs != c.MACs {
-			fmt.Fprintf(w, "; the peer's topology (%s): %.2f GFLOP", p.Model, p.GFLOP)
-		}
-		if nr.Roofline > 0 {
-			fmt.Fprintf(w, ". Roofline: **%.2f img/s**", nr.Roofline)
-		}
-		fmt.Fprintf(w, "\n\n")
-	}
+	nr.costLine(w)
 	batches := unionInts(s.Batches, s.E2EBatches)
 	sort.Ints(batches)
 	fmt.Fprintf(w, "| images/s (median, min-max) |")
@@ -133,7 +124,43 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 		fmt.Fprintf(w, " batch %d |", b)
 	}
 	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", len(batches)))
-	var notes []string
+	combos := nr.combos()
+	notes := nr.forwardRows(w, batches, combos, nil)
+	notes = nr.torchRows(w, batches, notes)
+	nr.e2eRows(w, batches, combos)
+	notes = nr.e2eTable(w, notes)
+	if len(nr.Ratios) > 0 {
+		fmt.Fprintf(w, "\nRatios:\n")
+		for _, k := range sortedKeys(nr.Ratios) {
+			r := nr.Ratios[k]
+			fmt.Fprintf(w, "- **%s = %.2f**: %s\n", k, r.Value, r.Of)
+		}
+	}
+	nr.peakRSSLine(w)
+	for _, n := range notes {
+		fmt.Fprintf(w, "\nNote from pipeline: %s\n", strings.TrimSpace(n))
+	}
+}
+
+// costLine says what one image costs and the roofline it allows.
+func (nr *NetReport) costLine(w io.Writer) {
+	c := nr.Cost
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "Cost: %.2f GMAC = **%.2f GFLOP per image** up to %s (Conv, Gemm, MatMul of %d ONNX nodes)", float64(c.MACs)/1e9, c.GFLOP, c.OpenCV, c.Nodes)
+	if p := nr.PeerCost; p != nil && p.MACs != c.MACs {
+		fmt.Fprintf(w, "; the peer's topology (%s): %.2f GFLOP", p.Model, p.GFLOP)
+	}
+	if nr.Roofline > 0 {
+		fmt.Fprintf(w, ". Roofline: **%.2f img/s**", nr.Roofline)
+	}
+	fmt.Fprintf(w, "\n\n")
+}
+
+// combos lists the engine/precision pairs measured, raw forward first, in
+// the order they were run.
+func (nr *NetReport) combos() []combo {
 	var combos []combo
 	for _, f := range nr.Forward {
 		if c := (combo{f.Engine, f.Precision}); !slices.Contains(combos, c) {
@@ -145,6 +172,12 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 			combos = append(combos, c)
 		}
 	}
+	return combos
+}
+
+// forwardRows writes the speed table's raw-forward rows, one per combo
+// measured, and returns notes with the runs' notes added.
+func (nr *NetReport) forwardRows(w io.Writer, batches []int, combos []combo, notes []string) []string {
 	for _, c := range combos {
 		n := 0
 		for _, f := range nr.Forward {
@@ -174,30 +207,43 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 		}
 		fmt.Fprintln(w)
 	}
-	if t := nr.Torch; t != nil {
-		var modes []string
-		for _, r := range t.Results {
-			if !slices.Contains(modes, r.Mode) {
-				modes = append(modes, r.Mode)
-			}
-		}
-		for _, mode := range modes {
-			fmt.Fprintf(w, "| PyTorch %s %s |", t.Torch, torchModeTitle(mode))
-			for _, b := range batches {
-				cell := ""
-				for _, r := range t.Results {
-					if r.Batch == b && r.Mode == mode {
-						cell = fmt.Sprintf("%.2f (%s)", r.ImagesPerSec, rangeOf(ratesOf(r.Seconds, r.ImagesPerRep), "%.2f"))
-					}
-				}
-				fmt.Fprintf(w, " %s |", cell)
-			}
-			fmt.Fprintln(w)
-		}
-		for mode, why := range t.Skipped {
-			notes = appendOnce(notes, fmt.Sprintf("PyTorch %s not measured: %s", mode, why))
+	return notes
+}
+
+// torchRows writes the speed table's PyTorch rows, one per mode, and
+// returns notes with the modes not measured added.
+func (nr *NetReport) torchRows(w io.Writer, batches []int, notes []string) []string {
+	t := nr.Torch
+	if t == nil {
+		return notes
+	}
+	var modes []string
+	for _, r := range t.Results {
+		if !slices.Contains(modes, r.Mode) {
+			modes = append(modes, r.Mode)
 		}
 	}
+	for _, mode := range modes {
+		fmt.Fprintf(w, "| PyTorch %s %s |", t.Torch, torchModeTitle(mode))
+		for _, b := range batches {
+			cell := ""
+			for _, r := range t.Results {
+				if r.Batch == b && r.Mode == mode {
+					cell = fmt.Sprintf("%.2f (%s)", r.ImagesPerSec, rangeOf(ratesOf(r.Seconds, r.ImagesPerRep), "%.2f"))
+				}
+			}
+			fmt.Fprintf(w, " %s |", cell)
+		}
+		fmt.Fprintln(w)
+	}
+	for mode, why := range t.Skipped {
+		notes = appendOnce(notes, fmt.Sprintf("PyTorch %s not measured: %s", mode, why))
+	}
+	return notes
+}
+
+// e2eRows writes the speed table's end-to-end rows, one per combo.
+func (nr *NetReport) e2eRows(w io.Writer, batches []int, combos []combo) {
 	for _, c := range combos {
 		fmt.Fprintf(w, "| end-to-end `pipeline extract`, %s |", c)
 		for _, b := range batches {
@@ -217,26 +263,30 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 		}
 		fmt.Fprintln(w)
 	}
-	if len(nr.E2E) > 0 {
-		fmt.Fprintf(w, "\n| end-to-end | images | img/s | wall s | forward s | wait s | write s | other s | forward-only img/s | batch, threads, workers | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
-		for _, e := range nr.E2E {
-			sm := e.Summary
-			t := sm.Timing
-			fmt.Fprintf(w, "| %s, batch %d | %d/%d | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %d, %d, %d | %s |\n",
-				combo{e.Engine, e.Precision}, e.RequestedBatch, sm.Counts.Extracted, e.Images, sm.ImagesPerSec, sm.WallSeconds, t.Forward, t.Wait, t.Write,
-				sm.WallSeconds-t.Forward-t.Wait-t.Write, e.ForwardOnly, sm.Batch, sm.Threads, sm.Workers, mib(e.PeakRSSKiB))
-			for _, n := range sm.Notes {
-				notes = appendOnce(notes, n)
-			}
+}
+
+// e2eTable writes where each end-to-end run spent its time, and returns
+// notes with pipeline's notes added.
+func (nr *NetReport) e2eTable(w io.Writer, notes []string) []string {
+	if len(nr.E2E) == 0 {
+		return notes
+	}
+	fmt.Fprintf(w, "\n| end-to-end | images | img/s | wall s | forward s | wait s | write s | other s | forward-only img/s | batch, threads, workers | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, e := range nr.E2E {
+		sm := e.Summary
+		t := sm.Timing
+		fmt.Fprintf(w, "| %s, batch %d | %d/%d | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %d, %d, %d | %s |\n",
+			combo{e.Engine, e.Precision}, e.RequestedBatch, sm.Counts.Extracted, e.Images, sm.ImagesPerSec, sm.WallSeconds, t.Forward, t.Wait, t.Write,
+			sm.WallSeconds-t.Forward-t.Wait-t.Write, e.ForwardOnly, sm.Batch, sm.Threads, sm.Workers, mib(e.PeakRSSKiB))
+		for _, n := range sm.Notes {
+			notes = appendOnce(notes, n)
 		}
 	}
-	if len(nr.Ratios) > 0 {
-		fmt.Fprintf(w, "\nRatios:\n")
-		for _, k := range sortedKeys(nr.Ratios) {
-			r := nr.Ratios[k]
-			fmt.Fprintf(w, "- **%s = %.2f**: %s\n", k, r.Value, r.Of)
-		}
-	}
+	return notes
+}
+
+// peakRSSLine lists every measured process's peak resident memory.
+func (nr *NetReport) peakRSSLine(w io.Writer) {
 	fmt.Fprintf(w, "\nPeak RSS:")
 	sep := " "
 	for _, f := range nr.Forward {
@@ -252,9 +302,6 @@ func (nr *NetReport) markdown(w io.Writer, s Settings) {
 		sep = ", "
 	}
 	fmt.Fprintln(w)
-	for _, n := range notes {
-		fmt.Fprintf(w, "\nNote from pipeline: %s\n", strings.TrimSpace(n))
-	}
 }
 
 func (rep *Report) commands() []string {

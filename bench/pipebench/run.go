@@ -217,6 +217,58 @@ func parseCombos(engines, precisions string) ([]combo, []string, error) {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
+	o, comboNotes, err := parseRunFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	b, err := newBench(o.out, o.data, o.pipelineBin, o.python, stderr)
+	if err != nil {
+		return err
+	}
+	rep := &Report{Kind: "speed", Started: time.Now().Format(time.RFC3339)}
+	rep.Settings = Settings{Data: b.data, Threads: o.threads, Workers: o.workers, Batches: o.batches, E2EBatches: o.e2eBatches,
+		Warmup: o.warmup, Reps: o.reps, MinImages: o.minImages, GEMMSize: o.gemm, Command: shellJoin(append([]string{"pipebench", "run"}, args...))}
+	if !o.noTorch || !o.noGEMM {
+		if err := b.checkPython(o.noTorch); err != nil {
+			return err
+		}
+	}
+	rep.Machine = b.machine()
+	rep.Notes = append(rep.Notes, comboNotes...)
+	all, err := listImages(b.data)
+	if err != nil {
+		return err
+	}
+	r := &speedRun{b: b, o: o, rep: rep, stderr: stderr, ins: subset(all, o.n)}
+	rep.Settings.Images = len(r.ins)
+	// All images: --images, as a user runs it; a subset: a --list file.
+	r.images = []string{"--images", b.data}
+	if len(r.ins) < len(all) {
+		list := filepath.Join(b.r.logDir, fmt.Sprintf("subset-%d.csv", len(r.ins)))
+		if err := writeList(list, r.ins); err != nil {
+			return err
+		}
+		r.images = []string{"--list", list}
+	}
+	if !o.noGEMM {
+		if g, err := b.gemm(o.threads, o.gemm, o.reps); err != nil {
+			r.fail("gemm", err)
+		} else {
+			rep.GEMM = g
+			rep.Machine.Torch = g.Torch
+		}
+	}
+	for _, key := range o.models {
+		r.measureNet(key)
+	}
+	rep.Finished = time.Now().Format(time.RFC3339)
+	rep.Machine.LoadEnd = loadAvg()
+	return b.finish(rep, stdout)
+}
+
+// parseRunFlags reads `pipebench run`'s flags into runOpts; the notes say
+// which engine/precision combinations this machine cannot measure.
+func parseRunFlags(args []string, stderr io.Writer) (runOpts, []string, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o runOpts
@@ -246,138 +298,113 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	precisions := fs.String("precisions", "fp32,bf16", "precisions to measure on oneDNN (bf16 where the CPU has it)")
 	modes := fs.String("torch-modes", "eager,channels_last,torchscript,bf16", "PyTorch configurations (peer_torch.py --modes)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return o, nil, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
+		return o, nil, fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
 	}
 	var err error
 	if o.models, err = parseNames(models); err != nil {
-		return err
+		return o, nil, err
 	}
 	if o.batches, err = parseInts("--batches", batches); err != nil {
-		return err
+		return o, nil, err
 	}
 	if o.e2eBatches, err = parseInts("--e2e-batches", e2eBatches); err != nil {
-		return err
+		return o, nil, err
 	}
 	var comboNotes []string
 	if o.combos, comboNotes, err = parseCombos(*engines, *precisions); err != nil {
-		return err
+		return o, nil, err
 	}
 	o.torchModes = *modes
 	if o.reps < 1 || o.warmup < 0 || o.minImages < 1 || o.threads < 1 {
-		return fmt.Errorf("run: --reps, --min-images and --threads must be at least 1, --warmup at least 0")
+		return o, nil, fmt.Errorf("run: --reps, --min-images and --threads must be at least 1, --warmup at least 0")
 	}
-	b, err := newBench(o.out, o.data, o.pipelineBin, o.python, stderr)
-	if err != nil {
-		return err
-	}
-	rep := &Report{Kind: "speed", Started: time.Now().Format(time.RFC3339)}
-	rep.Settings = Settings{Data: b.data, Threads: o.threads, Workers: o.workers, Batches: o.batches, E2EBatches: o.e2eBatches,
-		Warmup: o.warmup, Reps: o.reps, MinImages: o.minImages, GEMMSize: o.gemm, Command: shellJoin(append([]string{"pipebench", "run"}, args...))}
-	if !o.noTorch || !o.noGEMM {
-		if err := b.checkPython(o.noTorch); err != nil {
-			return err
-		}
-	}
-	rep.Machine = b.machine()
-	rep.Notes = append(rep.Notes, comboNotes...)
-	all, err := listImages(b.data)
-	if err != nil {
-		return err
-	}
-	ins := subset(all, o.n)
-	rep.Settings.Images = len(ins)
-	// All images: --images, as a user runs it; a subset: a --list file.
-	images := []string{"--images", b.data}
-	if len(ins) < len(all) {
-		list := filepath.Join(b.r.logDir, fmt.Sprintf("subset-%d.csv", len(ins)))
-		if err := writeList(list, ins); err != nil {
-			return err
-		}
-		images = []string{"--list", list}
-	}
-	fail := func(what string, err error) {
-		rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", what, err))
-		fmt.Fprintf(stderr, "pipebench: %s: %v\n", what, err)
-	}
+	return o, comboNotes, nil
+}
 
-	if !o.noGEMM {
-		g, err := b.gemm(o.threads, o.gemm, o.reps)
-		if err != nil {
-			fail("gemm", err)
-		} else {
-			rep.GEMM = g
-			rep.Machine.Torch = g.Torch
+// speedRun is one `pipebench run`: its options, the images it feeds the
+// end-to-end runs, and the report it fills.
+type speedRun struct {
+	b      *bench
+	o      runOpts
+	rep    *Report
+	stderr io.Writer
+	images []string         // pipeline extract's input flags
+	ins    []pipeline.Input // the images those flags name
+}
+
+// fail records a measurement that failed; the run goes on without it.
+func (r *speedRun) fail(what string, err error) {
+	r.rep.Errors = append(r.rep.Errors, fmt.Sprintf("%s: %v", what, err))
+	fmt.Fprintf(r.stderr, "pipebench: %s: %v\n", what, err)
+}
+
+// measureNet measures one network (--models name) every way the options
+// ask for and appends its NetReport.
+func (r *speedRun) measureNet(key string) {
+	b, o := r.b, r.o
+	spec, _ := lookupNet(key)
+	switch key {
+	case "vgg16":
+		spec.Arch = o.vggArch
+	case "resnet50":
+		spec.Arch = o.resnetArch
+	}
+	nr := &NetReport{Key: spec.Key, Title: spec.Title, Arch: spec.Arch, Layer: spec.Layer}
+	r.rep.Nets = append(r.rep.Nets, nr)
+	for _, arch := range []string{spec.Arch, spec.PeerArch} {
+		if err := b.ensureModel(arch); err != nil {
+			r.fail("model "+arch, err)
 		}
 	}
-	for _, key := range o.models {
-		spec, _ := lookupNet(key)
-		switch key {
-		case "vgg16":
-			spec.Arch = o.vggArch
-		case "resnet50":
-			spec.Arch = o.resnetArch
-		}
-		nr := &NetReport{Key: spec.Key, Title: spec.Title, Arch: spec.Arch, Layer: spec.Layer}
-		rep.Nets = append(rep.Nets, nr)
-		for _, arch := range []string{spec.Arch, spec.PeerArch} {
-			if err := b.ensureModel(arch); err != nil {
-				fail("model "+arch, err)
+	if c, err := b.cost(spec.Arch, spec.Layer); err != nil {
+		r.fail("flops "+spec.Arch, err)
+	} else {
+		nr.Cost = c
+	}
+	if spec.PeerArch == spec.Arch {
+		nr.PeerCost = nr.Cost
+	} else if c, err := b.cost(spec.PeerArch, spec.Layer); err != nil {
+		r.fail("flops "+spec.PeerArch, err)
+	} else {
+		nr.PeerCost = c
+	}
+	if !o.noFwd {
+		for _, c := range o.combos {
+			for _, bs := range unionInts(o.batches, o.e2eBatches) {
+				fr, err := b.forward(spec, bs, c, o)
+				if err != nil {
+					r.fail(fmt.Sprintf("forward %s %s batch %d", spec.Arch, c, bs), err)
+					continue
+				}
+				nr.Forward = append(nr.Forward, fr)
 			}
 		}
-		if c, err := b.cost(spec.Arch, spec.Layer); err != nil {
-			fail("flops "+spec.Arch, err)
+	}
+	if !o.noTorch {
+		if tn, err := b.torch(spec.Key, o); err != nil {
+			r.fail("torch "+spec.Key, err)
 		} else {
-			nr.Cost = c
+			nr.Torch = tn
+			r.rep.Machine.Torchvision = tn.Torchvision
 		}
-		if spec.PeerArch == spec.Arch {
-			nr.PeerCost = nr.Cost
-		} else if c, err := b.cost(spec.PeerArch, spec.Layer); err != nil {
-			fail("flops "+spec.PeerArch, err)
-		} else {
-			nr.PeerCost = c
-		}
-		if !o.noFwd {
-			for _, c := range o.combos {
-				for _, bs := range unionInts(o.batches, o.e2eBatches) {
-					fr, err := b.forward(spec, bs, c, o)
-					if err != nil {
-						fail(fmt.Sprintf("forward %s %s batch %d", spec.Arch, c, bs), err)
-						continue
-					}
-					nr.Forward = append(nr.Forward, fr)
+	}
+	if !o.noE2E {
+		for _, c := range o.combos {
+			for _, bs := range o.e2eBatches {
+				e, err := b.e2e(spec, bs, c, o.threads, o.workers, r.images, r.ins, o.keep)
+				if e != nil {
+					nr.E2E = append(nr.E2E, e)
+				}
+				if err != nil {
+					r.fail(fmt.Sprintf("extract %s %s batch %d", spec.Arch, c, bs), err)
 				}
 			}
 		}
-		if !o.noTorch {
-			tn, err := b.torch(spec.Key, o)
-			if err != nil {
-				fail("torch "+spec.Key, err)
-			} else {
-				nr.Torch = tn
-				rep.Machine.Torchvision = tn.Torchvision
-			}
-		}
-		if !o.noE2E {
-			for _, c := range o.combos {
-				for _, bs := range o.e2eBatches {
-					e, err := b.e2e(spec, bs, c, o.threads, o.workers, images, ins, o.keep)
-					if e != nil {
-						nr.E2E = append(nr.E2E, e)
-					}
-					if err != nil {
-						fail(fmt.Sprintf("extract %s %s batch %d", spec.Arch, c, bs), err)
-					}
-				}
-			}
-		}
-		nr.computeRatios(rep.GEMM)
 	}
-	rep.Finished = time.Now().Format(time.RFC3339)
-	rep.Machine.LoadEnd = loadAvg()
-	return b.finish(rep, stdout)
+	nr.computeRatios(r.rep.GEMM)
 }
 
 // bench holds what every measurement of a run shares.

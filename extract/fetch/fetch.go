@@ -444,65 +444,19 @@ func fileSize(path string) (int64, error) {
 func (d *downloader) get(ctx context.Context, u string, off int64, served *bool) error {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
+	resp, err := d.request(actx, u, off)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("User-Agent", userAgent)
-	// Identity, or Go's transport asks for gzip and decodes it, and byte
-	// ranges would then refer to the compressed stream.
-	req.Header.Set("Accept-Encoding", "identity")
-	if off > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
-	}
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return &transientError{err}
-	}
 	defer resp.Body.Close()
-
-	switch resp.StatusCode {
-	case http.StatusOK:
-		if off > 0 {
-			d.logf("%s ignored the Range request; downloading %s from the start", u, d.spec.Name)
-			off = 0
-		}
-		if resp.ContentLength >= 0 && resp.ContentLength != d.spec.Size {
-			return d.sizeConflict(resp.ContentLength, resp.Body)
-		}
-	case http.StatusPartialContent:
-		start, total, err := parseContentRange(resp.Header.Get("Content-Range"))
-		if err != nil || start != off {
-			return fmt.Errorf("asked for bytes from %d, got Content-Range %q", off, resp.Header.Get("Content-Range"))
-		}
-		if total >= 0 && total != d.spec.Size {
-			return fmt.Errorf("the server's copy is %d bytes, want %d: a different file", total, d.spec.Size)
-		}
-	case http.StatusRequestedRangeNotSatisfiable:
-		if _, total, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil && total >= 0 && total != d.spec.Size {
-			return fmt.Errorf("the server's copy is %d bytes, want %d: a different file", total, d.spec.Size)
-		}
-		return errRestart
-	default:
-		se := &StatusError{Code: resp.StatusCode, Status: resp.Status}
-		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
-			return &transientError{se}
-		}
-		return se
+	if off, err = d.checkResponse(resp, u, off); err != nil {
+		return err
 	}
 	*served = true
 
-	f, err := os.OpenFile(d.partial, os.O_WRONLY|os.O_CREATE, 0o644)
+	f, err := d.openPartial(off)
 	if err != nil {
-		return &localError{err}
-	}
-	if err := f.Truncate(off); err != nil { // also drops bytes after off, if any
-		f.Close()
-		return &localError{err}
-	}
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		f.Close()
-		return &localError{err}
+		return err
 	}
 	d.prog.begin(off)
 
@@ -549,6 +503,87 @@ func (d *downloader) get(ctx context.Context, u string, off int64, served *bool)
 	if errors.Is(context.Cause(actx), errStalled) {
 		return &transientError{fmt.Errorf("no data for %s after %d of %d bytes", d.stall, off+written, d.spec.Size)}
 	}
+	return d.shortBody(off, written, head, rerr)
+}
+
+// request sends the GET for the bytes from off on.
+func (d *downloader) request(ctx context.Context, u string, off int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", userAgent)
+	// Identity, or Go's transport asks for gzip and decodes it, and byte
+	// ranges would then refer to the compressed stream.
+	req.Header.Set("Accept-Encoding", "identity")
+	if off > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return nil, &transientError{err}
+	}
+	return resp, nil
+}
+
+// checkResponse says whether the answer to a request for the bytes from
+// off on carries the file, and from which offset: 0 when the server
+// ignored the range and sends it all.
+func (d *downloader) checkResponse(resp *http.Response, u string, off int64) (int64, error) {
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if off > 0 {
+			d.logf("%s ignored the Range request; downloading %s from the start", u, d.spec.Name)
+			off = 0
+		}
+		if resp.ContentLength >= 0 && resp.ContentLength != d.spec.Size {
+			return off, d.sizeConflict(resp.ContentLength, resp.Body)
+		}
+	case http.StatusPartialContent:
+		start, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil || start != off {
+			return off, fmt.Errorf("asked for bytes from %d, got Content-Range %q", off, resp.Header.Get("Content-Range"))
+		}
+		if total >= 0 && total != d.spec.Size {
+			return off, fmt.Errorf("the server's copy is %d bytes, want %d: a different file", total, d.spec.Size)
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		if _, total, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil && total >= 0 && total != d.spec.Size {
+			return off, fmt.Errorf("the server's copy is %d bytes, want %d: a different file", total, d.spec.Size)
+		}
+		return off, errRestart
+	default:
+		se := &StatusError{Code: resp.StatusCode, Status: resp.Status}
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
+			return off, &transientError{se}
+		}
+		return off, se
+	}
+	return off, nil
+}
+
+// openPartial opens the partial file for writing at off, dropping any
+// bytes after off.
+func (d *downloader) openPartial(off int64) (*os.File, error) {
+	f, err := os.OpenFile(d.partial, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, &localError{err}
+	}
+	if err := f.Truncate(off); err != nil {
+		f.Close()
+		return nil, &localError{err}
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		f.Close()
+		return nil, &localError{err}
+	}
+	return f, nil
+}
+
+// shortBody explains a body that ended after written of the bytes from
+// off on: a tiny answer that is not the file (head: its first bytes), or
+// a lost connection worth a retry.
+func (d *downloader) shortBody(off, written int64, head []byte, rerr error) error {
 	if rerr == io.EOF {
 		if off == 0 {
 			if what := describeSmall(head, written); what != "" {

@@ -329,63 +329,15 @@ var vggConv = regexp.MustCompile(`^block([1-9])_conv([0-9]+)$`)
 // max pool per block, then (with top) flatten, fc1 and fc2 with ReLU and
 // the softmax classifier predictions.
 func (c *converter) vgg(o Options) (Arch, error) {
-	counts := make([]int, 5)
-	for _, l := range c.f.Layers {
-		m := vggConv.FindStringSubmatch(l.Name)
-		if m == nil || len(l.Weights) == 0 {
-			continue
-		}
-		bi, _ := strconv.Atoi(m[1])
-		j, _ := strconv.Atoi(m[2])
-		if bi > 5 {
-			return Arch{}, fmt.Errorf("%w: layer %s: VGG has 5 blocks", ErrNotKeras, l.Name)
-		}
-		counts[bi-1] = max(counts[bi-1], j)
+	counts, name, err := c.vggBlocks()
+	if err != nil {
+		return Arch{}, err
 	}
-	a := Arch{Naming: NamingVGG}
-	switch {
-	case slices.Equal(counts, []int{2, 2, 3, 3, 3}):
-		a.Name = "VGG16"
-	case slices.Equal(counts, []int{2, 2, 4, 4, 4}):
-		a.Name = "VGG19"
-	default:
-		// A missing layer of VGG16 or VGG19 says so; other counts are
-		// another network.
-		for _, want := range [][]int{{2, 2, 3, 3, 3}, {2, 2, 4, 4, 4}} {
-			for i := range want {
-				if counts[i] < want[i] && slices.Equal(counts[:i], want[:i]) && slices.Equal(counts[i+1:], want[i+1:]) {
-					return Arch{}, fmt.Errorf("%w: layer block%d_conv%d is missing", ErrNotKeras, i+1, counts[i]+1)
-				}
-			}
-		}
-		return Arch{}, fmt.Errorf("%w: convolutions per block %v: neither VGG16 (2,2,3,3,3) nor VGG19 (2,2,4,4,4)", ErrNotKeras, counts)
-	}
-	top := c.f.Layer("fc1") != nil || c.f.Layer("fc2") != nil || c.f.Layer("predictions") != nil
-	a.Top = top
-	// The channels of the last block and, with top, fc1's rows fix the
-	// input size: rows = C·s·s for the s x s map after 5 pools.
-	size := o.InputSize
-	if top {
-		last := c.f.Layer(fmt.Sprintf("block5_conv%d", counts[4]))
-		fc1 := c.f.Layer("fc1")
-		if fc1 == nil || len(fc1.Weights) == 0 {
-			return Arch{}, fmt.Errorf("%w: layer fc1 is missing", ErrNotKeras)
-		}
-		if last == nil || len(last.Weights) == 0 || len(last.Weights[0].Shape) != 4 || len(fc1.Weights[0].Shape) != 2 {
-			return Arch{}, fmt.Errorf("%w: block5 and fc1 kernels must be 4-D and 2-D", ErrNotKeras)
-		}
-		ch, rows := last.Weights[0].Shape[3], fc1.Weights[0].Shape[0]
-		s := int(math.Round(math.Sqrt(float64(rows) / float64(ch))))
-		if ch <= 0 || s*s*ch != rows {
-			return Arch{}, fmt.Errorf("%w: layer fc1: %d input rows are not %d channels times a square map", ErrNotKeras, rows, ch)
-		}
-		if size != 0 && size/32 != s {
-			return Arch{}, fmt.Errorf("%w: fc1 fixes the input to %dx%d, not %d", ErrNotKeras, s*32, s*32, size)
-		}
-		size = s * 32
-	}
-	if size == 0 {
-		size = 224
+	a := Arch{Naming: NamingVGG, Name: name}
+	a.Top = c.f.Layer("fc1") != nil || c.f.Layer("fc2") != nil || c.f.Layer("predictions") != nil
+	size, err := c.vggInputSize(counts, a.Top, o.InputSize)
+	if err != nil {
+		return Arch{}, err
 	}
 	a.InputSize = size
 	x := c.start(strings.ToLower(a.Name), size)
@@ -406,10 +358,84 @@ func (c *converter) vgg(o Options) (Arch, error) {
 		x = c.maxPool(name, x, 2, 2, 0)
 	}
 	a.Output = "block5_pool"
-	if !top {
+	if !a.Top {
 		c.b.Output(x, onnx.Dim{Param: "N"}, onnx.Dim{Value: int64(cin)}, onnx.Dim{Value: int64(c.size)}, onnx.Dim{Value: int64(c.size)})
 		return a, nil
 	}
+	if a.Classes, err = c.vggTop(x, cin); err != nil {
+		return Arch{}, err
+	}
+	a.Output = "predictions"
+	return a, nil
+}
+
+// vggBlocks counts the convolutions of each of the 5 blocks and names the
+// network they make (VGG16 or VGG19); a missing layer of either is named.
+func (c *converter) vggBlocks() ([]int, string, error) {
+	counts := make([]int, 5)
+	for _, l := range c.f.Layers {
+		m := vggConv.FindStringSubmatch(l.Name)
+		if m == nil || len(l.Weights) == 0 {
+			continue
+		}
+		bi, _ := strconv.Atoi(m[1])
+		j, _ := strconv.Atoi(m[2])
+		if bi > 5 {
+			return nil, "", fmt.Errorf("%w: layer %s: VGG has 5 blocks", ErrNotKeras, l.Name)
+		}
+		counts[bi-1] = max(counts[bi-1], j)
+	}
+	switch {
+	case slices.Equal(counts, []int{2, 2, 3, 3, 3}):
+		return counts, "VGG16", nil
+	case slices.Equal(counts, []int{2, 2, 4, 4, 4}):
+		return counts, "VGG19", nil
+	}
+	// A missing layer of VGG16 or VGG19 says so; other counts are
+	// another network.
+	for _, want := range [][]int{{2, 2, 3, 3, 3}, {2, 2, 4, 4, 4}} {
+		for i := range want {
+			if counts[i] < want[i] && slices.Equal(counts[:i], want[:i]) && slices.Equal(counts[i+1:], want[i+1:]) {
+				return nil, "", fmt.Errorf("%w: layer block%d_conv%d is missing", ErrNotKeras, i+1, counts[i]+1)
+			}
+		}
+	}
+	return nil, "", fmt.Errorf("%w: convolutions per block %v: neither VGG16 (2,2,3,3,3) nor VGG19 (2,2,4,4,4)", ErrNotKeras, counts)
+}
+
+// vggInputSize is the input size: with top, the channels of the last
+// block and fc1's rows fix it (rows = C·s·s for the s x s map after 5
+// pools, and want, when set, must agree); without, want or 224.
+func (c *converter) vggInputSize(counts []int, top bool, want int) (int, error) {
+	size := want
+	if top {
+		last := c.f.Layer(fmt.Sprintf("block5_conv%d", counts[4]))
+		fc1 := c.f.Layer("fc1")
+		if fc1 == nil || len(fc1.Weights) == 0 {
+			return 0, fmt.Errorf("%w: layer fc1 is missing", ErrNotKeras)
+		}
+		if last == nil || len(last.Weights) == 0 || len(last.Weights[0].Shape) != 4 || len(fc1.Weights[0].Shape) != 2 {
+			return 0, fmt.Errorf("%w: block5 and fc1 kernels must be 4-D and 2-D", ErrNotKeras)
+		}
+		ch, rows := last.Weights[0].Shape[3], fc1.Weights[0].Shape[0]
+		s := int(math.Round(math.Sqrt(float64(rows) / float64(ch))))
+		if ch <= 0 || s*s*ch != rows {
+			return 0, fmt.Errorf("%w: layer fc1: %d input rows are not %d channels times a square map", ErrNotKeras, rows, ch)
+		}
+		if size != 0 && size/32 != s {
+			return 0, fmt.Errorf("%w: fc1 fixes the input to %dx%d, not %d", ErrNotKeras, s*32, s*32, size)
+		}
+		size = s * 32
+	}
+	if size == 0 {
+		size = 224
+	}
+	return size, nil
+}
+
+// vggTop adds flatten, fc1 and fc2 with ReLU and the softmax predictions
+// after block5_pool (x, cin channels) and returns the number of classes.
+func (c *converter) vggTop(x string, cin int) (int, error) {
 	x = c.b.Flatten("flatten", x, "flatten", 1)
 	// Keras flattens H,W,C; ONNX flattens C,H,W: ONNX input index
 	// ch·s·s + y·s + x reads Keras row (y·s + x)·C + ch.
@@ -430,17 +456,16 @@ func (c *converter) vgg(o Options) (Arch, error) {
 			p = perm
 		}
 		if x, nin, err = c.dense(name, name+"/dense", x, nin, p); err != nil {
-			return Arch{}, err
+			return 0, err
 		}
 		x = c.b.Relu(name, x, name)
 	}
 	if x, nin, err = c.dense("predictions", "predictions/dense", x, nin, nil); err != nil {
-		return Arch{}, err
+		return 0, err
 	}
 	x = c.b.Softmax("predictions", x, "predictions", 1)
 	c.b.Output(x, onnx.Dim{Param: "N"}, onnx.Dim{Value: int64(nin)})
-	a.Classes, a.Output = nin, "predictions"
-	return a, nil
+	return nin, nil
 }
 
 // resnetStages are ResNet50's bottleneck blocks per stage (stages 2..5).
@@ -471,76 +496,145 @@ func (c *converter) countBlocks(name func(s, b int) string) error {
 // convolutions of a stage's first block, BatchNormalization epsilon
 // 1.001e-5; with top avg_pool and the softmax predictions.
 func (c *converter) resnetKeras(o Options) (Arch, error) {
-	if err := c.countBlocks(func(s, b int) string { return fmt.Sprintf("conv%d_block%d_1_conv", s, b) }); err != nil {
+	if err := c.countBlocks(kerasResNet.probe); err != nil {
 		return Arch{}, err
 	}
 	a := Arch{Name: "ResNet50", Naming: NamingKeras, BNEpsilon: epsilonResNet, InputSize: o.InputSize}
+	// pool1_pad's zeros follow a ReLU (values >= 0): max-pooling them is
+	// max-pooling with the padding left out, which is what ONNX does.
+	return c.resnet(a, kerasResNet, 1)
+}
+
+// resnetNaming is how one Keras version names ResNet50's layers.
+type resnetNaming struct {
+	conv1, bn1, relu1, pool1 string // the stem
+	block                    func(stage, block int) resnetBlock
+	cls                      string // the classifier layer
+}
+
+// probe is the name of a block's first layer, to count the blocks.
+func (n resnetNaming) probe(s, b int) string { return n.block(s, b).conv[0] }
+
+// resnetBlock names the layers and nodes of one bottleneck block.
+type resnetBlock struct {
+	short, shortBN string    // a stage's first block's projection shortcut
+	conv, bn       [3]string // 1x1, 3x3, 1x1
+	relu           [2]string // after bn[0] and bn[1]
+	add, out       string
+	shortcutFirst  bool // Add(shortcut, y), not Add(y, shortcut)
+}
+
+var kerasResNet = resnetNaming{
+	conv1: "conv1_conv", bn1: "conv1_bn", relu1: "conv1_relu", pool1: "pool1_pool", cls: "predictions",
+	block: func(s, b int) resnetBlock {
+		p := fmt.Sprintf("conv%d_block%d", s, b)
+		return resnetBlock{
+			short: p + "_0_conv", shortBN: p + "_0_bn",
+			conv: [3]string{p + "_1_conv", p + "_2_conv", p + "_3_conv"},
+			bn:   [3]string{p + "_1_bn", p + "_2_bn", p + "_3_bn"},
+			relu: [2]string{p + "_1_relu", p + "_2_relu"},
+			add:  p + "_add", out: p + "_out", shortcutFirst: true,
+		}
+	},
+}
+
+// legacyResNet's activations and additions are unnamed in Keras: their
+// nodes get auxiliary names (with a '/').
+var legacyResNet = resnetNaming{
+	conv1: "conv1", bn1: "bn_conv1", relu1: "conv1/relu", pool1: "pool1/max_pool", cls: "fc1000",
+	block: func(s, b int) resnetBlock {
+		blk := fmt.Sprintf("res%d%s", s, string(rune('a'+b-1)))
+		res, bn := blk+"_branch", "bn"+blk[len("res"):]+"_branch"
+		return resnetBlock{
+			short: res + "1", shortBN: bn + "1",
+			conv: [3]string{res + "2a", res + "2b", res + "2c"},
+			bn:   [3]string{bn + "2a", bn + "2b", bn + "2c"},
+			relu: [2]string{bn + "2a/relu", bn + "2b/relu"},
+			add:  blk + "/add", out: blk + "/relu",
+		}
+	},
+}
+
+// resnet adds ResNet50 named n to a fresh graph: the stem (a 3x3/2 max
+// pool with poolPad pixels of padding), the bottleneck blocks with the
+// stride on the 1x1 convolutions of a stage's first block, and the head.
+func (c *converter) resnet(a Arch, n resnetNaming, poolPad int) (Arch, error) {
 	if a.InputSize == 0 {
 		a.InputSize = 224
 	}
-	eps := a.BNEpsilon
 	x := c.start("resnet50", a.InputSize)
-	x, ch, err := c.conv("conv1_conv", "conv1_conv", x, 7, 3, 2, false, 3)
+	x, ch, err := c.conv(n.conv1, n.conv1, x, 7, 3, 2, false, 3)
 	if err != nil {
 		return Arch{}, err
 	}
-	if x, err = c.bn("conv1_bn", x, ch, eps); err != nil {
+	if x, err = c.bn(n.bn1, x, ch, a.BNEpsilon); err != nil {
 		return Arch{}, err
 	}
-	x = c.b.Relu("conv1_relu", x, "conv1_relu")
-	// pool1_pad's zeros follow a ReLU (values >= 0): max-pooling them is
-	// max-pooling with the padding left out, which is what ONNX does.
-	x = c.maxPool("pool1_pool", x, 3, 2, 1)
-	for si, n := range resnetStages {
+	x = c.b.Relu(n.relu1, x, n.relu1)
+	x = c.maxPool(n.pool1, x, 3, 2, poolPad)
+	for si, nb := range resnetStages {
 		s := si + 2
-		for b := 1; b <= n; b++ {
+		for b := 1; b <= nb; b++ {
 			stride := 1
 			if b == 1 && s > 2 {
 				stride = 2
 			}
-			p := fmt.Sprintf("conv%d_block%d", s, b)
-			in, cin, size := x, ch, c.size
-			shortcut := x
-			if b == 1 {
-				if shortcut, ch, err = c.conv(p+"_0_conv", p+"_0_conv", in, 1, cin, stride, false, 0); err != nil {
-					return Arch{}, err
-				}
-				if shortcut, err = c.bn(p+"_0_bn", shortcut, ch, eps); err != nil {
-					return Arch{}, err
-				}
-				c.size = size
-			}
-			y, mid, err := c.conv(p+"_1_conv", p+"_1_conv", in, 1, cin, stride, false, 0)
-			if err != nil {
+			if x, ch, err = c.bottleneck(n.block(s, b), x, ch, stride, b == 1, a.BNEpsilon); err != nil {
 				return Arch{}, err
 			}
-			if y, err = c.bn(p+"_1_bn", y, mid, eps); err != nil {
-				return Arch{}, err
-			}
-			y = c.b.Relu(p+"_1_relu", y, p+"_1_relu")
-			if y, mid, err = c.conv(p+"_2_conv", p+"_2_conv", y, -1, mid, 1, true, 0); err != nil {
-				return Arch{}, err
-			}
-			if y, err = c.bn(p+"_2_bn", y, mid, eps); err != nil {
-				return Arch{}, err
-			}
-			y = c.b.Relu(p+"_2_relu", y, p+"_2_relu")
-			var out int
-			if y, out, err = c.conv(p+"_3_conv", p+"_3_conv", y, 1, mid, 1, false, 0); err != nil {
-				return Arch{}, err
-			}
-			if out != ch {
-				return Arch{}, fmt.Errorf("%w: layer %s has %d filters, the shortcut %d", ErrNotKeras, p+"_3_conv", out, ch)
-			}
-			if y, err = c.bn(p+"_3_bn", y, out, eps); err != nil {
-				return Arch{}, err
-			}
-			y = c.b.Add(p+"_add", shortcut, y, p+"_add")
-			x = c.b.Relu(p+"_out", y, p+"_out")
 		}
 	}
-	a.Output = "conv5_block3_out"
-	return c.resnetHead(a, x, ch, "predictions")
+	a.Output = "conv5_block3_out" // in legacy files an unnamed Activation: the structural alias
+	return c.resnetHead(a, x, ch, n.cls)
+}
+
+// bottleneck adds one block on x (ch channels): 1x1 (with the stride),
+// 3x3 and 1x1 convolutions with BatchNorm, ReLU after the first two, added
+// to the shortcut (a strided 1x1 projection when project) and a ReLU.
+func (c *converter) bottleneck(n resnetBlock, x string, ch, stride int, project bool, eps float64) (string, int, error) {
+	in, cin, size := x, ch, c.size
+	shortcut := x
+	var err error
+	if project {
+		if shortcut, ch, err = c.conv(n.short, n.short, in, 1, cin, stride, false, 0); err != nil {
+			return "", 0, err
+		}
+		if shortcut, err = c.bn(n.shortBN, shortcut, ch, eps); err != nil {
+			return "", 0, err
+		}
+		c.size = size
+	}
+	y, mid, err := c.conv(n.conv[0], n.conv[0], in, 1, cin, stride, false, 0)
+	if err != nil {
+		return "", 0, err
+	}
+	if y, err = c.bn(n.bn[0], y, mid, eps); err != nil {
+		return "", 0, err
+	}
+	y = c.b.Relu(n.relu[0], y, n.relu[0])
+	if y, mid, err = c.conv(n.conv[1], n.conv[1], y, -1, mid, 1, true, 0); err != nil {
+		return "", 0, err
+	}
+	if y, err = c.bn(n.bn[1], y, mid, eps); err != nil {
+		return "", 0, err
+	}
+	y = c.b.Relu(n.relu[1], y, n.relu[1])
+	var out int
+	if y, out, err = c.conv(n.conv[2], n.conv[2], y, 1, mid, 1, false, 0); err != nil {
+		return "", 0, err
+	}
+	if out != ch {
+		return "", 0, fmt.Errorf("%w: layer %s has %d filters, the shortcut %d", ErrNotKeras, n.conv[2], out, ch)
+	}
+	if y, err = c.bn(n.bn[2], y, out, eps); err != nil {
+		return "", 0, err
+	}
+	if n.shortcutFirst {
+		y = c.b.Add(n.add, shortcut, y, n.add)
+	} else {
+		y = c.b.Add(n.add, y, shortcut, n.add)
+	}
+	return c.b.Relu(n.out, y, n.out), ch, nil
 }
 
 // resnetHead adds, when the file has the classifier layer cls, the global
@@ -576,8 +670,7 @@ func (c *converter) resnetHead(a Arch, x string, ch int, cls string) (Arch, erro
 // nodes get auxiliary names, and the structural aliases conv1_relu,
 // pool1_pool and convS_blockB_out name them.
 func (c *converter) resnetLegacy(o Options) (Arch, error) {
-	letter := func(b int) string { return string(rune('a' + b - 1)) }
-	if err := c.countBlocks(func(s, b int) string { return fmt.Sprintf("res%d%s_branch2a", s, letter(b)) }); err != nil {
+	if err := c.countBlocks(legacyResNet.probe); err != nil {
 		return Arch{}, err
 	}
 	pad, err := c.pool1Pad(o.Pool1Pad)
@@ -585,76 +678,11 @@ func (c *converter) resnetLegacy(o Options) (Arch, error) {
 		return Arch{}, err
 	}
 	a := Arch{Name: "ResNet50", Naming: NamingLegacy, BNEpsilon: epsilonDefault, InputSize: o.InputSize, Pool1Pad: pad}
-	if a.InputSize == 0 {
-		a.InputSize = 224
-	}
-	eps := a.BNEpsilon
-	x := c.start("resnet50", a.InputSize)
-	x, ch, err := c.conv("conv1", "conv1", x, 7, 3, 2, false, 3)
-	if err != nil {
-		return Arch{}, err
-	}
-	if x, err = c.bn("bn_conv1", x, ch, eps); err != nil {
-		return Arch{}, err
-	}
-	x = c.b.Relu("conv1/relu", x, "conv1/relu")
 	poolPad := 0
 	if a.Pool1Pad {
 		poolPad = 1 // zeros after a ReLU: see resnetKeras
 	}
-	x = c.maxPool("pool1/max_pool", x, 3, 2, poolPad)
-	for si, n := range resnetStages {
-		s := si + 2
-		for b := 1; b <= n; b++ {
-			stride := 1
-			if b == 1 && s > 2 {
-				stride = 2
-			}
-			res := fmt.Sprintf("res%d%s_branch", s, letter(b))
-			bn := fmt.Sprintf("bn%d%s_branch", s, letter(b))
-			in, cin, size := x, ch, c.size
-			shortcut := x
-			if b == 1 {
-				if shortcut, ch, err = c.conv(res+"1", res+"1", in, 1, cin, stride, false, 0); err != nil {
-					return Arch{}, err
-				}
-				if shortcut, err = c.bn(bn+"1", shortcut, ch, eps); err != nil {
-					return Arch{}, err
-				}
-				c.size = size
-			}
-			y, mid, err := c.conv(res+"2a", res+"2a", in, 1, cin, stride, false, 0)
-			if err != nil {
-				return Arch{}, err
-			}
-			if y, err = c.bn(bn+"2a", y, mid, eps); err != nil {
-				return Arch{}, err
-			}
-			y = c.b.Relu(bn+"2a/relu", y, bn+"2a/relu")
-			if y, mid, err = c.conv(res+"2b", res+"2b", y, -1, mid, 1, true, 0); err != nil {
-				return Arch{}, err
-			}
-			if y, err = c.bn(bn+"2b", y, mid, eps); err != nil {
-				return Arch{}, err
-			}
-			y = c.b.Relu(bn+"2b/relu", y, bn+"2b/relu")
-			var out int
-			if y, out, err = c.conv(res+"2c", res+"2c", y, 1, mid, 1, false, 0); err != nil {
-				return Arch{}, err
-			}
-			if out != ch {
-				return Arch{}, fmt.Errorf("%w: layer %s has %d filters, the shortcut %d", ErrNotKeras, res+"2c", out, ch)
-			}
-			if y, err = c.bn(bn+"2c", y, out, eps); err != nil {
-				return Arch{}, err
-			}
-			blk := fmt.Sprintf("res%d%s", s, letter(b))
-			y = c.b.Add(blk+"/add", y, shortcut, blk+"/add")
-			x = c.b.Relu(blk+"/relu", y, blk+"/relu")
-		}
-	}
-	a.Output = "conv5_block3_out" // an unnamed Activation in Keras: the structural alias
-	return c.resnetHead(a, x, ch, "fc1000")
+	return c.resnet(a, legacyResNet, poolPad)
 }
 
 // pool1Pad applies Options.Pool1Pad to a legacy ResNet50 file.

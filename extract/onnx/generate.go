@@ -262,17 +262,34 @@ func VGG(o Options) (*Model, error) {
 	if o.InputSize%(1<<len(o.Blocks)) != 0 {
 		return nil, fmt.Errorf("vgg: input size %d is not a multiple of %d", o.InputSize, 1<<len(o.Blocks))
 	}
-	w := newWeights(o)
-	chans := []int{64, 128, 256, 512, 512}
 	gname := "mxnet_converted_model"
 	if o.Style == Torchvision {
 		gname = "torch_jit"
 	}
-	b := newStyledBuilder(o, gname)
-	x := b.Input("data", o.inputDims()...)
+	g := &vggGen{o: o, w: newWeights(o), b: newStyledBuilder(o, gname)}
+	x := g.b.Input("data", o.inputDims()...)
+	g.mx.op(0) // data
+	x, cin, size := g.features(x)
+	x = g.classifier(x, cin*size*size)
+	x = finish(g.b, o, x)
+	g.b.Output(x, o.outputDims(o.Classes)...)
+	return g.b.Model()
+}
+
+// vggGen is the state of one VGG being built.
+type vggGen struct {
+	o  Options
+	w  *weights
+	b  *Builder
+	mx mxnetIndex
+}
+
+// features adds the convolution blocks on x and returns their output,
+// channels and map size.
+func (g *vggGen) features(x string) (string, int, int) {
+	o, b, w := g.o, g.b, g.w
+	chans := []int{64, 128, 256, 512, 512}
 	cin, size := 3, o.InputSize
-	var mx mxnetIndex
-	mx.op(0) // data
 	conv, layer := 0, 0
 	for bi, n := range o.Blocks {
 		c := o.width(chans[bi])
@@ -281,10 +298,10 @@ func VGG(o Options) (*Model, error) {
 				name := fmt.Sprintf("vgg0_conv%d", conv)
 				x = b.Conv(name+"_fwd", x, name+"_fwd", w.convWeight(name+"_weight", c, cin, 3, gainFor(conv == 0)), w.bias(name+"_bias", c),
 					ConvAttrs{Pads: []int{1, 1, 1, 1}})
-				mx.op(2)
+				g.mx.op(2)
 				relu := fmt.Sprintf("vgg0_relu%d_fwd", conv)
 				x = b.Relu(relu, x, relu)
-				mx.op(0)
+				g.mx.op(0)
 			} else {
 				scope := fmt.Sprintf("/features/features.%d", layer)
 				node, out := torchName(scope, "Conv")
@@ -302,7 +319,7 @@ func VGG(o Options) (*Model, error) {
 		if o.Style == Zoo {
 			name := fmt.Sprintf("vgg0_pool%d_fwd", bi)
 			x = b.MaxPool(name, x, name, pool)
-			mx.op(0)
+			g.mx.op(0)
 		} else {
 			node, out := torchName(fmt.Sprintf("/features/features.%d", layer), "MaxPool")
 			x = b.MaxPool(node, x, out, pool)
@@ -319,7 +336,13 @@ func VGG(o Options) (*Model, error) {
 		node, out = torchName("", "Flatten")
 		x = b.Flatten(node, x, out, 1)
 	}
-	in := cin * size * size
+	return x, cin, size
+}
+
+// classifier adds the two hidden fully connected layers and the output
+// layer on x (in values per image).
+func (g *vggGen) classifier(x string, in int) string {
+	o, b, w := g.o, g.b, g.w
 	widths := []int{o.Hidden, o.Hidden, o.Classes}
 	torchIdx := []int{0, 3, 6}
 	for d, n := range widths {
@@ -329,7 +352,7 @@ func VGG(o Options) (*Model, error) {
 			gain = math.Sqrt(0.5) // logits: no ReLU follows
 		}
 		if o.Style == Zoo {
-			fcIdx := mx.op(2)
+			fcIdx := g.mx.op(2)
 			flat := fmt.Sprintf("flatten_%d", fcIdx)
 			x = b.Flatten(flat, x, flat, -1)
 			name := fmt.Sprintf("vgg0_dense%d", d)
@@ -338,10 +361,10 @@ func VGG(o Options) (*Model, error) {
 			if !last {
 				relu := name + "_relu_fwd"
 				x = b.Relu(relu, x, relu)
-				mx.op(0)
+				g.mx.op(0)
 				drop := fmt.Sprintf("vgg0_dropout%d_fwd", d)
 				x = b.Dropout(drop, x, drop, 0.5)
-				mx.op(0)
+				g.mx.op(0)
 			}
 		} else {
 			scope := fmt.Sprintf("/classifier/classifier.%d", torchIdx[d])
@@ -358,9 +381,7 @@ func VGG(o Options) (*Model, error) {
 		}
 		in = n
 	}
-	x = finish(b, o, x)
-	b.Output(x, o.outputDims(o.Classes)...)
-	return b.Model()
+	return x
 }
 
 // finish appends the optional Softmax.
@@ -483,6 +504,18 @@ func (r *resnet) head(prefix string, in string, c int, mx *mxnetIndex, v2 bool) 
 	return b.Model()
 }
 
+// zooStem adds GluonCV's stem: conv0 (7x7/2, 3 to stem channels),
+// batchnorm<bn>, relu0 and pool0 (3x3/2).
+func (r *resnet) zooStem(pre string, bn int, x string, stem int, mx *mxnetIndex) string {
+	x = r.zooConv(pre, 0, x, stem, 3, 7, 2, 3, false, gainFor(true), mx)
+	x = r.zooBN(pre, bn, x, stem, mx)
+	x = r.b.Relu(pre+"relu0_fwd", x, pre+"relu0_fwd")
+	mx.op(0)
+	x = r.b.MaxPool(pre+"pool0_fwd", x, pre+"pool0_fwd", PoolAttrs{Kernel: []int{3, 3}, Strides: []int{2, 2}, Pads: []int{1, 1, 1, 1}})
+	mx.op(0)
+	return x
+}
+
 // ResNetV1 builds ResNet-50 v1 with bottleneck blocks. Zoo style is
 // GluonCV's resnet50_v1 (stride on the first 1x1 convolution of a
 // downsampling block; those 1x1 convolutions carry a bias), Torchvision
@@ -508,12 +541,7 @@ func ResNetV1(o Options) (*Model, error) {
 	mx.op(0) // data
 	const pre = "resnetv17_"
 	if o.Style == Zoo {
-		x = r.zooConv(pre, 0, x, stem, 3, 7, 2, 3, false, gainFor(true), &mx)
-		x = r.zooBN(pre, 0, x, stem, &mx)
-		x = b.Relu(pre+"relu0_fwd", x, pre+"relu0_fwd")
-		mx.op(0)
-		x = b.MaxPool(pre+"pool0_fwd", x, pre+"pool0_fwd", PoolAttrs{Kernel: []int{3, 3}, Strides: []int{2, 2}, Pads: []int{1, 1, 1, 1}})
-		mx.op(0)
+		x = r.zooStem(pre, 0, x, stem, &mx)
 	} else {
 		node, out := torchName("/conv1", "Conv")
 		x = b.Conv(node, x, out, w.convWeight("conv1.weight", stem, 3, 7, gainFor(true)), nil, ConvAttrs{Strides: []int{2, 2}, Pads: []int{3, 3, 3, 3}})
@@ -529,58 +557,86 @@ func ResNetV1(o Options) (*Model, error) {
 	for si, nblocks := range o.Blocks {
 		mid := o.width(64 << si)
 		cout := o.width(256 << si)
-		var conv, bn, relu, plus int
-		zp := fmt.Sprintf("%sstage%d_", pre, si+1)
+		zs := zooV1Stage{prefix: fmt.Sprintf("%sstage%d_", pre, si+1)}
 		for bi := 0; bi < nblocks; bi++ {
 			stride := 1
 			if bi == 0 && si > 0 {
 				stride = 2
 			}
-			down := bi == 0
-			identity := x
+			blk := bottleneckV1{cin: cin, mid: mid, cout: cout, stride: stride, down: bi == 0}
 			if o.Style == Zoo {
-				y := r.zooConv(zp, conv, x, mid, cin, 1, stride, 0, true, 1, &mx)
-				y = r.zooBN(zp, bn, y, mid, &mx)
-				y = b.Relu(fmt.Sprintf("%srelu%d_fwd", zp, relu), y, fmt.Sprintf("%srelu%d_fwd", zp, relu))
-				mx.op(0)
-				y = r.zooConv(zp, conv+1, y, mid, mid, 3, 1, 1, false, 1, &mx)
-				y = r.zooBN(zp, bn+1, y, mid, &mx)
-				y = b.Relu(fmt.Sprintf("%srelu%d_fwd", zp, relu+1), y, fmt.Sprintf("%srelu%d_fwd", zp, relu+1))
-				mx.op(0)
-				y = r.zooConv(zp, conv+2, y, cout, mid, 1, 1, 0, true, r.branchGain(), &mx)
-				y = r.zooBN(zp, bn+2, y, cout, &mx)
-				conv, bn, relu = conv+3, bn+3, relu+2
-				if down {
-					identity = r.zooConv(zp, conv, x, cout, cin, 1, stride, 0, false, 1, &mx)
-					identity = r.zooBN(zp, bn, identity, cout, &mx)
-					conv, bn = conv+1, bn+1
-				}
-				name := fmt.Sprintf("%s_plus%d", zp, plus)
-				y = b.Add(name, y, identity, name)
-				mx.op(0)
-				act := fmt.Sprintf("%sactivation%d", zp, plus)
-				x = b.Relu(act, y, act)
-				mx.op(0)
-				plus++
+				x = r.zooV1Block(&zs, blk, x, &mx)
 			} else {
-				scope := fmt.Sprintf("/layer%d/layer%d.%d", si+1, si+1, bi)
-				param := fmt.Sprintf("layer%d.%d.", si+1, bi)
-				y := r.torchConvBN(scope, param, "conv1", "bn1", x, mid, cin, 1, 1, 0, 1)
-				y = r.torchRelu(scope, "relu", y)
-				y = r.torchConvBN(scope, param, "conv2", "bn2", y, mid, mid, 3, stride, 1, 1)
-				y = r.torchRelu(scope, "relu_1", y)
-				y = r.torchConvBN(scope, param, "conv3", "bn3", y, cout, mid, 1, 1, 0, r.branchGain())
-				if down {
-					identity = r.torchConvBN(scope+"/downsample", param, "downsample.0", "downsample.1", x, cout, cin, 1, stride, 0, 1)
-				}
-				node, out := torchName(scope, "Add")
-				y = b.Add(node, y, identity, out)
-				x = r.torchRelu(scope, "relu_2", y)
+				x = r.torchV1Block(si, bi, blk, x)
 			}
 			cin = cout
 		}
 	}
 	return r.head(pre, x, cin, &mx, false)
+}
+
+// bottleneckV1 is one ResNet v1 block's shape: channels in, of the 3x3
+// and out, the stride of the stage's first block, and whether the
+// shortcut is a 1x1 projection.
+type bottleneckV1 struct {
+	cin, mid, cout, stride int
+	down                   bool
+}
+
+// zooV1Stage numbers GluonCV's layers within one stage.
+type zooV1Stage struct {
+	prefix               string
+	conv, bn, relu, plus int
+}
+
+// zooV1Block adds one GluonCV resnet50_v1 block (stride on the first 1x1
+// convolution, which carries a bias, as does the last).
+func (r *resnet) zooV1Block(s *zooV1Stage, k bottleneckV1, x string, mx *mxnetIndex) string {
+	b, zp := r.b, s.prefix
+	identity := x
+	y := r.zooConv(zp, s.conv, x, k.mid, k.cin, 1, k.stride, 0, true, 1, mx)
+	y = r.zooBN(zp, s.bn, y, k.mid, mx)
+	y = b.Relu(fmt.Sprintf("%srelu%d_fwd", zp, s.relu), y, fmt.Sprintf("%srelu%d_fwd", zp, s.relu))
+	mx.op(0)
+	y = r.zooConv(zp, s.conv+1, y, k.mid, k.mid, 3, 1, 1, false, 1, mx)
+	y = r.zooBN(zp, s.bn+1, y, k.mid, mx)
+	y = b.Relu(fmt.Sprintf("%srelu%d_fwd", zp, s.relu+1), y, fmt.Sprintf("%srelu%d_fwd", zp, s.relu+1))
+	mx.op(0)
+	y = r.zooConv(zp, s.conv+2, y, k.cout, k.mid, 1, 1, 0, true, r.branchGain(), mx)
+	y = r.zooBN(zp, s.bn+2, y, k.cout, mx)
+	s.conv, s.bn, s.relu = s.conv+3, s.bn+3, s.relu+2
+	if k.down {
+		identity = r.zooConv(zp, s.conv, x, k.cout, k.cin, 1, k.stride, 0, false, 1, mx)
+		identity = r.zooBN(zp, s.bn, identity, k.cout, mx)
+		s.conv, s.bn = s.conv+1, s.bn+1
+	}
+	name := fmt.Sprintf("%s_plus%d", zp, s.plus)
+	y = b.Add(name, y, identity, name)
+	mx.op(0)
+	act := fmt.Sprintf("%sactivation%d", zp, s.plus)
+	x = b.Relu(act, y, act)
+	mx.op(0)
+	s.plus++
+	return x
+}
+
+// torchV1Block adds block bi of stage si as torchvision's resnet50 (v1.5:
+// stride on the 3x3 convolution, no convolution biases) exports it.
+func (r *resnet) torchV1Block(si, bi int, k bottleneckV1, x string) string {
+	scope := fmt.Sprintf("/layer%d/layer%d.%d", si+1, si+1, bi)
+	param := fmt.Sprintf("layer%d.%d.", si+1, bi)
+	identity := x
+	y := r.torchConvBN(scope, param, "conv1", "bn1", x, k.mid, k.cin, 1, 1, 0, 1)
+	y = r.torchRelu(scope, "relu", y)
+	y = r.torchConvBN(scope, param, "conv2", "bn2", y, k.mid, k.mid, 3, k.stride, 1, 1)
+	y = r.torchRelu(scope, "relu_1", y)
+	y = r.torchConvBN(scope, param, "conv3", "bn3", y, k.cout, k.mid, 1, 1, 0, r.branchGain())
+	if k.down {
+		identity = r.torchConvBN(scope+"/downsample", param, "downsample.0", "downsample.1", x, k.cout, k.cin, 1, k.stride, 0, 1)
+	}
+	node, out := torchName(scope, "Add")
+	y = r.b.Add(node, y, identity, out)
+	return r.torchRelu(scope, "relu_2", y)
 }
 
 // ResNetV2 builds ResNet-50 v2 (pre-activation, He et al. 2016) as GluonCV
@@ -618,12 +674,7 @@ func ResNetV2(o Options) (*Model, error) {
 		w.tensor(p+"_running_mean", []int{3}, w.uniform(3, -0.1, 0.1)), w.tensor(p+"_running_var", []int{3}, w.uniform(3, 0.5, 1.5)), bnEpsilon)
 	mx.op(4)
 	stem := o.width(64)
-	x = r.zooConv(pre, 0, x, stem, 3, 7, 2, 3, false, gainFor(true), &mx)
-	x = r.zooBN(pre, 1, x, stem, &mx)
-	x = b.Relu(pre+"relu0_fwd", x, pre+"relu0_fwd")
-	mx.op(0)
-	x = b.MaxPool(pre+"pool0_fwd", x, pre+"pool0_fwd", PoolAttrs{Kernel: []int{3, 3}, Strides: []int{2, 2}, Pads: []int{1, 1, 1, 1}})
-	mx.op(0)
+	x = r.zooStem(pre, 1, x, stem, &mx)
 	cin := stem
 	for si, nblocks := range o.Blocks {
 		mid := o.width(64 << si)
