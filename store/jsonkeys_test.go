@@ -13,7 +13,8 @@ import (
 // jsonKeysCase is one stored JSON value as the code before migration 0006
 // wrote it (Go field names) and as the code writes it now (snake_case),
 // both produced once by marshalling the same classify values with each
-// version (testdata/json_keys_0006.json).
+// version (testdata/json_keys_0006.json; the old side from commit c11f108,
+// the last before the tags).
 type jsonKeysCase struct {
 	Name   string          `json:"name"`
 	Column string          `json:"column"` // params, transform or metrics
