@@ -136,6 +136,15 @@ func jsonShape(t *testing.T, r result, ndjson bool) any {
 // shape that depends on the machine (OpenCL devices, say).
 func golden(t *testing.T, name string, r result, ndjson bool, machineDependent ...string) {
 	t.Helper()
+	goldenStream(t, name, "stdout", r, ndjson, machineDependent...)
+}
+
+// goldenStream is golden for stdout or stderr (the JSON log lines).
+func goldenStream(t *testing.T, name, stream string, r result, ndjson bool, machineDependent ...string) {
+	t.Helper()
+	if stream == "stderr" {
+		r.stdout = r.stderr
+	}
 	shape := jsonShape(t, r, ndjson)
 	for _, k := range machineDependent {
 		if m, ok := shape.(map[string]any); ok {
@@ -146,7 +155,7 @@ func golden(t *testing.T, name string, r result, ndjson bool, machineDependent .
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(map[string]any{"exit_code": r.code, "stdout": shape}); err != nil {
+	if err := enc.Encode(map[string]any{"exit_code": r.code, stream: shape}); err != nil {
 		t.Fatal(err)
 	}
 	got := b.Bytes()
@@ -231,6 +240,13 @@ func TestJSON_Golden(t *testing.T) {
 	golden(t, "layers", run(t, env, "layers", "--model", tiny, "--json"), false)
 	golden(t, "models", run(t, env, "models", "list", "--json"), false)
 	golden(t, "version", run(t, nil, "version", "--json"), false, "opencl_devices", "opencl_note")
+	// An error under --json: nothing on stdout; with --log-format json, one
+	// line on stderr.
+	r := run(t, env, "eval", "nope", "--json", "--log-format", "json")
+	if r.stdout != "" {
+		t.Errorf("eval nope --json printed %q on stdout, want nothing", r.stdout)
+	}
+	goldenStream(t, "errors", "stderr", r, true)
 
 	other := filepath.Join(dir, "g.db")
 	run(t, nil, "extract", "--db", other, "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--images", imgs).want(t, 0)
@@ -249,7 +265,7 @@ func TestJSON_Documented(t *testing.T) {
 		t.Fatal(err)
 	}
 	sections := map[string]string{}
-	heading := regexp.MustCompile("(?m)^## `pipeline ([a-z -]+)`|^## (Shared objects)")
+	heading := regexp.MustCompile("(?m)^## `pipeline ([a-z -]+)`|^## (Shared objects|Errors)")
 	idx := heading.FindAllSubmatchIndex(doc, -1)
 	for i, m := range idx {
 		end := len(doc)
@@ -271,13 +287,16 @@ func TestJSON_Documented(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		cmd := strings.TrimSuffix(name, "-final")
+		if cmd == "errors" {
+			cmd = "Errors"
+		}
 		sec, ok := sections[cmd]
 		if !ok {
 			t.Errorf("docs/JSON.md has no section \"## `pipeline %s`\"", cmd)
 			continue
 		}
 		keys := goldenKeys(t, f)
-		if cmd == "predict" || cmd == "sql" {
+		if cmd == "predict" || cmd == "sql" || cmd == "Errors" {
 			delete(keys, "lines") // the NDJSON wrapper of the golden file
 		}
 		if cmd == "sql" {
@@ -322,12 +341,13 @@ func goldenKeys(t *testing.T, file string) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g struct{ Stdout any }
+	var g struct{ Stdout, Stderr any }
 	if err := json.Unmarshal(b, &g); err != nil {
 		t.Fatal(err)
 	}
 	keys := map[string]bool{}
 	collectKeys(g.Stdout, keys)
+	collectKeys(g.Stderr, keys)
 	return keys
 }
 
