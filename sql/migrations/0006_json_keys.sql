@@ -30,7 +30,7 @@ INSERT INTO temp.json_keys_0006 (old, new) VALUES
     ('MeanMacroF1', 'mean_macro_f1'), ('StdMacroF1', 'std_macro_f1');
 
 -- The JSON values to rewrite: every object that holds an old key.
-CREATE TEMP TABLE json_values_0006 (tbl TEXT NOT NULL, col TEXT NOT NULL, id INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE TEMP TABLE json_values_0006 (tbl TEXT NOT NULL, col TEXT NOT NULL, id INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tbl, col, id));
 INSERT INTO temp.json_values_0006 (tbl, col, id, doc)
     SELECT 'classifiers', 'params', id, params FROM classifiers UNION ALL
     SELECT 'classifiers', 'transform', id, transform FROM classifiers WHERE transform IS NOT NULL UNION ALL
