@@ -38,15 +38,15 @@ type GridProgress struct {
 
 // GridPoint is one evaluated parameter setting.
 type GridPoint struct {
-	Stage        string // coarse or fine
-	Log2C        float64
-	Log2Gamma    float64 // NaN when gamma is not searched
-	C            float64
-	Gamma        float64 // 0 when gamma is not searched
-	MeanAccuracy float64
-	StdAccuracy  float64
-	MeanMacroF1  float64
-	StdMacroF1   float64
+	Stage        string  `json:"stage"` // coarse or fine
+	Log2C        float64 `json:"log2_c"`
+	Log2Gamma    float64 `json:"log2_gamma"` // NaN when gamma is not searched
+	C            float64 `json:"c"`
+	Gamma        float64 `json:"gamma"` // 0 when gamma is not searched
+	MeanAccuracy float64 `json:"mean_accuracy"`
+	StdAccuracy  float64 `json:"std_accuracy"`
+	MeanMacroF1  float64 `json:"mean_macro_f1"`
+	StdMacroF1   float64 `json:"std_macro_f1"`
 }
 
 // MarshalJSON writes Log2Gamma as null when gamma is not searched (NaN
@@ -55,7 +55,7 @@ func (p GridPoint) MarshalJSON() ([]byte, error) {
 	type plain GridPoint
 	v := struct {
 		plain
-		Log2Gamma *float64
+		Log2Gamma *float64 `json:"log2_gamma"`
 	}{plain: plain(p)}
 	if !math.IsNaN(p.Log2Gamma) {
 		v.Log2Gamma = &p.Log2Gamma
@@ -68,7 +68,7 @@ func (p *GridPoint) UnmarshalJSON(b []byte) error {
 	type plain GridPoint
 	var v struct {
 		plain
-		Log2Gamma *float64
+		Log2Gamma *float64 `json:"log2_gamma"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
@@ -93,14 +93,14 @@ type GridEdge struct {
 
 // GridResult is the whole table, in evaluation order, and the pick.
 type GridResult struct {
-	Points []GridPoint
-	Best   GridPoint
+	Points []GridPoint `json:"points"`
+	Best   GridPoint   `json:"best"`
 	// Edges lists the parameters whose best value is the smallest or
 	// largest value searched (empty when the best point is inside).
 	Edges []GridEdge `json:"edges"`
 	// Params are the input params with the best C (and gamma) set, ready
 	// for the final Fit on all the training data.
-	Params Params
+	Params Params `json:"params"`
 }
 
 // gridJobHook, when set (tests), is called with +1 when a fit starts and

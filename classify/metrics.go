@@ -4,11 +4,11 @@ import "fmt"
 
 // ClassMetrics are the one-vs-rest scores of one class.
 type ClassMetrics struct {
-	Class     string
-	Precision float64
-	Recall    float64
-	F1        float64
-	Support   int // true samples of the class
+	Class     string  `json:"class"`
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+	F1        float64 `json:"f1"`
+	Support   int     `json:"support"` // true samples of the class
 }
 
 // Metrics scores predictions with sklearn's definitions: accuracy_score,
@@ -17,14 +17,14 @@ type ClassMetrics struct {
 // (classes absent from both truth and predictions count as 0, as sklearn
 // with explicit labels), confusion_matrix (rows true, columns predicted).
 type Metrics struct {
-	N              int
-	Accuracy       float64
-	MacroPrecision float64
-	MacroRecall    float64
-	MacroF1        float64
-	WeightedF1     float64 // F1 averaged with support weights
-	PerClass       []ClassMetrics
-	Confusion      [][]int
+	N              int            `json:"n"`
+	Accuracy       float64        `json:"accuracy"`
+	MacroPrecision float64        `json:"macro_precision"`
+	MacroRecall    float64        `json:"macro_recall"`
+	MacroF1        float64        `json:"macro_f1"`
+	WeightedF1     float64        `json:"weighted_f1"` // F1 averaged with support weights
+	PerClass       []ClassMetrics `json:"per_class"`
+	Confusion      [][]int        `json:"confusion"`
 }
 
 // Score compares true and predicted class indices.

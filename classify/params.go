@@ -32,8 +32,8 @@ var Kernels = []string{"linear", "poly", "rbf", "sigmoid"}
 type Gamma struct {
 	// Rule is "scale" (sklearn's default: 1/(n_features * X.var())),
 	// "auto" (1/n_features) or "" for Value.
-	Rule  string
-	Value float64
+	Rule  string  `json:"rule"`
+	Value float64 `json:"value"`
 }
 
 // String gives the form ParseGamma reads.
@@ -88,52 +88,52 @@ func (g Gamma) resolve(X [][]float64) float64 {
 // Params configures Fit. The zero value is not valid; start from
 // DefaultParams and override.
 type Params struct {
-	Classifier string        // one of Classifiers
-	Transform  TransformSpec // fitted on training data only
+	Classifier string        `json:"classifier"` // one of Classifiers
+	Transform  TransformSpec `json:"transform"`  // fitted on training data only
 
 	// SVM (Kernel, Gamma, Degree, Coef0) and C for svm, linear, logreg,
 	// softmax.
-	Kernel string  // linear, rbf, poly, sigmoid
-	C      float64 // > 0
-	Gamma  Gamma
-	Degree int     // poly only, >= 1
-	Coef0  float64 // poly, sigmoid
+	Kernel string  `json:"kernel"` // linear, rbf, poly, sigmoid
+	C      float64 `json:"c"`      // > 0
+	Gamma  Gamma   `json:"gamma"`
+	Degree int     `json:"degree"` // poly only, >= 1
+	Coef0  float64 `json:"coef0"`  // poly, sigmoid
 	// Probability enables per-class probabilities for svm (Platt scaling
 	// with libsvm's internal 5-fold CV; costs ~5 extra fits). logreg,
 	// knn and forest always give probabilities; linear never does.
-	Probability bool
+	Probability bool `json:"probability"`
 	// Balanced weights each class's C (each sample's loss for softmax and
 	// mlp) by n_samples/(n_classes*n_c), as sklearn's
 	// class_weight="balanced" (svm, linear, logreg, softmax, mlp).
-	Balanced bool
+	Balanced bool `json:"balanced"`
 	// Tol is the solver stopping tolerance; 0 means the solver's default
 	// (libsvm 1e-3; liblinear primal solvers 1e-4, tighter than
 	// liblinear-train's 0.01 so that results depend less on it).
-	Tol float64
+	Tol float64 `json:"tol"`
 	// CacheMB is libsvm's kernel cache in MiB (default 100).
-	CacheMB int
+	CacheMB int `json:"cache_mb"`
 
 	// knn
-	K      int    // neighbours, >= 1
-	Metric string // euclidean or cosine
+	K      int    `json:"k"`      // neighbours, >= 1
+	Metric string `json:"metric"` // euclidean or cosine
 
 	// forest
-	Trees       int // >= 1
-	MaxFeatures int // features tried per split; 0 means floor(sqrt(d))
+	Trees       int `json:"trees"`        // >= 1
+	MaxFeatures int `json:"max_features"` // features tried per split; 0 means floor(sqrt(d))
 
 	// mlp (see MLPClassifier)
-	Hidden       []int   // hidden layer widths, e.g. {256, 128}
-	Dropout      float64 // drop probability after each hidden layer, [0, 1)
-	Epochs       int     // maximum passes over the training part
-	Patience     int     // stop after this many epochs without a better validation loss
-	BatchSize    int     // mini-batch size
-	LearningRate float64 // Adam step size
-	Alpha        float64 // L2 penalty on the weights (sklearn MLPClassifier's alpha)
-	ValFrac      float64 // fraction of each class held out for early stopping
+	Hidden       []int   `json:"hidden"`        // hidden layer widths, e.g. {256, 128}
+	Dropout      float64 `json:"dropout"`       // drop probability after each hidden layer, [0, 1)
+	Epochs       int     `json:"epochs"`        // maximum passes over the training part
+	Patience     int     `json:"patience"`      // stop after this many epochs without a better validation loss
+	BatchSize    int     `json:"batch_size"`    // mini-batch size
+	LearningRate float64 `json:"learning_rate"` // Adam step size
+	Alpha        float64 `json:"alpha"`         // L2 penalty on the weights (sklearn MLPClassifier's alpha)
+	ValFrac      float64 `json:"val_frac"`      // fraction of each class held out for early stopping
 
 	// Seed drives every random choice (CV folds, Platt CV, forest, mlp
 	// initialisation, dropout, batches and validation fold).
-	Seed int64
+	Seed int64 `json:"seed"`
 }
 
 // DefaultParams returns the defaults for a classifier (sklearn's where

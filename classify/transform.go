@@ -20,7 +20,7 @@ const (
 type TransformSpec struct {
 	// L2 divides each vector by its Euclidean norm (zero vectors stay zero),
 	// as sklearn's Normalizer.
-	L2 bool
+	L2 bool `json:"l2"`
 	// Scale is ScaleNone (or ""), ScaleStandard or ScaleMinMax.
 	//
 	// standard: (x-mean)/std with the population std (ddof=0), as sklearn's
@@ -30,11 +30,11 @@ type TransformSpec struct {
 	// every input, where sklearn would give x-mean: a unit that never fired
 	// in training carries no information and its raw value would otherwise
 	// dominate distances.
-	Scale string
+	Scale string `json:"scale"`
 	// PCA > 0 projects onto that many principal components (sklearn's PCA,
 	// no whitening). Component signs: the entry with the largest magnitude
 	// of each component is positive (sklearn >= 1.5's convention).
-	PCA int
+	PCA int `json:"pca"`
 }
 
 func (s TransformSpec) validate() error {

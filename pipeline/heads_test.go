@@ -37,7 +37,7 @@ func TestFit_GridCOnlyNaNSafe(t *testing.T) {
 	if err := json.Unmarshal(out, &back); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := back.Grid.Best["Log2Gamma"]; !ok || v != nil {
+	if v, ok := back.Grid.Best["log2_gamma"]; !ok || v != nil {
 		t.Errorf("grid best log2 gamma in JSON: %v (present %v), want null", v, ok)
 	}
 	rows := query(t, db, `SELECT metrics FROM classifiers WHERE name = 'lr'`, nil)

@@ -67,7 +67,7 @@ func (r *Report) add(p Problem) {
 // (with what the header says about the file's size). A damaged file ends
 // the check there: the other steps would read the same broken pages.
 func (db *DB) Check(ctx context.Context) (Report, error) {
-	var r Report
+	r := Report{Counts: map[string]int{}} // {} rather than null in --json when healthy
 	q := db.reader()
 	if err := db.checkIntegrity(ctx, q, &r); err != nil {
 		return r, fmt.Errorf("check %s: %w", db.path, err)

@@ -11,7 +11,7 @@ import (
 
 func testClassifier(fs FeatureSet, name string) Classifier {
 	return Classifier{
-		Name: name, Kind: "linear-svm", Params: json.RawMessage(`{"C":1}`),
+		Name: name, Kind: "linear-svm", Params: json.RawMessage(`{"c":1}`),
 		Transform: json.RawMessage(`{"l2":true}`), Labels: []string{"cat", "dog"},
 		FeatureSetID: fs.ID, Dim: fs.Dim, Command: "pipeline fit --name " + name,
 		Model: []byte{1, 2, 3, 4, 5},
@@ -37,7 +37,7 @@ func TestDB_SaveClassifier(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.ID != id || got.Kind != c.Kind || string(got.Params) != `{"C":1}` || string(got.Transform) != `{"l2":true}` ||
+		if got.ID != id || got.Kind != c.Kind || string(got.Params) != `{"c":1}` || string(got.Transform) != `{"l2":true}` ||
 			!slices.Equal(got.Labels, c.Labels) || got.Dim != 4 || got.Metrics != nil || !bytes.Equal(got.Model, c.Model) ||
 			got.ModelSize != 5 || got.CreatedAt.IsZero() || got.Command != c.Command {
 			t.Errorf("Classifier = %+v", got)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -47,14 +48,45 @@ type FeatureSet struct {
 	Layer      string    `json:"layer"`           // OpenCV layer name
 	Alias      string    `json:"alias,omitempty"` // "" = none
 	Pooling    string    `json:"pooling"`
-	Preprocess string    `json:"preprocess"` // canonical JSON
-	Precision  string    `json:"precision"`  // "" means fp32
-	Engine     string    `json:"engine"`     // opencv or onednn; "" means opencv
+	Preprocess string    `json:"-"`         // canonical JSON; MarshalJSON writes it as an object
+	Precision  string    `json:"precision"` // "" means fp32
+	Engine     string    `json:"engine"`    // opencv or onednn; "" means opencv
 	Shape      string    `json:"shape"`
 	Dim        int       `json:"dim"`
 	Encoding   string    `json:"encoding"`
 	CreatedAt  time.Time `json:"created_at"`
 	Vectors    int64     `json:"vectors"` // stored vectors; filled by FeatureSets and FindFeatureSets
+}
+
+// MarshalJSON writes Preprocess, the canonical JSON of feature_sets.preprocess,
+// as the object it is rather than as a string holding JSON (docs/JSON.md).
+func (fs FeatureSet) MarshalJSON() ([]byte, error) {
+	type plain FeatureSet
+	var pre json.RawMessage
+	if json.Valid([]byte(fs.Preprocess)) {
+		pre = json.RawMessage(fs.Preprocess)
+	}
+	return json.Marshal(struct {
+		plain
+		Preprocess json.RawMessage `json:"preprocess"` // null if the column is empty
+	}{plain(fs), pre})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (bench reads extract --json).
+func (fs *FeatureSet) UnmarshalJSON(b []byte) error {
+	type plain FeatureSet
+	var v struct {
+		plain
+		Preprocess json.RawMessage `json:"preprocess"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*fs = FeatureSet(v.plain)
+	if len(v.Preprocess) > 0 && string(v.Preprocess) != "null" {
+		fs.Preprocess = string(v.Preprocess)
+	}
+	return nil
 }
 
 // String names the set for messages and listings, e.g.

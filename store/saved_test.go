@@ -201,7 +201,7 @@ func verifySavedV2(t *testing.T, db *DB) {
 		t.Errorf("classifier = %+v", c)
 	}
 	var params map[string]float64
-	if err := json.Unmarshal(c.Params, &params); err != nil || params["C"] != 1 {
+	if err := json.Unmarshal(c.Params, &params); err != nil || params["c"] != 1 {
 		t.Errorf("params = %s, %v", c.Params, err)
 	}
 	a := mustImage(t, db, "a")

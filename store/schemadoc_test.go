@@ -73,6 +73,11 @@ var (
 	insertInto  = regexp.MustCompile(`(?i)^INSERT INTO\s+\w+`)
 	viewColumn  = regexp.MustCompile(`(?i)^(?:SELECT\s+)?(.*?)\s+AS\s+(\w+),?$`)
 	tableConstr = regexp.MustCompile(`(?i)^(UNIQUE|PRIMARY KEY|CHECK|FOREIGN KEY|CONSTRAINT)\b`)
+	// A data rewrite (UPDATE, a temporary table it uses): nothing to document.
+	dataStatement = regexp.MustCompile(`(?i)^(UPDATE\s|DELETE FROM temp\.|CREATE TEMP TABLE\s|DROP TABLE temp\.)`)
+	// "-- column TABLE.COLUMN: meaning" in a later migration says what a
+	// column holds when its own comment (migrations never change) is wrong.
+	columnNote = regexp.MustCompile(`^column (\w+)\.(\w+): (.+)$`)
 )
 
 // splitComment cuts a line into code and its trailing -- comment (outside
@@ -115,6 +120,7 @@ func parseMigrations(t *testing.T) *docSchema {
 		about string
 	}
 	var dropped *droppedTable
+	notes := map[[2]string]string{}
 	for _, m := range migrations {
 		file := m.name
 		var comment []string
@@ -130,7 +136,12 @@ func parseMigrations(t *testing.T) *docSchema {
 				comment = nil
 				continue
 			case strings.HasPrefix(line, "--"):
-				comment = append(comment, strings.TrimSpace(strings.TrimPrefix(line, "--")))
+				c := strings.TrimSpace(strings.TrimPrefix(line, "--"))
+				if mt := columnNote.FindStringSubmatch(c); mt != nil {
+					notes[[2]string{mt[1], mt[2]}] = mt[3]
+					continue
+				}
+				comment = append(comment, c)
 				continue
 			}
 			sawStatement = true
@@ -196,7 +207,7 @@ func parseMigrations(t *testing.T) *docSchema {
 				}
 				continue
 			}
-			if insertInto.MatchString(line) { // data copied by a rebuild: nothing to document
+			if insertInto.MatchString(line) || dataStatement.MatchString(line) { // data copied or rewritten: nothing to document
 				for ; i < len(lines) && !strings.HasSuffix(strings.TrimSpace(lines[i]), ";"); i++ {
 				}
 				continue
@@ -234,6 +245,19 @@ func parseMigrations(t *testing.T) *docSchema {
 				continue // data (settings rows), not schema: the header comment says what
 			}
 			t.Errorf("%s: statement %q is not understood by the SCHEMA.md generator (store/schemadoc_test.go): teach it", file, line)
+		}
+	}
+	for k, meaning := range notes {
+		found := false
+		if tb := s.table(k[0]); tb != nil {
+			for i := range tb.columns {
+				if tb.columns[i].name == k[1] {
+					tb.columns[i].meaning, found = meaning, true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("a migration's \"-- column %s.%s:\" names no column", k[0], k[1])
 		}
 	}
 	return s

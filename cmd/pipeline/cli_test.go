@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -67,9 +66,6 @@ const tiny = "../../testdata/models/vgg-zoo-tiny.onnx"
 func images(t *testing.T, dir string, classes []string, n int) {
 	t.Helper()
 	for c, name := range classes {
-		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
-			t.Fatal(err)
-		}
 		for i := 0; i < n; i++ {
 			r := rand.New(rand.NewPCG(uint64(c), uint64(i)))
 			img := image.NewNRGBA(image.Rect(0, 0, 40, 30))
@@ -80,13 +76,7 @@ func images(t *testing.T, dir string, classes []string, n int) {
 					img.SetNRGBA(x, y, color.NRGBA{uint8(min(v[0], 255)), uint8(min(v[1], 255)), uint8(min(v[2], 255)), 255})
 				}
 			}
-			var b bytes.Buffer
-			if err := png.Encode(&b, img); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, name, fmt.Sprintf("%02d.png", i)), b.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			writePNG(t, filepath.Join(dir, name, fmt.Sprintf("%02d.png", i)), img)
 		}
 	}
 }

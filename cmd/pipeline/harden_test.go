@@ -175,7 +175,9 @@ func TestCLI_FitGridJSON(t *testing.T) {
 	r.want(t, 0)
 	var res struct {
 		Grid struct {
-			Points []struct{ Log2Gamma *float64 }
+			Points []struct {
+				Log2Gamma *float64 `json:"log2_gamma"`
+			}
 		} `json:"grid"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || len(res.Grid.Points) == 0 {

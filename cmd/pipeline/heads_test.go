@@ -39,8 +39,10 @@ func TestCLI_FitHeads(t *testing.T) {
 	r.want(t, 0)
 	var res struct {
 		Grid struct {
-			Points []struct{ Log2Gamma *float64 }
-			Edges  []struct{ Param, Side string }
+			Points []struct {
+				Log2Gamma *float64 `json:"log2_gamma"`
+			}
+			Edges []struct{ Param, Side string }
 		}
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || len(res.Grid.Points) == 0 || res.Grid.Points[0].Log2Gamma != nil || res.Grid.Edges == nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -21,6 +23,13 @@ type layerJSON struct {
 	Aliases []string `json:"aliases,omitempty"`
 	Source  []string `json:"source_names,omitempty"`
 	Note    string   `json:"note,omitempty"`
+}
+
+// layerNoteJSON is a note on the layer an alias names (an array of these
+// rather than an object keyed by alias: keys are field names, docs/JSON.md).
+type layerNoteJSON struct {
+	Alias string `json:"alias"`
+	Note  string `json:"note"`
 }
 
 func cmdLayers(e *env, args []string) error {
@@ -47,14 +56,17 @@ func cmdLayers(e *env, args []string) error {
 	p := model.Preprocess
 	if *asJSON {
 		out := struct {
-			Model  string            `json:"model"`
-			Path   string            `json:"path"`
-			SHA256 string            `json:"sha256"`
-			Input  []int             `json:"input"`
-			Family string            `json:"family"`
-			Notes  map[string]string `json:"notes,omitempty"`
-			Layers []layerJSON       `json:"layers"`
-		}{Model: model.Name, Path: model.Path, SHA256: model.SHA256, Input: []int{1, 3, p.Height, p.Width}, Family: g.Family, Notes: g.Notes}
+			Model  string          `json:"model"`
+			Path   string          `json:"path"`
+			SHA256 string          `json:"sha256"`
+			Input  []int           `json:"input"`
+			Family string          `json:"family"`
+			Notes  []layerNoteJSON `json:"notes,omitempty"`
+			Layers []layerJSON     `json:"layers"`
+		}{Model: model.Name, Path: model.Path, SHA256: model.SHA256, Input: []int{1, 3, p.Height, p.Width}, Family: g.Family}
+		for _, a := range slices.Sorted(maps.Keys(g.Notes)) {
+			out.Notes = append(out.Notes, layerNoteJSON{a, g.Notes[a]})
+		}
 		for _, l := range g.Layers {
 			if *onlyAliases && len(l.Aliases) == 0 {
 				continue

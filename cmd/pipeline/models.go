@@ -37,18 +37,18 @@ func cmdModels(e *env, args []string) error {
 }
 
 type modelRow struct {
-	Name       string `json:"name"`
-	Kind       string `json:"kind"` // builtin, local, generated
-	Format     string `json:"format"`
-	Size       int64  `json:"size,omitempty"`
-	SHA256     string `json:"sha256,omitempty"`
-	MD5        string `json:"md5,omitempty"` // the upstream identity of a Keras file
-	Input      string `json:"input"`
-	Preprocess string `json:"preprocess"`
-	Aliases    string `json:"aliases,omitempty"`
-	Cached     bool   `json:"cached"`
-	Path       string `json:"path"`
-	About      string `json:"about,omitempty"`
+	Name       string             `json:"name"`
+	Kind       string             `json:"kind"` // builtin, local, generated
+	Format     string             `json:"format"`
+	Size       int64              `json:"size,omitempty"`
+	SHA256     string             `json:"sha256,omitempty"`
+	MD5        string             `json:"md5,omitempty"` // the upstream identity of a Keras file
+	Input      string             `json:"input"`
+	Preprocess extract.Preprocess `json:"preprocess"` // the object feature_sets.preprocess holds
+	Aliases    string             `json:"aliases,omitempty"`
+	Cached     bool               `json:"cached"`
+	Path       string             `json:"path"`
+	About      string             `json:"about,omitempty"`
 }
 
 func modelsList(e *env, args []string) error {
@@ -80,7 +80,7 @@ func modelsList(e *env, args []string) error {
 			sha = fetch.RecordedSHA256(path)
 		}
 		rows = append(rows, modelRow{Name: m.Name, Kind: kind, Format: m.Format, Size: m.Size, SHA256: sha, MD5: m.MD5, Input: in,
-			Preprocess: m.Preprocess.String(), Aliases: m.Aliases, Cached: cached, Path: path, About: m.Source})
+			Preprocess: m.Preprocess, Aliases: m.Aliases, Cached: cached, Path: path, About: m.Source})
 	}
 	for _, g := range extract.GeneratedModels() {
 		path := extract.GeneratedPath(cat.Dir(), g.Name)
@@ -90,7 +90,7 @@ func modelsList(e *env, args []string) error {
 			family = "resnet"
 		}
 		rows = append(rows, modelRow{Name: g.Name, Kind: "generated", Format: "onnx", Input: "data Nx3x224x224",
-			Preprocess: extract.Presets["torch"].String(), Aliases: family, Cached: cached, Path: path, About: g.About})
+			Preprocess: extract.Presets["torch"], Aliases: family, Cached: cached, Path: path, About: g.About})
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -113,7 +113,7 @@ func modelsList(e *env, args []string) error {
 		if r.Cached {
 			cached = "yes"
 		}
-		pre := r.Preprocess
+		pre := r.Preprocess.String()
 		if i := strings.Index(pre, " ("); i > 0 {
 			pre = pre[:i]
 		}

@@ -86,7 +86,7 @@ func cmdVersion(e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	v := versionInfo{Pipeline: toolVersion(), Go: runtime.Version(), OpenCV: extract.OpenCVVersion(), Threads: extract.NumThreads()}
+	v := versionInfo{Pipeline: toolVersion(), Go: runtime.Version(), OpenCV: extract.OpenCVVersion(), Threads: extract.NumThreads(), OpenCL: []string{}}
 	if devs, err := extract.OpenCLDevices(); err == nil {
 		for _, d := range devs {
 			v.OpenCL = append(v.OpenCL, fmt.Sprintf("%s: %s (%s)", d.Platform, d.Name, d.Type))
