@@ -52,7 +52,8 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A PNG with a bad CRC on an ancillary chunk: libpng (inside OpenCV)
-	// prints "libpng warning: tEXt: CRC error" on fd 2.
+	// would print "libpng warning: tEXt: CRC error" on fd 2; it is a
+	// decode failure with that message instead.
 	if err := os.WriteFile(filepath.Join(imgs, "b", "crc.png"), crcWarningPNG(), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -75,10 +76,13 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 	if strings.Contains(r.stderr, "\nCorrupt JPEG data") || strings.HasPrefix(r.stderr, "Corrupt JPEG data") {
 		t.Errorf("libjpeg's raw line reached stderr")
 	}
-	var lying, errLine, native bool
+	var lying, errLine, native, crc bool
 	for _, o := range objs {
-		if o["source"] == "native stderr" && strings.Contains(o["msg"].(string), "CRC error") {
+		if o["source"] == "native stderr" && strings.Contains(o["msg"].(string), "libpng") {
 			native = true
+		}
+		if o["msg"] == "file failed" && strings.HasSuffix(o["path"].(string), "crc.png") {
+			crc = o["stage"] == "decode" && strings.Contains(o["message"].(string), "libpng: tEXt: CRC error")
 		}
 		if o["msg"] == "file failed" && strings.HasSuffix(o["path"].(string), "lying.jpg") {
 			lying = o["stage"] == "decode" && strings.Contains(o["message"].(string), "Corrupt JPEG data: premature end of data segment")
@@ -91,8 +95,8 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 		t.Errorf("want a decode failure of lying.jpg with libjpeg's warning (%v) and the final error at level ERROR with exit_code 3 (%v):\n%s", lying, errLine, r.stderr)
 	}
 
-	if !native {
-		t.Errorf("libpng's warning is not a JSON object with source \"native stderr\":\n%s", r.stderr)
+	if native || !crc {
+		t.Errorf("want a decode failure of crc.png with libpng's warning (%v) and no libpng line from native stderr (%v):\n%s", crc, native, r.stderr)
 	}
 
 	// A usage error in JSON: one object, no flag dump.

@@ -1,0 +1,104 @@
+package extract
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"pipeline/internal/testutil"
+)
+
+// TestDecode_PNGWarnings: a PNG that libpng only warns about (OpenCV's
+// imdecode prints "libpng warning: ..." and returns the image) or fails on
+// is a decode failure with libpng's message (issue 11.6); a harmless
+// warning about a metadata chunk is not, and the file decodes to the same
+// pixels as without that chunk.
+func TestDecode_PNGWarnings(t *testing.T) {
+	good := testutil.PNGChunks(t, 37, 23)
+	cases := []struct {
+		name, want string
+		corrupt    func(c []testutil.Chunk) []testutil.Chunk
+	}{
+		{"AncillaryCRC", "tEXt: CRC error", func(c []testutil.Chunk) []testutil.Chunk {
+			return testutil.WithChunk(c, 1, testutil.Chunk{Name: "tEXt", Data: []byte("Comment\x00hello"), BadCRC: true})
+		}},
+		{"IDATDataCheck", "incorrect data check", func(c []testutil.Chunk) []testutil.Chunk {
+			z := testutil.IDAT(c)
+			z[len(z)-1] ^= 0xff // zlib's Adler-32 of the pixel rows
+			return testutil.WithIDAT(c, z)
+		}},
+		{"ExtraCompressedData", "xtra compressed data", func(c []testutil.Chunk) []testutil.Chunk {
+			return testutil.WithIDAT(c, append(testutil.IDAT(c), 0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01))
+		}},
+		{"TruncatedIDAT", "image data", func(c []testutil.Chunk) []testutil.Chunk {
+			z := testutil.IDAT(c)
+			return testutil.WithIDAT(c, z[:len(z)/2])
+		}},
+		{"IDATCRC", "IDAT: CRC error", func(c []testutil.Chunk) []testutil.Chunk {
+			for i := range c {
+				if c[i].Name == "IDAT" {
+					c[i].BadCRC = true
+				}
+			}
+			return c
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := testutil.EncodeChunks(tc.corrupt(testutil.CloneChunks(good)))
+			m, _, err := decodeMat(b, DecodeOptions{})
+			if err == nil {
+				m.Close()
+				t.Fatal("decoded a damaged PNG")
+			}
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "libpng: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want ErrCorrupt with libpng's %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("BenignMetadata", func(t *testing.T) {
+		// A gAMA chunk of the wrong length: libpng warns "gAMA: invalid".
+		bad := testutil.EncodeChunks(testutil.WithChunk(testutil.CloneChunks(good), 1, testutil.Chunk{Name: "gAMA", Data: []byte{0, 1, 2}}))
+		clean, err := pngScan(bad)
+		if err != nil {
+			t.Fatalf("pngScan: %v", err)
+		}
+		if !bytes.Equal(clean, testutil.EncodeChunks(good)) {
+			t.Error("the gAMA chunk libpng warned about is still there")
+		}
+		m, _, err := decodeMat(bad, DecodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ref, _, err := decodeMat(testutil.EncodeChunks(good), DecodeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ref.Close()
+		if !bytes.Equal(m.ToBytes(), ref.ToBytes()) {
+			t.Error("pixels differ from the file without the chunk")
+		}
+	})
+}
+
+func BenchmarkPNGScan(b *testing.B) {
+	data := testutil.EncodeChunks(testutil.PNGChunks(b, 500, 375))
+	b.Run("scan", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := pngScan(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			m, _, err := decodeMat(data, DecodeOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Close()
+		}
+	})
+}
