@@ -181,7 +181,7 @@ func runEngine(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err e
 	// unavailable backend fail before a database, a lock file or a run
 	// exists.
 	e := &engine{o: o, ev: ev, bg: context.WithoutCancel(ctx)} // database writes finish even after Ctrl-C
-	if err := e.openNets(); err != nil {
+	if err := e.loadNets(ctx); err != nil {
 		return sum, err
 	}
 	defer e.closeNets()

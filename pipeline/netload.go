@@ -1,0 +1,45 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"pipeline/extract"
+)
+
+// loadNets loads the engine's networks so that nothing about the load can
+// leave the process dying: a load that would run out of memory is refused
+// first (extract.CheckLoadMemory), and a signal abandons the load (see
+// abandonable). It runs before any database or run exists, so neither
+// leaves a run behind.
+func (e *engine) loadNets(ctx context.Context) error {
+	if err := extract.CheckLoadMemory(e.o.Model, e.o.Nets); err != nil {
+		return err
+	}
+	return abandonable(ctx, "loading "+e.o.Model.Path, e.openNets, e.closeNets)
+}
+
+// abandonable runs load on a goroutine of its own and returns its error,
+// or ErrInterrupted as soon as ctx is done. Loading a model is long C calls
+// (OpenCV's importer, oneDNN's primitives) that cannot stop halfway, and a
+// pathological graph takes minutes: Ctrl-C or SIGTERM must not wait for
+// it. An abandoned load goes on until the process exits; if it finishes
+// first, undo frees what it made.
+func abandonable(ctx context.Context, what string, load func() error, undo func()) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", what, ErrInterrupted)
+	}
+	done := make(chan error, 1)
+	go func() { done <- load() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		go func() {
+			if err := <-done; err == nil {
+				undo()
+			}
+		}()
+		return fmt.Errorf("%s: %w (abandoned; nothing was recorded)", what, ErrInterrupted)
+	}
+}
