@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"pipeline/internal/testutil"
 )
 
 // bin is the pipeline binary the tests run as a separate process.
@@ -80,13 +81,7 @@ func images(t *testing.T, dir string, classes []string, n int) {
 					img.SetNRGBA(x, y, color.NRGBA{uint8(min(v[0], 255)), uint8(min(v[1], 255)), uint8(min(v[2], 255)), 255})
 				}
 			}
-			var b bytes.Buffer
-			if err := png.Encode(&b, img); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, name, fmt.Sprintf("%02d.png", i)), b.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			testutil.WritePicture(t, filepath.Join(dir, name, fmt.Sprintf("%02d.png", i)), img)
 		}
 	}
 }
