@@ -43,3 +43,23 @@ func abandonable(ctx context.Context, what string, load func() error, undo func(
 		return fmt.Errorf("%s: %w (abandoned; nothing was recorded)", what, ErrInterrupted)
 	}
 }
+
+// OpenNet is extract.OpenNet for commands that only read a model's graph
+// (`pipeline layers`), with loadNets' guarantees: the memory check first,
+// and a signal abandons the load. Close the net when done.
+func OpenNet(ctx context.Context, m extract.Model) (*extract.Net, *extract.Graph, error) {
+	if err := extract.CheckLoadMemory(m, 1); err != nil {
+		return nil, nil, err
+	}
+	var net *extract.Net
+	var g *extract.Graph
+	err := abandonable(ctx, "loading "+m.Path, func() error {
+		var err error
+		net, g, err = extract.OpenNet(m)
+		return err
+	}, func() { net.Close() })
+	if err != nil {
+		return nil, nil, err // net and g are the abandoned load's
+	}
+	return net, g, nil
+}
