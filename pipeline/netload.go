@@ -63,3 +63,18 @@ func OpenNet(ctx context.Context, m extract.Model) (*extract.Net, *extract.Graph
 	}
 	return net, g, nil
 }
+
+// loadAliases is modelAliases with abandonable's guarantee (sweep without
+// --layers loads the graph for its aliases before anything is recorded).
+func loadAliases(ctx context.Context, m extract.Model) ([]string, error) {
+	var names []string
+	err := abandonable(ctx, "loading "+m.Path, func() error {
+		var err error
+		names, err = modelAliases(m)
+		return err
+	}, func() {})
+	if err != nil {
+		return nil, err
+	}
+	return names, nil
+}

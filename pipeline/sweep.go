@@ -228,11 +228,7 @@ func Sweep(ctx context.Context, o SweepOptions) (res SweepResult, err error) {
 	}
 	layers := o.Layers
 	if len(layers) == 0 {
-		if err = abandonable(ctx, "loading "+o.Model.Path, func() error {
-			var lerr error
-			layers, lerr = modelAliases(o.Model)
-			return lerr
-		}, func() {}); err != nil {
+		if layers, err = loadAliases(ctx, o.Model); err != nil {
 			return res, err
 		}
 		logf("sweep: every alias of %s: %s", o.Model.Name, strings.Join(layers, ", "))
