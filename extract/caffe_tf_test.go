@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 )
 
 // The Caffe and TensorFlow import paths, checked with numbers. The model
@@ -516,7 +517,7 @@ func TestCaffe_VGGDeploy(t *testing.T) {
 					t.Errorf("%s: %d values, reference has %d", o.Layer.Name, len(got[i]), len(want))
 					continue
 				}
-				e := relErr(got[i], want)
+				e := testutil.RelErr(got[i], want)
 				t.Logf("%-8s %-12s %-7s %4d values  max rel err %.2e", o.Layer.Name, o.Alias, o.Layer.Type, len(want), e)
 				if e > 1e-5 {
 					t.Errorf("%s: max relative error %.3g > 1e-5", o.Layer.Name, e)
@@ -553,7 +554,7 @@ func TestCaffe_VGGDeploy(t *testing.T) {
 						t.Fatal(err)
 					}
 					for j, a := range aliases {
-						if e := relErr(got[i][j], ref[g.Alias(a).Name].Float64); e > 1e-5 {
+						if e := testutil.RelErr(got[i][j], ref[g.Alias(a).Name].Float64); e > 1e-5 {
 							t.Errorf("image %d, %s: max relative error %.3g > 1e-5", i, a, e)
 						}
 					}
@@ -568,7 +569,7 @@ func TestCaffe_VGGDeploy(t *testing.T) {
 				if slicesMin(want) >= 0 {
 					t.Fatalf("reference fc7 has no negative value: the test cannot tell pre- from post-ReLU")
 				}
-				if e := relErr(got[0], want); e > 1e-5 {
+				if e := testutil.RelErr(got[0], want); e > 1e-5 {
 					t.Errorf("fc7 alone: max relative error %.3g against the pre-ReLU reference", e)
 				}
 			})
@@ -689,7 +690,7 @@ func TestCaffe_ResNetDeploy(t *testing.T) {
 			t.Errorf("%s: %d values, reference has %d", o.Layer.Name, len(got[i]), len(want))
 			continue
 		}
-		e := relErr(got[i], want)
+		e := testutil.RelErr(got[i], want)
 		t.Logf("%-17s %-16s %-11s %4d values  max rel err %.2e", o.Alias, o.Layer.Name, o.Layer.Type, len(want), e)
 		if e > 1e-5 {
 			t.Errorf("%s: max relative error %.3g > 1e-5", o.Layer.Name, e)
@@ -718,7 +719,7 @@ func TestCaffe_ResNetDeploy(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, l := range layers {
-			if e := relErr(got[i], ref[l].Float64); e > 1e-5 {
+			if e := testutil.RelErr(got[i], ref[l].Float64); e > 1e-5 {
 				t.Errorf("%s (fusion off): max relative error %.3g > 1e-5", l, e)
 			}
 		}
@@ -1346,7 +1347,7 @@ func checkTFValues(t *testing.T, model Model, tw *tfTwin, checks []tfCheck) {
 					if len(got[i][j]) != len(want) {
 						t.Fatalf("%s: %d values, reference has %d", c.layer, len(got[i][j]), len(want))
 					}
-					worst = math.Max(worst, relErr(got[i][j], want))
+					worst = math.Max(worst, testutil.RelErr(got[i][j], want))
 				}
 				t.Logf("%-20s = %-21s max rel err %.2e", c.layer, c.node, worst)
 				if worst > 1e-5 {

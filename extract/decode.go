@@ -142,6 +142,13 @@ func decodeMat(b []byte, opt DecodeOptions) (gocv.Mat, ImageInfo, error) {
 			return gocv.Mat{}, info, fmt.Errorf("%w: libjpeg: %v", ErrCorrupt, err)
 		}
 	}
+	if info.Format == "png" {
+		clean, err := pngScan(b)
+		if err != nil {
+			return gocv.Mat{}, info, fmt.Errorf("%w: libpng: %v", ErrCorrupt, err)
+		}
+		b = clean
+	}
 	flags := gocv.IMReadColor
 	if opt.Reduce && known && info.Format == "jpeg" {
 		flags = reducedFlag(w, h, opt.MinWidth, opt.MinHeight)

@@ -8,33 +8,14 @@ import (
 	"image"
 	"image/color"
 	"image/gif"
-	"image/jpeg"
-	"image/png"
 	"os"
 	"strings"
 	"testing"
 
 	"gocv.io/x/gocv"
+
+	"pipeline/internal/testutil"
 )
-
-// encodePNG and encodeJPEG build test files with Go's own encoders.
-func encodePNG(t *testing.T, img image.Image) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func encodeJPEG(t *testing.T, img image.Image, q int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: q}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
 
 // withEXIFOrientation inserts an APP1 Exif segment with the given
 // Orientation tag right after the SOI marker of a JPEG.
@@ -88,7 +69,7 @@ func TestDecode(t *testing.T) {
 	}
 
 	t.Run("OK_PNG", func(t *testing.T) {
-		m, info, err := decodeMat(encodePNG(t, rgba), DecodeOptions{})
+		m, info, err := decodeMat(testutil.EncodePNG(t, rgba), DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +85,7 @@ func TestDecode(t *testing.T) {
 	t.Run("OK_EXIFOrientation", func(t *testing.T) {
 		// Orientation 6: the stored image must be rotated 90° clockwise to
 		// display: 6x4 becomes 4x6 and the red left half goes to the top.
-		data := withEXIFOrientation(encodeJPEG(t, rgba, 100), 6)
+		data := withEXIFOrientation(testutil.EncodeJPEG(t, rgba, 100), 6)
 		m, info, err := decodeMat(data, DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -126,7 +107,7 @@ func TestDecode(t *testing.T) {
 		for i := range g.Pix {
 			g.Pix[i] = 77
 		}
-		m, _, err := decodeMat(encodePNG(t, g), DecodeOptions{})
+		m, _, err := decodeMat(testutil.EncodePNG(t, g), DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +122,7 @@ func TestDecode(t *testing.T) {
 		for i := 0; i < len(n.Pix); i += 4 {
 			copy(n.Pix[i:], []byte{30, 60, 90, 0}) // fully transparent
 		}
-		m, _, err := decodeMat(encodePNG(t, n), DecodeOptions{})
+		m, _, err := decodeMat(testutil.EncodePNG(t, n), DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +139,7 @@ func TestDecode(t *testing.T) {
 				n.SetNRGBA64(x, y, color.NRGBA64{R: 0xffff, G: 0x8000, B: 0x0100, A: 0xffff})
 			}
 		}
-		m, _, err := decodeMat(encodePNG(t, n), DecodeOptions{})
+		m, _, err := decodeMat(testutil.EncodePNG(t, n), DecodeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,11 +188,11 @@ func TestDecode(t *testing.T) {
 			return b.Bytes()
 		}, ErrUnsupported, "GIF"},
 		{"ErrTruncatedJPEG", func(t *testing.T) []byte {
-			j := encodeJPEG(t, rgba, 90)
+			j := testutil.EncodeJPEG(t, rgba, 90)
 			return j[:len(j)*2/3]
 		}, ErrCorrupt, "truncated JPEG"},
 		{"ErrTruncatedPNG", func(t *testing.T) []byte {
-			p := encodePNG(t, rgba)
+			p := testutil.EncodePNG(t, rgba)
 			return p[:len(p)-20]
 		}, ErrCorrupt, "truncated PNG"},
 		{"ErrHugeHeader", func(t *testing.T) []byte { return pngHeaderOnly(100000, 100000) }, ErrTooLarge, "100000x100000 = 10.0G pixels, over --max-pixels 100.0M"},

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"pipeline/internal/testenv"
+	"pipeline/internal/testutil"
 
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ func maxRel(a, b [][][]float32) (float64, bool) {
 					identical = false
 				}
 			}
-			worst = math.Max(worst, relErr(a[i][j], want))
+			worst = math.Max(worst, testutil.RelErr(a[i][j], want))
 		}
 	}
 	return worst, identical
@@ -140,7 +141,7 @@ func TestExtractor_Pooling(t *testing.T) {
 			if out.Dim != len(want) || len(got[0][0]) != len(want) {
 				t.Fatalf("dim %d (%d values), want %d", out.Dim, len(got[0][0]), len(want))
 			}
-			if e := relErr(got[0][0], want); e > 1e-5 {
+			if e := testutil.RelErr(got[0][0], want); e > 1e-5 {
 				t.Errorf("pool %s: max rel err %.3g > 1e-5", pool, e)
 			}
 		})

@@ -8,37 +8,15 @@ import (
 	"image/jpeg"
 	"strings"
 	"testing"
-)
 
-// lyingJPEG is a 300x280 JPEG whose SOF0 claims w x h.
-func lyingJPEG(t *testing.T, w, h int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 300, 280))
-	for y := 0; y < 280; y++ {
-		for x := 0; x < 300; x++ {
-			img.Set(x, y, color.RGBA{uint8(x), uint8(y), uint8(x ^ y), 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	data := b.Bytes()
-	i := bytes.Index(data, []byte{0xff, 0xc0})
-	if i < 0 {
-		t.Fatal("no SOF0")
-	}
-	// FFC0, length (2), precision (1), height (2), width (2).
-	data[i+5], data[i+6] = byte(h>>8), byte(h)
-	data[i+7], data[i+8] = byte(w>>8), byte(w)
-	return data
-}
+	"pipeline/internal/testutil"
+)
 
 // TestDecode_JPEGWarning: a JPEG whose header claims more pixels than its
 // data holds is a decode failure with libjpeg's warning as the message
 // (issue 11.6); imdecode alone returns a mostly grey image.
 func TestDecode_JPEGWarning(t *testing.T) {
-	b := lyingJPEG(t, 9000, 9000)
+	b := testutil.LyingJPEG(t, 9000, 9000)
 	m, _, err := decodeMat(b, DecodeOptions{MaxPixels: 100_000_000})
 	if err == nil {
 		m.Close()
@@ -48,7 +26,7 @@ func TestDecode_JPEGWarning(t *testing.T) {
 		t.Errorf("error %v, want ErrCorrupt with libjpeg's warning", err)
 	}
 	// The same file with its true size decodes.
-	m, info, err := decodeMat(lyingJPEG(t, 300, 280), DecodeOptions{})
+	m, info, err := decodeMat(testutil.LyingJPEG(t, 300, 280), DecodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

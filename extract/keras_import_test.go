@@ -24,6 +24,7 @@ import (
 	"pipeline/extract/fetch"
 	"pipeline/extract/keras"
 	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 )
 
 // kerasCase is a Keras network written as a random-weight .h5 file in one
@@ -97,18 +98,6 @@ func randomNRGBA(seed uint64, w, h int) *image.NRGBA {
 	return img
 }
 
-func relErr64(got []float32, want []float64) float64 {
-	var num, den float64
-	for i := range want {
-		num = math.Max(num, math.Abs(float64(got[i])-want[i]))
-		den = math.Max(den, math.Abs(want[i]))
-	}
-	if den == 0 {
-		return num
-	}
-	return num / den
-}
-
 // kerasModel registers the file in a fresh catalog (what `models add`
 // does) and returns the extract.Model the pipeline would run.
 func kerasModel(t testing.TB, cacheDir, name, h5 string, o Overrides) (Model, ModelEntry, keras.Arch) {
@@ -171,7 +160,7 @@ func checkKerasAliases(t *testing.T, model Model, spec *keras.Spec, mem *keras.F
 		t.Fatal(err)
 	}
 	defer ex.Close()
-	blob, _, err := p.FileBlob(encodePNG(t, img), DecodeOptions{})
+	blob, _, err := p.FileBlob(testutil.EncodePNG(t, img), DecodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +202,7 @@ func checkKerasAliases(t *testing.T, model Model, spec *keras.Spec, mem *keras.F
 			t.Errorf("%s: %d values, reference has %d", a, len(got[0][i]), len(want))
 			continue
 		}
-		e := relErr64(got[0][i], want)
+		e := testutil.RelErr(got[0][i], want)
 		errs[a] = e
 		if e > 1e-5 {
 			t.Errorf("%s: max relative error %.3g > 1e-5", a, e)
@@ -432,7 +421,7 @@ func TestPreprocess_KerasIgnoresEXIFOrientation(t *testing.T) {
 			img.Set(x, y, c)
 		}
 	}
-	data := withEXIFOrientation(encodeJPEG(t, img, 100), 6)
+	data := withEXIFOrientation(testutil.EncodeJPEG(t, img, 100), 6)
 	p := Presets["keras"]
 	p.Width, p.Height = 6, 4
 	blob, info, err := p.FileBlob(data, DecodeOptions{})

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"pipeline/internal/testutil"
 )
 
 // pillowLoadImg is Keras's image.load_img(path, target_size=(h, w)) with
@@ -55,11 +57,11 @@ func TestPreprocess_KerasMatchesPillow(t *testing.T) {
 		}
 	}
 	files := map[string][]byte{
-		"photo.jpg":   encodeJPEG(t, photo, 90),
-		"photo.png":   encodePNG(t, photo),
-		"gray.png":    encodePNG(t, gray),
-		"rotated.jpg": withEXIFOrientation(encodeJPEG(t, photo, 85), 6),
-		"small.png":   encodePNG(t, small),
+		"photo.jpg":   testutil.EncodeJPEG(t, photo, 90),
+		"photo.png":   testutil.EncodePNG(t, photo),
+		"gray.png":    testutil.EncodePNG(t, gray),
+		"rotated.jpg": withEXIFOrientation(testutil.EncodeJPEG(t, photo, 85), 6),
+		"small.png":   testutil.EncodePNG(t, small),
 	}
 	// Real photos, when the shared seed4 dataset is there: camera JPEGs
 	// of all sizes (some with EXIF orientation, some progressive).

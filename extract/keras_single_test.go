@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"pipeline/extract/keras"
+	"pipeline/internal/testutil"
 )
 
 // TestKeras_SingleLayers: a layer requested alone gives its own values,
@@ -23,7 +24,7 @@ func TestKeras_SingleLayers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			blob, _, err := p.FileBlob(encodePNG(t, img), DecodeOptions{})
+			blob, _, err := p.FileBlob(testutil.EncodePNG(t, img), DecodeOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -41,7 +42,7 @@ func TestKeras_SingleLayers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if e := relErr64(got[0][0], ref[l].NCHW()); e > 1e-5 {
+				if e := testutil.RelErr(got[0][0], ref[l].NCHW()); e > 1e-5 {
 					t.Errorf("%s alone: max relative error %.3g", l, e)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 )
 
 // forwardOne runs one random image through an extractor on the given engine.
@@ -67,7 +68,7 @@ func TestOneDNN_OpsModel(t *testing.T) {
 		t.Fatalf("ops model layers %v lack avgpool_incl_out, prob or gap", tensors)
 	}
 	for i, name := range layers {
-		e := relErr(got[i], ref[tensors[i]].Float64)
+		e := testutil.RelErr(got[i], ref[tensors[i]].Float64)
 		t.Logf("%-32s max rel err %.2e", name, e)
 		if e > 1e-5 {
 			t.Errorf("%s: max relative error %.3g > 1e-5", name, e)
@@ -105,7 +106,7 @@ func TestOneDNN_UnfusedOutputs(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, l := range layers {
-			if e := relErr(got[i], ref[tensors[i]].Float64); e > 1e-5 {
+			if e := testutil.RelErr(got[i], ref[tensors[i]].Float64); e > 1e-5 {
 				t.Errorf("%s %s: max rel err %.3g > 1e-5", eng, l, e)
 			}
 		}
@@ -218,7 +219,7 @@ func TestOneDNN_MatchesOpenCV_Extras(t *testing.T) {
 		for k, v := range cv[i] {
 			want[k] = float64(v)
 		}
-		e := relErr(dn[i], want)
+		e := testutil.RelErr(dn[i], want)
 		t.Logf("%-8s %5d values  max rel err vs OpenCV %.2e", l, len(want), e)
 		if len(dn[i]) != len(want) || e > 1e-5 {
 			t.Errorf("%s: %d values, max rel err %.3g vs OpenCV", l, len(dn[i]), e)
@@ -320,16 +321,6 @@ func TestOneDNN_BF16Refused(t *testing.T) {
 	}
 }
 
-func cosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb)
-}
-
 // TestOneDNN_BF16: bf16 codes are close to fp32 ones (cosine >= 0.999) on
 // every alias model; skipped, with the reason, on CPUs without bf16.
 func TestOneDNN_BF16(t *testing.T) {
@@ -365,7 +356,7 @@ func TestOneDNN_BF16(t *testing.T) {
 			for j, a := range names {
 				worst := 1.0
 				for i := range f32 {
-					worst = math.Min(worst, cosine(f32[i][j], b16[i][j]))
+					worst = math.Min(worst, testutil.Cosine(f32[i][j], b16[i][j]))
 				}
 				t.Logf("%-17s min cosine bf16 vs fp32 %.6f", a, worst)
 				if worst < 0.999 {
@@ -447,7 +438,7 @@ func TestOneDNN_FullSize(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, a := range names {
-				e := relErr(got[i], ref[tensors[i]].Float64)
+				e := testutil.RelErr(got[i], ref[tensors[i]].Float64)
 				t.Logf("%-17s %8d values  max rel err %.2e", a, len(got[i]), e)
 				if e > 1e-5 {
 					t.Errorf("%s: max relative error %.3g > 1e-5", a, e)

@@ -2,7 +2,6 @@ package extract
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 )
 
 // testModel is a committed test model with the preset its test uses.
@@ -101,20 +101,6 @@ func referenceInput(p Preprocess, pix []byte, w, h int) []float64 {
 	return out
 }
 
-// relErr is max|got-want| / max|want|: the error relative to the scale of
-// the tensor, which element-wise ratios would blow up near zero.
-func relErr(got []float32, want []float64) float64 {
-	var num, den float64
-	for i := range want {
-		num = math.Max(num, math.Abs(float64(got[i])-want[i]))
-		den = math.Max(den, math.Abs(want[i]))
-	}
-	if den == 0 {
-		return num
-	}
-	return num / den
-}
-
 func TestAliases_MatchReference(t *testing.T) {
 	for _, tm := range testModels {
 		t.Run(strings.TrimSuffix(tm.file, ".onnx"), func(t *testing.T) {
@@ -191,7 +177,7 @@ func checkAliasValues(t *testing.T, model Model, om *onnx.Model, g *Graph, names
 			t.Errorf("%s: %d values, reference has %d", a, len(got[0][i]), len(want))
 			continue
 		}
-		e := relErr(got[0][i], want)
+		e := testutil.RelErr(got[0][i], want)
 		t.Logf("%-17s %-45s %6d values  max rel err %.2e", a, g.Alias(a).Name, len(want), e)
 		if e > 1e-5 {
 			t.Errorf("%s: max relative error %.3g > 1e-5", a, e)
@@ -250,7 +236,7 @@ func TestOpsModel_MatchesReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, name := range layers {
-		e := relErr(got[0][i], ref[tensors[i]].Float64)
+		e := testutil.RelErr(got[0][i], ref[tensors[i]].Float64)
 		t.Logf("%-32s max rel err %.2e", name, e)
 		if e > 1e-5 {
 			t.Errorf("%s: max relative error %.3g > 1e-5", name, e)
@@ -339,7 +325,7 @@ func TestExtractor_FusedBatchNorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, l := range layers {
-		if e := relErr(got[0][i], ref[tensors[i]].Float64); e > 1e-5 {
+		if e := testutil.RelErr(got[0][i], ref[tensors[i]].Float64); e > 1e-5 {
 			t.Errorf("%s: max rel err %.3g > 1e-5", l, e)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"image/color"
 	"image/gif"
 	"image/png"
-	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"testing"
 
 	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 )
 
 // badCorpus writes the bad-input corpus and the files that must work, and
@@ -28,15 +28,15 @@ import (
 func badCorpus(t *testing.T, dir string) (failures map[string][2]string, good []string) {
 	t.Helper()
 	jpg := writePicture(t, filepath.Join(dir, "x", "truncated.jpg"), 1, 80, 60)
-	writeFile(t, filepath.Join(dir, "x", "truncated.jpg"), jpg[:len(jpg)*6/10])
-	writeFile(t, filepath.Join(dir, "x", "empty.jpg"), nil)
-	writeFile(t, filepath.Join(dir, "x", "text.jpg"), []byte("this is a text file, not a photo\n"))
+	testutil.WriteFile(t, filepath.Join(dir, "x", "truncated.jpg"), jpg[:len(jpg)*6/10])
+	testutil.WriteFile(t, filepath.Join(dir, "x", "empty.jpg"), nil)
+	testutil.WriteFile(t, filepath.Join(dir, "x", "text.jpg"), []byte("this is a text file, not a photo\n"))
 	var g bytes.Buffer
 	if err := gif.Encode(&g, picture(2, 10, 10), nil); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "x", "anim.jpg"), g.Bytes())
-	writeFile(t, filepath.Join(dir, "x", "huge.png"), hugePNGHeader(100000, 100000))
+	testutil.WriteFile(t, filepath.Join(dir, "x", "anim.jpg"), g.Bytes())
+	testutil.WriteFile(t, filepath.Join(dir, "x", "huge.png"), hugePNGHeader(100000, 100000))
 
 	// Unusual but valid.
 	deep := image.NewNRGBA64(image.Rect(0, 0, 20, 20))
@@ -54,13 +54,13 @@ func badCorpus(t *testing.T, dir string) (failures map[string][2]string, good []
 		if err := png.Encode(&b, img); err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(dir, "y", name), b.Bytes())
+		testutil.WriteFile(t, filepath.Join(dir, "y", name), b.Bytes())
 	}
 	cmyk, err := os.ReadFile("../testdata/images/cmyk.jpg")
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "y", "cmyk.jpg"), cmyk)
+	testutil.WriteFile(t, filepath.Join(dir, "y", "cmyk.jpg"), cmyk)
 	writePicture(t, filepath.Join(dir, "y", "ünïcødé name, with spaces ✓.jpg"), 3, 30, 30)
 	// A directory symlink loop must not hang the walk.
 	if err := os.Symlink("..", filepath.Join(dir, "y", "loop")); err != nil {
@@ -185,7 +185,7 @@ func extractUnprivileged(t *testing.T, dir, imgs, db, want string) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "test.bin")
-	copyFile(t, exe, bin)
+	testutil.CopyFile(t, exe, bin)
 	model, _ := filepath.Abs(tinyVGG)
 	spec, _ := json.Marshal(childSpec{DB: db, Images: imgs, Model: model, Preset: "caffe", Layers: []string{"fc2"}, Batch: 1})
 	cmd := exec.Command(bin)
@@ -194,25 +194,6 @@ func extractUnprivileged(t *testing.T, dir, imgs, db, want string) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), want) {
 		t.Fatalf("child as nobody: err %v, output %s", err, out)
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	in, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 	"pipeline/store"
 )
 
@@ -38,7 +39,7 @@ func TestExtract_CountsAfterInterrupt(t *testing.T) {
 	for i := 0; i < 60; i++ {
 		b := writePicture(t, filepath.Join(imgs, "c", fmt.Sprintf("img%02d.png", i)), uint64(i), 40, 40)
 		if i%5 == 0 {
-			writeFile(t, filepath.Join(imgs, "c", fmt.Sprintf("img%02dd.png", i)), b)
+			testutil.WriteFile(t, filepath.Join(imgs, "c", fmt.Sprintf("img%02dd.png", i)), b)
 		}
 	}
 	db := filepath.Join(dir, "f.db")
@@ -101,7 +102,7 @@ func TestExtract_CountsMatchRowsWhileRunning(t *testing.T) {
 	imgs := filepath.Join(dir, "images")
 	for i := 0; i < 40; i++ {
 		b := writePicture(t, filepath.Join(imgs, "c", fmt.Sprintf("%02d.png", i)), uint64(i), 40, 40)
-		writeFile(t, filepath.Join(imgs, "c", fmt.Sprintf("%02dd.png", i)), b)
+		testutil.WriteFile(t, filepath.Join(imgs, "c", fmt.Sprintf("%02dd.png", i)), b)
 	}
 	db := filepath.Join(dir, "f.db")
 	checks, bad := 0, 0
@@ -158,7 +159,7 @@ func TestExtract_PartialNaN(t *testing.T) {
 	}
 	imgs := filepath.Join(dir, "images")
 	data := writePicture(t, filepath.Join(imgs, "a.png"), 1, 8, 8)
-	writeFile(t, filepath.Join(imgs, "b-copy.png"), data)
+	testutil.WriteFile(t, filepath.Join(imgs, "b-copy.png"), data)
 	db := filepath.Join(dir, "f.db")
 	sum, err := Extract(context.Background(), ExtractOptions{DB: db, Model: tinyModel(t, path, "caffe"), Layers: []string{"gap_good", "gap_bad"}, Images: imgs})
 	if !errors.Is(err, ErrPartial) {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"pipeline/internal/testenv"
+	"pipeline/internal/testutil"
 
 	"bytes"
 	"context"
@@ -52,7 +53,7 @@ var classColor = map[string]int{"birds": 2, "cats": 0, "dogs": 1}
 
 // exPicture is a picture whose dominant colour channel depends on the
 // class, so that the tiny model's codes of one class are alike.
-func exPicture(class string, seed uint64) []byte {
+func exPicture(t *testing.T, class string, seed uint64) []byte {
 	c := classColor[class]
 	r := rand.New(rand.NewPCG(uint64(c)+100, seed))
 	img := image.NewNRGBA(image.Rect(0, 0, 40, 30))
@@ -63,15 +64,7 @@ func exPicture(class string, seed uint64) []byte {
 			img.SetNRGBA(x, y, color.NRGBA{uint8(min(v[0], 255)), uint8(min(v[1], 255)), uint8(min(v[2], 255)), 255})
 		}
 	}
-	return encodePNG(img)
-}
-
-func encodePNG(img image.Image) []byte {
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		panic(err)
-	}
-	return b.Bytes()
+	return testutil.EncodePNG(t, img)
 }
 
 // onePixelOff returns the PNG with one pixel changed by one level.
@@ -90,7 +83,7 @@ func onePixelOff(t *testing.T, data []byte) []byte {
 	p := img.NRGBAAt(5, 5)
 	p.R ^= 1
 	img.SetNRGBA(5, 5, p)
-	return encodePNG(img)
+	return testutil.EncodePNG(t, img)
 }
 
 func sha(b []byte) string {
@@ -118,24 +111,24 @@ func buildExampleDB(t *testing.T) *exampleDB {
 		inbox: filepath.Join(dir, "inbox"), files: map[string][]byte{}, emitted: map[int64][]PredictRow{}}
 	for _, class := range []string{"birds", "cats", "dogs"} {
 		for i := range 6 {
-			x.files[fmt.Sprintf("%s/%02d.png", class, i)] = exPicture(class, uint64(i))
+			x.files[fmt.Sprintf("%s/%02d.png", class, i)] = exPicture(t, class, uint64(i))
 		}
 	}
 	x.files["cats/copy_of_00.png"] = x.files["cats/00.png"] // same label
 	x.files["dogs/cat_copy.png"] = x.files["cats/02.png"]   // exact copy, other label
 	x.files["dogs/bird_twin.png"] = onePixelOff(t, x.files["birds/03.png"])
 	x.nearTwin = [2]string{"birds/03.png", "dogs/bird_twin.png"}
-	x.files["cats/odd.png"] = exPicture("birds", 100) // a bird filed as a cat
-	x.files["loose.png"] = exPicture("dogs", 200)     // unlabeled: not in a class folder
-	x.files["birds/new0.png"] = exPicture("birds", 6) // named like an inbox file
+	x.files["cats/odd.png"] = exPicture(t, "birds", 100) // a bird filed as a cat
+	x.files["loose.png"] = exPicture(t, "dogs", 200)     // unlabeled: not in a class folder
+	x.files["birds/new0.png"] = exPicture(t, "birds", 6) // named like an inbox file
 	for rel, b := range x.files {
-		writeFile(t, filepath.Join(x.root, rel), b)
+		testutil.WriteFile(t, filepath.Join(x.root, rel), b)
 	}
-	writeFile(t, filepath.Join(x.root, "cats", "bad.png"), []byte("not a png"))
+	testutil.WriteFile(t, filepath.Join(x.root, "cats", "bad.png"), []byte("not a png"))
 	for i := range 3 {
-		writeFile(t, filepath.Join(x.inbox, fmt.Sprintf("new%d.png", i)), exPicture([]string{"birds", "cats", "dogs"}[i], uint64(300+i)))
+		testutil.WriteFile(t, filepath.Join(x.inbox, fmt.Sprintf("new%d.png", i)), exPicture(t, []string{"birds", "cats", "dogs"}[i], uint64(300+i)))
 	}
-	writeFile(t, filepath.Join(x.inbox, "broken.jpg"), []byte("\xff\xd8 truncated"))
+	testutil.WriteFile(t, filepath.Join(x.inbox, "broken.jpg"), []byte("\xff\xd8 truncated"))
 
 	m := tinyModel(t, tinyVGG, "caffe")
 	sum, err := Extract(ctx, ExtractOptions{DB: x.path, Model: m, Layers: []string{"fc2", "block2_pool"}, Images: x.root, Args: []string{"extract"}})
@@ -281,16 +274,6 @@ func refVectors(t *testing.T, dbPath, layer string) []refVector {
 	return out
 }
 
-func cosineDistance(a, b []float64) float64 {
-	var dot, na, nb float64
-	for i := range a {
-		dot += a[i] * b[i]
-		na += a[i] * a[i]
-		nb += b[i] * b[i]
-	}
-	return 1 - dot/(math.Sqrt(na)*math.Sqrt(nb))
-}
-
 // distTol is the agreement between sqlite-vec's float32 arithmetic and
 // float64 on 32-d codes.
 const distTol = 2e-5
@@ -364,7 +347,7 @@ func TestExamples(t *testing.T) {
 					}
 					d := math.Inf(1)
 					for _, q := range qs {
-						d = math.Min(d, cosineDistance(q.v, r.v))
+						d = math.Min(d, testutil.CosineDistance(q.v, r.v))
 					}
 					out = append(out, rankedRow{r.path, d})
 				}
@@ -465,9 +448,9 @@ func TestExamples(t *testing.T) {
 							for i := range s {
 								c[i] = (s[i] - r.v[i]) / float64(size[class]-1)
 							}
-							w.dist = cosineDistance(r.v, c)
+							w.dist = testutil.CosineDistance(r.v, c)
 						}
-						if d := cosineDistance(r.v, c); d < w.nearestDist {
+						if d := testutil.CosineDistance(r.v, c); d < w.nearestDist {
 							w.nearest, w.nearestDist = class, d
 						}
 					}
@@ -538,7 +521,7 @@ func TestExamples(t *testing.T) {
 						if a.label == "" || b.label == "" || a.label == b.label {
 							continue
 						}
-						if d := cosineDistance(a.v, b.v); d < threshold {
+						if d := testutil.CosineDistance(a.v, b.v); d < threshold {
 							want = append(want, rankedRow{pairKey(a.path, b.path), d})
 						}
 					}

@@ -92,7 +92,7 @@ func newEngine(ctx context.Context, o ExtractOptions, src inputSource) (*engine,
 	}
 	// Database writes finish even after Ctrl-C.
 	e := &engine{o: o, src: src, ev: ev, bg: context.WithoutCancel(ctx), start: start}
-	if err := e.openNets(); err != nil {
+	if err := e.loadNets(ctx); err != nil {
 		return nil, err
 	}
 	return e, nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 	"pipeline/store"
 )
 
@@ -43,9 +44,9 @@ func TestExtract_EndToEnd(t *testing.T) {
 	a := writePicture(t, filepath.Join(imgs, "cats", "a.jpg"), 1, 64, 48)
 	writePicture(t, filepath.Join(imgs, "cats", "b.png"), 2, 40, 40)
 	writePicture(t, filepath.Join(imgs, "dogs", "c.jpg"), 3, 100, 30)
-	writeFile(t, filepath.Join(imgs, "dogs", "same as a.jpg"), a) // same bytes, other label
-	writePicture(t, filepath.Join(imgs, "top.jpg"), 4, 20, 50)    // unlabeled
-	writeFile(t, filepath.Join(imgs, "notes.txt"), []byte("not an image"))
+	testutil.WriteFile(t, filepath.Join(imgs, "dogs", "same as a.jpg"), a) // same bytes, other label
+	writePicture(t, filepath.Join(imgs, "top.jpg"), 4, 20, 50)             // unlabeled
+	testutil.WriteFile(t, filepath.Join(imgs, "notes.txt"), []byte("not an image"))
 	db := filepath.Join(dir, "features.db")
 	model := tinyModel(t, tinyVGG, "caffe")
 	om, err := onnx.ReadModel(tinyVGG)
@@ -125,7 +126,7 @@ func TestExtract_EndToEnd(t *testing.T) {
 			if asInt(r[3]) != int64(len(want)) {
 				t.Errorf("%s %s: vec_length %v, want %d", path, layer, r[3], len(want))
 			}
-			if e := relErr(got, want); e > 1e-5 {
+			if e := testutil.RelErr(got, want); e > 1e-5 {
 				t.Errorf("%s %s: max rel err %.3g vs the float64 reference", path, layer, e)
 			}
 		}
@@ -214,8 +215,8 @@ func TestExtract_Nets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(imgs, "1", "zz-dup.png"), dup)
-	writeFile(t, filepath.Join(imgs, "0", "01-dup.png"), dup)
+	testutil.WriteFile(t, filepath.Join(imgs, "1", "zz-dup.png"), dup)
+	testutil.WriteFile(t, filepath.Join(imgs, "0", "01-dup.png"), dup)
 	model := tinyModel(t, tinyVGG, "caffe")
 	var snaps []snapshot
 	for _, nets := range []int{1, 2, 3} {

@@ -1,23 +1,20 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
-	"image/jpeg"
-	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"pipeline/extract"
 	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 	"pipeline/store"
 )
 
@@ -127,28 +124,7 @@ func picture(seed uint64, w, h int) *image.NRGBA {
 // its bytes.
 func writePicture(t *testing.T, path string, seed uint64, w, h int) []byte {
 	t.Helper()
-	var b bytes.Buffer
-	var err error
-	if filepath.Ext(path) == ".png" {
-		err = png.Encode(&b, picture(seed, w, h))
-	} else {
-		err = jpeg.Encode(&b, picture(seed, w, h), &jpeg.Options{Quality: 90})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, path, b.Bytes())
-	return b.Bytes()
-}
-
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return testutil.WritePicture(t, path, picture(seed, w, h))
 }
 
 // query runs SQL on a database, read-only, and returns the rows.
@@ -198,18 +174,6 @@ func reference(t *testing.T, om *onnx.Model, m extract.Model, file, tensor strin
 		t.Fatal(err)
 	}
 	return out[tensor].Float64
-}
-
-func relErr(got []float32, want []float64) float64 {
-	var num, den float64
-	for i := range want {
-		num = math.Max(num, math.Abs(float64(got[i])-want[i]))
-		den = math.Max(den, math.Abs(want[i]))
-	}
-	if den == 0 {
-		return num
-	}
-	return num / den
 }
 
 func decodeVector(t *testing.T, b []byte) []float32 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"pipeline/classify"
+	"pipeline/internal/testutil"
 	"pipeline/store"
 )
 
@@ -290,7 +291,7 @@ func TestExtract_RelabelReported(t *testing.T) {
 			fmt.Fprintf(&b, "%02d.png,%s\n", i, label)
 		}
 		p := filepath.Join(dir, label+".csv")
-		writeFile(t, p, []byte(b.String()))
+		testutil.WriteFile(t, p, []byte(b.String()))
 		return p
 	}
 	for i := range n {
@@ -352,7 +353,7 @@ func TestExtract_IssueScenario(t *testing.T) {
 		}
 	}
 	list := filepath.Join(root, "old.csv")
-	writeFile(t, list, []byte(csv.String()))
+	testutil.WriteFile(t, list, []byte(csv.String()))
 	m := tinyModel(t, tinyVGG, "caffe")
 	if _, err := Extract(ctx, ExtractOptions{DB: db, Model: m, Layers: []string{"fc2"}, List: list}); err != nil {
 		t.Fatal(err)

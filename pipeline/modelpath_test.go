@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"pipeline/classify"
+	"pipeline/internal/testutil"
 	"pipeline/store"
 )
 
@@ -38,7 +39,7 @@ func TestPredictSimilar_RecordedModelPath(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(model), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, tinyVGG, model)
+	testutil.CopyFile(t, tinyVGG, model)
 	imgs := filepath.Join(dir, "images")
 	db := filepath.Join(dir, "f.db")
 	for c, class := range []string{"blue", "red"} {
@@ -86,7 +87,7 @@ func TestPredictSimilar_RecordedModelPath(t *testing.T) {
 	}
 
 	// Another file at the recorded path: the SHA-256 check refuses it.
-	copyFile(t, otherModel, model)
+	testutil.CopyFile(t, otherModel, model)
 	for name, err := range map[string]error{"predict": second(predict()), "similar": similar()} {
 		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), model) || !strings.Contains(err.Error(), "changed since") {
 			t.Errorf("%s with a changed model file: %v", name, err)

@@ -2,13 +2,13 @@ package pipeline
 
 import (
 	"pipeline/internal/testenv"
+	"pipeline/internal/testutil"
 
 	"bufio"
 	"context"
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,14 +34,7 @@ func classPicture(t *testing.T, path string, class, i int) {
 			img.SetNRGBA(x, y, color.NRGBA{cl(int(c.R), tint[0]), cl(int(c.G), tint[1]), cl(int(c.B), tint[2]), 255})
 		}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := png.Encode(f, img); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WritePicture(t, path, img)
 }
 
 // classDataset writes n images per class under dir/<class>/ and extracts

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"pipeline/internal/testenv"
+	"pipeline/internal/testutil"
 
 	"context"
 	"os"
@@ -69,7 +70,7 @@ func TestExtract_Seed4(t *testing.T) {
 	}
 	want := reference(t, om, model, row[0].(string), "vgg0_dense1_relu_fwd")
 	got := decodeVector(t, row[1].([]byte))
-	e := relErr(got, want)
+	e := testutil.RelErr(got, want)
 	t.Logf("%s: fc2 max rel err %.2e vs the float64 reference", filepath.Base(row[0].(string)), e)
 	if e > 1e-5 {
 		t.Errorf("fc2 of %s: max rel err %.3g > 1e-5", row[0], e)

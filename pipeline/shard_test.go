@@ -16,6 +16,7 @@ import (
 
 	"pipeline/classify"
 	"pipeline/extract"
+	"pipeline/internal/testutil"
 	"pipeline/store"
 )
 
@@ -221,7 +222,7 @@ func writeList(t *testing.T, file string, paths []string) {
 	for _, p := range paths {
 		fmt.Fprintf(&b, "%s,%s\n", p, filepath.Base(filepath.Dir(p)))
 	}
-	writeFile(t, file, []byte(b.String()))
+	testutil.WriteFile(t, file, []byte(b.String()))
 }
 
 func mustMerge(t *testing.T, into string, sources ...string) MergeSummary {
@@ -249,7 +250,7 @@ func TestMerge_Inputs(t *testing.T) {
 	// position: 29's bytes also at c0/00dup.png.
 	b, _ := os.ReadFile(paths[28])
 	dup := filepath.Join(dir, "img", "c1", "00dup.png")
-	writeFile(t, dup, b)
+	testutil.WriteFile(t, dup, b)
 	paths = append(paths, dup)
 	sort.Slice(paths, func(i, j int) bool { return store.WalkLess(paths[i], paths[j]) })
 	m := tinyModel(t, tinyVGG, "caffe")
@@ -383,7 +384,7 @@ func TestMerge_Refused(t *testing.T) {
 		cp := filepath.Join(dir, "copy.db")
 		for _, sfx := range []string{"", "-wal"} { // a copy of the file as it is, WAL included
 			if b, err := os.ReadFile(a + sfx); err == nil {
-				writeFile(t, cp+sfx, b)
+				testutil.WriteFile(t, cp+sfx, b)
 			}
 		}
 		_, err = Merge(ctx, MergeOptions{Into: into, Sources: []string{a, cp}})
@@ -401,7 +402,7 @@ func TestMerge_LabelConflict(t *testing.T) {
 	ctx := context.Background()
 	m := tinyModel(t, tinyVGG, "caffe")
 	pic := writePicture(t, filepath.Join(dir, "s1", "cats", "x.png"), 42, 30, 30)
-	writeFile(t, filepath.Join(dir, "s2", "dogs", "y.png"), pic)
+	testutil.WriteFile(t, filepath.Join(dir, "s2", "dogs", "y.png"), pic)
 	writePicture(t, filepath.Join(dir, "s2", "dogs", "z.png"), 43, 30, 30)
 	var dbs []string
 	for _, s := range []string{"s1", "s2"} {
@@ -672,7 +673,7 @@ func TestFit_SeveralDBs(t *testing.T) {
 	}
 	// The same content in both shards, under one label.
 	b, _ := os.ReadFile(filepath.Join(imgs, "c0", "00.png"))
-	writeFile(t, filepath.Join(imgs, "c0", "zz-copy.png"), b)
+	testutil.WriteFile(t, filepath.Join(imgs, "c0", "zz-copy.png"), b)
 	ctx := context.Background()
 	m := tinyModel(t, tinyVGG, "caffe")
 	var shards []string

@@ -317,7 +317,7 @@ func similarQuery(ctx context.Context, db *store.DB, fs store.FeatureSet, o Simi
 				return q, v, nil
 			}
 		}
-		return computeQuery(fs, o, q)
+		return computeQuery(ctx, fs, o, q)
 	}
 	// Not a file: a stored image named by its path, relative path or hash.
 	matches, err := storedMatches(bg, db, o.Query, abs)
@@ -411,7 +411,7 @@ func hashFile(path string) (string, error) {
 // computeQuery computes the query file's vector with exactly the feature
 // set's model, layer, pooling, preprocessing and engine: one extractor, one
 // forward pass, nothing written.
-func computeQuery(fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (SimilarQuery, []float32, error) {
+func computeQuery(ctx context.Context, fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (SimilarQuery, []float32, error) {
 	model, err := featureSetModel(fs, o.ModelPath, "--model-file")
 	if err != nil {
 		return q, nil, err
@@ -424,7 +424,7 @@ func computeQuery(fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (Simila
 	if err != nil {
 		return q, nil, fmt.Errorf("%s: %s: %v", o.Query, stage, err)
 	}
-	ex, err := extract.NewExtractor(extract.ExtractorConfig{Model: model, Layers: []string{fs.Layer}, Pool: fs.Pooling, Compute: compute, Batch: 1})
+	ex, err := openExtractor(ctx, extract.ExtractorConfig{Model: model, Layers: []string{fs.Layer}, Pool: fs.Pooling, Compute: compute, Batch: 1})
 	if err != nil {
 		return q, nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 	"pipeline/store"
 )
 
@@ -38,7 +39,7 @@ func newSimFixture(t *testing.T) *simFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(f.imgs, "blue", "copy of red 3.jpg"), dup)
+	testutil.WriteFile(t, filepath.Join(f.imgs, "blue", "copy of red 3.jpg"), dup)
 	sum, err := Extract(context.Background(), ExtractOptions{DB: f.db, Model: tinyModel(t, tinyVGG, "caffe"), Layers: []string{"fc2"},
 		Batch: 4, Images: f.imgs, Args: []string{"test"}})
 	if err != nil {
@@ -277,7 +278,7 @@ func TestSimilar_NewFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		cp := filepath.Join(other, "renamed.jpg")
-		writeFile(t, cp, b)
+		testutil.WriteFile(t, cp, b)
 		id := f.imageID(t, filepath.Join(f.imgs, "blue", "6.jpg"))
 		res, err := Similar(ctx, SimilarOptions{DB: f.db, Query: cp, Set: SetQuery{Layer: "fc2"}, K: 5, ModelPath: "/nonexistent/model.onnx"})
 		if err != nil {
@@ -315,7 +316,7 @@ func TestSimilar_Errors(t *testing.T) {
 	photo := filepath.Join(f.dir, "new.jpg")
 	writePicture(t, photo, 99, 40, 40)
 	notImage := filepath.Join(f.dir, "notes.jpg")
-	writeFile(t, notImage, []byte("not an image"))
+	testutil.WriteFile(t, notImage, []byte("not an image"))
 	fc2 := SetQuery{Layer: "fc2"}
 	forgetModelPath(t, f.db) // a set made before schema 6: its model is found by name only
 
@@ -363,7 +364,7 @@ func TestSimilar_Errors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(sub, "red", "0.jpg"), b)
+	testutil.WriteFile(t, filepath.Join(sub, "red", "0.jpg"), b)
 	sum, err := Extract(ctx, ExtractOptions{DB: f.db, Model: tinyModel(t, tinyVGG, "torch"), Layers: []string{"fc2"}, Images: sub, Args: []string{"test"}})
 	if err != nil {
 		t.Fatal(err)

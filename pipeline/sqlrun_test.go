@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"pipeline/internal/testutil"
 	"pipeline/store"
 )
 
@@ -84,7 +85,7 @@ SELECT 1 -- :notdoc  x (default: 3)
 func TestReadQuery(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "q.sql")
-	writeFile(t, file, []byte("SELECT 42"))
+	testutil.WriteFile(t, file, []byte("SELECT 42"))
 	exs, err := Examples()
 	if err != nil || len(exs) < 7 {
 		t.Fatalf("Examples: %d, %v", len(exs), err)

@@ -204,7 +204,7 @@ func Sweep(ctx context.Context, o SweepOptions) (res SweepResult, err error) {
 		o.Pool = store.PoolAvg
 	}
 	res.Pool, res.Folds = o.Pool, o.Folds
-	clfs, layers, err := sweepPlan(o, &res, logf)
+	clfs, layers, err := sweepPlan(ctx, o, &res, logf)
 	if err != nil {
 		return res, err
 	}
@@ -234,7 +234,7 @@ func Sweep(ctx context.Context, o SweepOptions) (res SweepResult, err error) {
 
 // sweepPlan checks the options and lists the classifiers and layers to
 // sweep; notes on classifiers left out go to res and the log.
-func sweepPlan(o SweepOptions, res *SweepResult, logf func(string, ...any)) (clfs, layers []string, err error) {
+func sweepPlan(ctx context.Context, o SweepOptions, res *SweepResult, logf func(string, ...any)) (clfs, layers []string, err error) {
 	switch {
 	case o.Folds < 2:
 		return nil, nil, usagef("--cv %d: want 2 or more folds", o.Folds)
@@ -259,7 +259,7 @@ func sweepPlan(o SweepOptions, res *SweepResult, logf func(string, ...any)) (clf
 	}
 	layers = o.Layers
 	if len(layers) == 0 {
-		if layers, err = modelAliases(o.Model); err != nil {
+		if layers, err = loadAliases(ctx, o.Model); err != nil {
 			return nil, nil, err
 		}
 		logf("sweep: every alias of %s: %s", o.Model.Name, strings.Join(layers, ", "))

@@ -8,8 +8,9 @@
 #   python3-h5py, python3-pil   cross-checks: our HDF5 writer/reader against h5py, the keras preset against Pillow
 #   pkg-config, g++   for cgo
 #   libhdf5-dev       HDF5, to read Keras .h5 weights files (extract/keras)
+#   libjpeg-dev, libpng-dev   libjpeg and libpng, for the corrupt JPEG/PNG checks (extract)
 set -euo pipefail
-want=(libopencv-dev libdnnl-dev libsqlite3-dev libhdf5-dev libjpeg-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
+want=(libopencv-dev libdnnl-dev libsqlite3-dev libhdf5-dev libjpeg-dev libpng-dev pkg-config g++ pocl-opencl-icd ocl-icd-libopencl1)
 if [ "${1:-}" = "--test" ]; then
   want+=(libsvm-tools liblinear-tools sqlite3 jq python3-h5py python3-pil)
 fi
@@ -21,7 +22,7 @@ fi
 runtime=(libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-dnn406
   libopencv-highgui406 libopencv-videoio406 libopencv-video406 libopencv-objdetect406
   libopencv-calib3d406 libopencv-features2d406 libopencv-photo406 libstdc++6
-  libhdf5-103-1 libjpeg62-turbo libdnnl2 libgomp1
+  libhdf5-103-1 libjpeg62-turbo libpng16-16 libdnnl2 libgomp1
   pocl-opencl-icd ocl-icd-libopencl1 ca-certificates)
 if [ "${1:-}" = "--runtime" ]; then
   want=("${runtime[@]}")

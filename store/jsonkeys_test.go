@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"pipeline/internal/testutil"
 )
 
 // jsonKeysCase is one stored JSON value as the code before migration 0007
@@ -53,7 +55,7 @@ func sameJSON(t *testing.T, got, want []byte) bool {
 func TestMigrate_JSONKeys(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "features.db")
-	copyFile(t, savedName(5), path)
+	testutil.CopyFile(t, savedName(5), path)
 	raw := rawDB(t, path)
 	cases := readJSONKeysCases(t)
 	for _, c := range cases {

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"pipeline/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "write testdata/db/v<SchemaVersion>.sqlite from the current schema")
@@ -39,7 +40,7 @@ func TestOpen_SavedDatabases(t *testing.T) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "features.db")
-			copyFile(t, file, path)
+			testutil.CopyFile(t, file, path)
 			var saved int
 			if err := rawDB(t, path).QueryRow(`PRAGMA user_version`).Scan(&saved); err != nil {
 				t.Fatal(err)
@@ -150,7 +151,7 @@ func writeSaved(t *testing.T, dst string) {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, path, dst)
+	testutil.CopyFile(t, path, dst)
 	t.Logf("wrote %s", dst)
 }
 
@@ -207,24 +208,5 @@ func verifySavedV2(t *testing.T, db *DB) {
 	a := mustImage(t, db, "a")
 	if ok, err := db.HasPrediction(ctx, c.ID, a.ID); err != nil || !ok {
 		t.Errorf("HasPrediction = %v, %v", ok, err)
-	}
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"testing"
+
+	"pipeline/internal/testutil"
 )
 
 func TestEncodeVector(t *testing.T) {
@@ -115,7 +117,7 @@ func TestSQLiteVec(t *testing.T) {
 					t.Errorf("%s: vec_to_json[%d] = %v, want %v", c, k, fromJSON[k], v[k])
 				}
 			}
-			if got, want := r[3].(float64), cosineDistance(v, q); math.Abs(got-want) > 1e-6 {
+			if got, want := r[3].(float64), testutil.CosineDistance(v, q); math.Abs(got-want) > 1e-6 {
 				t.Errorf("%s: vec_distance_cosine = %.9f, want %.9f", c, got, want)
 			}
 			if got, want := r[4].(float64), l2(v, q); math.Abs(got-want) > 1e-6*want {
@@ -155,16 +157,6 @@ func TestSQLiteVec(t *testing.T) {
 			}
 		}
 	})
-}
-
-func cosineDistance(a, b []float32) float64 {
-	var dot, na, nb float64
-	for i := range a {
-		dot += float64(a[i]) * float64(b[i])
-		na += float64(a[i]) * float64(a[i])
-		nb += float64(b[i]) * float64(b[i])
-	}
-	return 1 - dot/math.Sqrt(na*nb)
 }
 
 func l2(a, b []float32) float64 {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"pipeline/internal/testutil"
 	"pipeline/pipeline"
 )
 
@@ -23,11 +24,7 @@ func testJPEG(t *testing.T, seed int) []byte {
 			img.Set(x, y, color.RGBA{uint8(7*x + seed), uint8(11 * y), uint8(x * y), 255})
 		}
 	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return testutil.EncodeJPEG(t, img, 90)
 }
 
 func TestMarkedJPEG(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"pipeline/internal/testutil"
 )
 
 // bin is the pipeline binary the tests run as a separate process.
@@ -76,7 +78,7 @@ func images(t *testing.T, dir string, classes []string, n int) {
 					img.SetNRGBA(x, y, color.NRGBA{uint8(min(v[0], 255)), uint8(min(v[1], 255)), uint8(min(v[2], 255)), 255})
 				}
 			}
-			writePNG(t, filepath.Join(dir, name, fmt.Sprintf("%02d.png", i)), img)
+			testutil.WritePicture(t, filepath.Join(dir, name, fmt.Sprintf("%02d.png", i)), img)
 		}
 	}
 }

@@ -43,6 +43,7 @@ var sentinels = map[string]struct {
 	"extract.ErrBackendUnavailable": {extract.ErrBackendUnavailable, 2},
 	"extract.ErrCorrupt":            {extract.ErrCorrupt, 5},
 	"extract.ErrEmptyFile":          {extract.ErrEmptyFile, 5},
+	"extract.ErrLoadMemory":         {extract.ErrLoadMemory, 1},
 	"extract.ErrModelChanged":       {extract.ErrModelChanged, 1},
 	"extract.ErrModelExists":        {extract.ErrModelExists, 2},
 	"extract.ErrNotCached":          {extract.ErrNotCached, 1},

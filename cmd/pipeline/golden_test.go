@@ -6,10 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"image"
-	"image/png"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"pipeline/internal/testutil"
 	"regexp"
 	"sort"
 	"strings"
@@ -193,25 +193,12 @@ func noiseImages(t *testing.T, dir string, classes []string, n int) {
 					img.Pix[p] = 255 // opaque
 				}
 			}
-			writePNG(t, filepath.Join(dir, name, fmt.Sprintf("%02d.png", i)), img)
+			testutil.WritePicture(t, filepath.Join(dir, name, fmt.Sprintf("%02d.png", i)), img)
 		}
 	}
 }
 
 // writePNG encodes img into path, making its folder.
-func writePNG(t *testing.T, path string, img image.Image) {
-	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestJSON_Golden runs every command that has --json on a small generated
 // fixture and pins the shape of what it prints.

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"pipeline/extract"
+	"pipeline/pipeline"
 )
 
 func init() {
@@ -48,7 +49,7 @@ func cmdLayers(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	net, g, err := extract.OpenNet(model)
+	net, g, err := pipeline.OpenNet(e.ctx, model)
 	if err != nil {
 		return err
 	}

@@ -2,39 +2,16 @@ package main
 
 import (
 	"bytes"
-	"compress/zlib"
-	"encoding/binary"
 	"encoding/json"
-	"hash/crc32"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-)
 
-// lyingJPEG is a 300x280 JPEG whose header claims 9000x9000.
-func lyingJPEG(t *testing.T) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 300, 280))
-	for y := 0; y < 280; y++ {
-		for x := 0; x < 300; x++ {
-			img.Set(x, y, color.RGBA{uint8(x), uint8(y), uint8(x ^ y), 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	d := b.Bytes()
-	i := bytes.Index(d, []byte{0xff, 0xc0})
-	d[i+5], d[i+6], d[i+7], d[i+8] = 9000>>8, 9000&255, 9000>>8, 9000&255
-	return d
-}
+	"pipeline/internal/testutil"
+)
 
 // TestCLI_LogFormatJSON: with --log-format json every stderr line is one
 // JSON object: failures with path, stage and message, progress, the final
@@ -45,15 +22,17 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 	dir := t.TempDir()
 	imgs := filepath.Join(dir, "images")
 	images(t, imgs, []string{"a", "b"}, 3)
-	if err := os.WriteFile(filepath.Join(imgs, "a", "lying.jpg"), lyingJPEG(t), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(imgs, "a", "lying.jpg"), testutil.LyingJPEG(t, 9000, 9000), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(imgs, "b", "bad.png"), []byte("not a png"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// A PNG with a bad CRC on an ancillary chunk: libpng (inside OpenCV)
-	// prints "libpng warning: tEXt: CRC error" on fd 2.
-	if err := os.WriteFile(filepath.Join(imgs, "b", "crc.png"), crcWarningPNG(), 0o644); err != nil {
+	// would print "libpng warning: tEXt: CRC error" on fd 2; it is a
+	// decode failure with that message instead.
+	crcPNG := testutil.WithChunk(testutil.PNGChunks(t, 40, 40), 1, testutil.Chunk{Name: "tEXt", Data: []byte("Comment\x00hello"), BadCRC: true})
+	if err := os.WriteFile(filepath.Join(imgs, "b", "crc.png"), testutil.EncodeChunks(crcPNG), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	env := []string{"PIPELINE_DB=" + filepath.Join(dir, "f.db")}
@@ -75,10 +54,13 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 	if strings.Contains(r.stderr, "\nCorrupt JPEG data") || strings.HasPrefix(r.stderr, "Corrupt JPEG data") {
 		t.Errorf("libjpeg's raw line reached stderr")
 	}
-	var lying, errLine, native bool
+	var lying, errLine, native, crc bool
 	for _, o := range objs {
-		if o["source"] == "native stderr" && strings.Contains(o["msg"].(string), "CRC error") {
+		if o["source"] == "native stderr" && strings.Contains(o["msg"].(string), "libpng") {
 			native = true
+		}
+		if o["msg"] == "file failed" && strings.HasSuffix(o["path"].(string), "crc.png") {
+			crc = o["stage"] == "decode" && strings.Contains(o["message"].(string), "libpng: tEXt: CRC error")
 		}
 		if o["msg"] == "file failed" && strings.HasSuffix(o["path"].(string), "lying.jpg") {
 			lying = o["stage"] == "decode" && strings.Contains(o["message"].(string), "Corrupt JPEG data: premature end of data segment")
@@ -91,8 +73,8 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 		t.Errorf("want a decode failure of lying.jpg with libjpeg's warning (%v) and the final error at level ERROR with exit_code 3 (%v):\n%s", lying, errLine, r.stderr)
 	}
 
-	if !native {
-		t.Errorf("libpng's warning is not a JSON object with source \"native stderr\":\n%s", r.stderr)
+	if native || !crc {
+		t.Errorf("want a decode failure of crc.png with libpng's warning (%v) and no libpng line from native stderr (%v):\n%s", crc, native, r.stderr)
 	}
 
 	// A usage error in JSON: one object, no flag dump.
@@ -137,39 +119,4 @@ func TestCLI_LogFormatJSON(t *testing.T) {
 	if n < 3 {
 		t.Errorf("%d jq recipes run", n)
 	}
-}
-
-// crcWarningPNG is a valid 40x40 RGB PNG with a tEXt chunk whose CRC is wrong.
-func crcWarningPNG() []byte {
-	chunk := func(typ string, data []byte, bad bool) []byte {
-		var b bytes.Buffer
-		binary.Write(&b, binary.BigEndian, uint32(len(data)))
-		b.WriteString(typ)
-		b.Write(data)
-		crc := crc32.ChecksumIEEE(append([]byte(typ), data...))
-		if bad {
-			crc ^= 1
-		}
-		binary.Write(&b, binary.BigEndian, crc)
-		return b.Bytes()
-	}
-	var raw bytes.Buffer
-	for y := 0; y < 40; y++ {
-		raw.WriteByte(0)
-		for x := 0; x < 40; x++ {
-			raw.Write([]byte{byte(x * 5), byte(y * 5), 77})
-		}
-	}
-	var z bytes.Buffer
-	zw := zlib.NewWriter(&z)
-	zw.Write(raw.Bytes())
-	zw.Close()
-	var ihdr bytes.Buffer
-	binary.Write(&ihdr, binary.BigEndian, []uint32{40, 40})
-	ihdr.Write([]byte{8, 2, 0, 0, 0})
-	out := []byte("\x89PNG\r\n\x1a\n")
-	out = append(out, chunk("IHDR", ihdr.Bytes(), false)...)
-	out = append(out, chunk("tEXt", []byte("Comment\x00hello"), true)...)
-	out = append(out, chunk("IDAT", z.Bytes(), false)...)
-	return append(out, chunk("IEND", nil, false)...)
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"pipeline/internal/testutil"
 )
 
 type similarJSON struct {
@@ -53,16 +55,6 @@ func exportedVectors(t *testing.T, env []string) map[string][]float64 {
 	return out
 }
 
-func cosineDistance(a, b []float64) float64 {
-	var dot, aa, bb float64
-	for i := range a {
-		dot += a[i] * b[i]
-		aa += a[i] * a[i]
-		bb += b[i] * b[i]
-	}
-	return 1 - dot/math.Sqrt(aa*bb)
-}
-
 func TestCLI_Similar(t *testing.T) {
 	dir := t.TempDir()
 	imgs := filepath.Join(dir, "images")
@@ -81,7 +73,7 @@ func TestCLI_Similar(t *testing.T) {
 	var want []hit
 	for p, v := range vecs {
 		if p != query {
-			want = append(want, hit{p, cosineDistance(vecs[query], v)})
+			want = append(want, hit{p, testutil.CosineDistance(vecs[query], v)})
 		}
 	}
 	sort.Slice(want, func(i, j int) bool { return want[i].d < want[j].d })

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 )
 
 // tinyCase is a small variant of an architecture: every width divided,
@@ -97,18 +98,6 @@ func randomInput(size int, seed uint64) Tensor {
 	return t
 }
 
-func relErr(got, want []float64) float64 {
-	var num, den float64
-	for i := range want {
-		num = math.Max(num, math.Abs(got[i]-want[i]))
-		den = math.Max(den, math.Abs(want[i]))
-	}
-	if den == 0 {
-		return num
-	}
-	return num / den
-}
-
 // TestConvert_MatchesKerasReference: each tiny architecture, in each
 // layout and weight naming, read back from its file, converted, and run by
 // the float64 ONNX interpreter, gives for every Keras layer name that has a
@@ -161,7 +150,7 @@ func TestConvert_MatchesKerasReference(t *testing.T) {
 						// order of the map before it.
 						want = ref["block5_pool"].NCHW()
 					}
-					e := relErr(got[n].Float64, want)
+					e := testutil.RelErr(got[n].Float64, want)
 					worst = math.Max(worst, e)
 					if e > 1e-9 {
 						t.Errorf("%s: max relative error %.3g", n, e)
@@ -364,7 +353,7 @@ func TestConvert_Pool1Pad(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, n := range []string{"fc1000", "res2a_branch2a"} {
-				if e := relErr(got[n].Float64, ref[n].NCHW()); e > 1e-9 {
+				if e := testutil.RelErr(got[n].Float64, ref[n].NCHW()); e > 1e-9 {
 					t.Errorf("%s: max relative error %.3g", n, e)
 				}
 			}
