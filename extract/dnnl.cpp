@@ -13,6 +13,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <map>
@@ -50,6 +51,7 @@ struct OpSpec {
     float eps = 0;
     // weights, reordered once; bias and BN statistics as plain f32
     memory w, b, mean, var, scale, shift;
+    std::shared_ptr<char> wbuf; // the memory under w (huge_buffer)
 };
 
 struct Arg {
@@ -188,13 +190,33 @@ memory f32_copy(Net &N, const float *src, memory::dim n) {
     return m;
 }
 
-// reorder_weights makes the op's weights memory in layout md from plain user data.
-memory reorder_weights(Net &N, const memory::desc &md, const memory::desc &user_md, const float *w) {
+// huge_buffer allocates n bytes, 64-byte aligned; from 2 MB on, aligned to
+// 2 MB and advised to be backed by transparent huge pages (Debian's default
+// THP mode is "madvise"): VGG-16's 528 MB of weights then cost a few hundred
+// page faults instead of 135,000 4 KB ones, and fewer TLB misses when read.
+std::shared_ptr<char> huge_buffer(size_t n) {
+    const size_t huge = 2 << 20;
+    if (n < huge) {
+        char *p = (char *)aligned_alloc(64, (n + 63) / 64 * 64);
+        if (!p) throw std::bad_alloc();
+        return std::shared_ptr<char>(p, free);
+    }
+    size_t len = (n + huge - 1) / huge * huge;
+    char *p = (char *)aligned_alloc(huge, len);
+    if (!p) throw std::bad_alloc();
+    madvise(p, len, MADV_HUGEPAGE); // advice only: 4 KB pages when it fails
+    return std::shared_ptr<char>(p, free);
+}
+
+// reorder_weights makes the op's weights memory (s.w, owning s.wbuf) in
+// layout md from plain user data.
+void reorder_weights(Net &N, OpSpec &s, const memory::desc &md, const memory::desc &user_md, const float *w) {
     memory user(user_md, N.eng, (void *)w);
-    memory out(md, N.eng);
+    s.wbuf = huge_buffer(md.get_size());
+    memory out(md, N.eng, s.wbuf.get());
     reorder(user, out).execute(N.strm, user, out);
     N.strm.wait();
-    return out;
+    s.w = out;
 }
 
 struct Ptrs {
@@ -239,8 +261,8 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
             pd = convolution_forward::primitive_desc(d, attr, N.eng);
         }
         if (first) {
-            s.w = reorder_weights(N, pd.weights_desc(), memory::desc(wd, dt::f32, s.groups > 1 ? tag::goihw : tag::oihw),
-                                  ptr.w);
+            reorder_weights(N, s, pd.weights_desc(), memory::desc(wd, dt::f32, s.groups > 1 ? tag::goihw : tag::oihw),
+                            ptr.w);
             s.b = f32_copy(N, ptr.b, s.oc);
         } else if (pd.weights_desc() != s.w.get_desc()) {
             throw std::runtime_error("weights layout differs for this batch size");
@@ -338,7 +360,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
         inner_product_forward::primitive_desc pd(d, attr, N.eng);
         if (first) {
             tag wt = wd.size() == 4 ? tag::oihw : wd.size() == 3 ? tag::oiw : tag::oi;
-            s.w = reorder_weights(N, pd.weights_desc(), memory::desc(wd, dt::f32, wt), ptr.w);
+            reorder_weights(N, s, pd.weights_desc(), memory::desc(wd, dt::f32, wt), ptr.w);
             s.b = f32_copy(N, ptr.b, s.oc);
         } else if (pd.weights_desc() != s.w.get_desc()) {
             throw std::runtime_error("weights layout differs for this batch size");

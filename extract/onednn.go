@@ -475,20 +475,58 @@ func (d *dnnlNet) Close() {
 	}
 }
 
-// f32 returns a float tensor's payload as float32.
-func f32(t *onnx.Tensor) ([]float32, error) {
-	if t.Float32 != nil {
-		return t.Float32, nil
+// dnnlWeights gives the builder the initializers' payloads as float32:
+// from a mapped file (views of the mapping, released as soon as their op is
+// built) or from tensors decoded in Go memory (tests, small models).
+type dnnlWeights struct {
+	inits map[string]*onnx.Tensor
+	mp    *onnx.Mapped // nil: the payloads are in the tensors
+}
+
+func newDNNLWeights(g *onnx.Graph, mp *onnx.Mapped) *dnnlWeights {
+	w := &dnnlWeights{inits: map[string]*onnx.Tensor{}, mp: mp}
+	for _, t := range g.Initializers {
+		w.inits[t.Name] = t
 	}
-	v, err := t.Float64s()
+	return w
+}
+
+func (w *dnnlWeights) tensor(name string) (*onnx.Tensor, error) {
+	t := w.inits[name]
+	if t == nil {
+		return nil, fmt.Errorf("initializer %q missing", name)
+	}
+	return t, nil
+}
+
+// get returns an initializer's values; the slice must not be modified.
+func (w *dnnlWeights) get(name string) ([]float32, error) {
+	t, err := w.tensor(name)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
+	if w.mp != nil {
+		return w.mp.Float32(t)
 	}
-	return out, nil
+	return t.Float32s()
+}
+
+// release drops an initializer once oneDNN holds its own copy: its pages
+// leave the resident set (mapped file), or its Go payload is dropped.
+func (w *dnnlWeights) release(name string) int {
+	t := w.inits[name]
+	if t == nil || t.NumElements() <= 1024 {
+		return 0
+	}
+	if w.mp != nil {
+		w.mp.Release(t)
+		return 0
+	}
+	if t.Float32 == nil && t.Float64 == nil {
+		return 0
+	}
+	t.Float32, t.Float64 = nil, nil
+	return 4 * t.NumElements()
 }
 
 func fptr(v []float32) *C.float {
@@ -498,199 +536,252 @@ func fptr(v []float32) *C.float {
 	return (*C.float)(unsafe.Pointer(&v[0]))
 }
 
-// buildDNNL builds the plan on oneDNN, reading the weights from m (a model
-// read with its payloads); it drops m's payloads as they are reordered, so
-// that the weights are held once.
-func buildDNNL(m *onnx.Model, p *dnnlPlan, c, h, w, batch, threads int, bf16 bool) (_ *dnnlNet, err error) {
-	inits := map[string]*onnx.Tensor{}
-	for _, t := range m.Graph.Initializers {
-		inits[t.Name] = t
-	}
+// dnnlBuilder adds a plan's ops to a oneDNN net, one at a time, so that
+// each op's weights are read, reordered by oneDNN into its own layout, and
+// released before the next op's are read.
+type dnnlBuilder struct {
+	np   C.DnxNet
+	g    *onnx.Graph
+	p    *dnnlPlan
+	w    *dnnlWeights
+	ids  map[string]C.int
+	cerr *C.char
+}
+
+// buildDNNL builds the plan on oneDNN for graph g, reading the weights
+// from w. Weights no op reads are never touched, and each op's weights are
+// released once oneDNN has reordered them, so that the weights are held
+// about once while the net is built.
+func buildDNNL(g *onnx.Graph, w *dnnlWeights, p *dnnlPlan, c, h, wd, batch, threads int, bf16 bool) (_ *dnnlNet, err error) {
 	var cerrp *C.char
-	b := 0
-	if bf16 {
-		b = 1
-	}
-	np := C.dnx_new(C.int(b), C.int(batch), C.int(threads), &cerrp)
+	np := C.dnx_new(cbool(bf16), C.int(batch), C.int(threads), &cerrp)
 	if np == nil {
 		return nil, dnnlErr(cerrp)
 	}
-	d := &dnnlNet{p: np, batch: batch, inLen: c * h * w}
+	d := &dnnlNet{p: np, batch: batch, inLen: c * h * wd}
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
-	if C.dnx_input(np, C.int(c), C.int(h), C.int(w), &cerrp) != 0 {
+	if C.dnx_input(np, C.int(c), C.int(h), C.int(wd), &cerrp) != 0 {
 		return nil, dnnlErr(cerrp)
 	}
-	ids := map[string]C.int{p.input: 0}
-	get := func(name string) ([]float32, error) {
-		t := inits[name]
-		if t == nil {
-			return nil, fmt.Errorf("initializer %q missing", name)
-		}
-		return f32(t)
-	}
-	// Weights no op reads (layers after the requested ones) go at once.
-	used := map[string]bool{}
-	for _, op := range p.ops {
-		for _, k := range op.nodes {
-			for _, in := range m.Graph.Nodes[k].Inputs {
-				used[in] = true
-			}
-		}
-	}
-	for _, t := range m.Graph.Initializers {
-		if !used[t.Name] {
-			t.Float32, t.Float64 = nil, nil
-		}
-	}
+	b := &dnnlBuilder{np: np, g: g, p: p, w: w, ids: map[string]C.int{p.input: 0}}
+	w.dropUnused(g, p)
 	freed := 0
 	for i, op := range p.ops {
-		n := op.node
-		for _, in := range op.in {
-			if _, ok := ids[in]; !ok {
-				return nil, fmt.Errorf("ONNX node %q reads %q before it is computed", n.Name, in)
-			}
+		if err := b.add(i, op); err != nil {
+			return nil, err
 		}
-		var id C.int
-		switch op.kind {
-		case "conv":
-			wt := inits[n.Inputs[1]]
-			wv, err := get(n.Inputs[1])
-			if err != nil {
-				return nil, err
-			}
-			oc := wt.Dims[0]
-			var bias []float32
-			if len(n.Inputs) > 2 && n.Inputs[2] != "" {
-				if bias, err = get(n.Inputs[2]); err != nil {
-					return nil, err
-				}
-			}
-			if op.bn != nil {
-				wv, bias, err = foldBN(op.bn, inits, wv, bias, oc)
-				if err != nil {
-					return nil, err
-				}
-			}
-			groups := int(intAttr(n, "group", 1))
-			pads := intsAttr(n, "pads", []int{0, 0, 0, 0})
-			if ap := n.Attr("auto_pad"); ap != nil && ap.S == "VALID" {
-				pads = []int{0, 0, 0, 0}
-			}
-			st := intsAttr(n, "strides", []int{1, 1})
-			dil := intsAttr(n, "dilations", []int{1, 1})
-			if len(pads) != 4 || len(st) != 2 || len(dil) != 2 {
-				return nil, unsupported(n, "Conv with pads %v strides %v dilations %v", pads, st, dil)
-			}
-			cp, cs, cd := cints(pads), cints(st), cints(dil)
-			sum, inplace := C.int(-1), C.int(0)
-			if op.sum != "" {
-				sum = ids[op.sum]
-				if p.lastRead[op.sum] == i && !slices.Contains(p.want, op.sum) && op.sum != p.input {
-					inplace = 1
-				}
-			}
-			id = C.dnx_conv(np, ids[op.in[0]], C.int(oc), C.int(wt.Dims[2]), C.int(wt.Dims[3]), &cs[0], &cp[0], &cd[0],
-				C.int(groups), fptr(wv), fptr(bias), sum, inplace, cbool(op.relu), &cerrp)
-			runtime.KeepAlive(wv)
-			runtime.KeepAlive(bias)
-		case "bn":
-			var v [4][]float32
-			for k := range v {
-				if v[k], err = get(n.Inputs[k+1]); err != nil {
-					return nil, err
-				}
-			}
-			// scale, B, mean, var → mean, var, scale, shift
-			id = C.dnx_bn(np, ids[op.in[0]], fptr(v[2]), fptr(v[3]), fptr(v[0]), fptr(v[1]),
-				C.float(floatAttr(n, "epsilon", 1e-5)), cbool(op.relu), &cerrp)
-			runtime.KeepAlive(v)
-		case "relu":
-			id = C.dnx_relu(np, ids[op.in[0]], &cerrp)
-		case "pool":
-			kind, kh, kw := C.DNX_POOL_MAX, 0, 0
-			pads, st := []int{0, 0, 0, 0}, []int{1, 1}
-			var dims [8]C.int
-			C.dnx_tensor_dims(np, ids[op.in[0]], &dims[0])
-			switch n.OpType {
-			case "GlobalAveragePool":
-				kind, kh, kw = C.DNX_POOL_AVG_EXCL, int(dims[1]), int(dims[2])
-			default:
-				k := intsAttr(n, "kernel_shape", nil)
-				kh, kw = k[0], k[1]
-				pads = intsAttr(n, "pads", pads)
-				if ap := n.Attr("auto_pad"); ap != nil && ap.S == "VALID" {
-					pads = []int{0, 0, 0, 0}
-				}
-				st = intsAttr(n, "strides", st)
-				if n.OpType == "AveragePool" {
-					kind = C.DNX_POOL_AVG_EXCL
-					if intAttr(n, "count_include_pad", 0) != 0 {
-						kind = C.DNX_POOL_AVG_INCL
-					}
-				}
-			}
-			cp, cs := cints(pads), cints(st)
-			id = C.dnx_pool(np, ids[op.in[0]], C.int(kind), C.int(kh), C.int(kw), &cs[0], &cp[0], &cerrp)
-		case "add":
-			id = C.dnx_add(np, ids[op.in[0]], ids[op.in[1]], cbool(op.relu), &cerrp)
-		case "ip":
-			wv, bias, oc, err := ipWeights(n, inits, int(C.dnx_tensor_size(np, ids[op.in[0]])))
-			if err != nil {
-				return nil, err
-			}
-			id = C.dnx_ip(np, ids[op.in[0]], C.int(oc), fptr(wv), fptr(bias), cbool(op.relu), &cerrp)
-			runtime.KeepAlive(wv)
-			runtime.KeepAlive(bias)
-		case "flatten":
-			id = C.dnx_flatten(np, ids[op.in[0]], &cerrp)
-		case "softmax":
-			id = C.dnx_softmax(np, ids[op.in[0]], &cerrp)
-		case "concat":
-			srcs := make([]C.int, len(op.in))
-			for k, in := range op.in {
-				srcs[k] = ids[in]
-			}
-			id = C.dnx_concat(np, &srcs[0], C.int(len(srcs)), &cerrp)
-		}
-		if id < 0 {
-			return nil, fmt.Errorf("ONNX node %q (%s): %w", n.Name, n.OpType, dnnlErr(cerrp))
-		}
-		ids[op.out] = id
-		// The weights now live in oneDNN's layout: drop the ONNX copy, and
-		// give it back to the OS every 64 MB, so that the model's weights
-		// are held about once, not twice, while the net is built.
 		for _, k := range op.nodes {
-			for _, in := range m.Graph.Nodes[k].Inputs {
-				if t := inits[in]; t != nil && t.NumElements() > 1024 && (t.Float32 != nil || t.Float64 != nil) {
-					freed += 4 * t.NumElements()
-					t.Float32, t.Float64 = nil, nil
-				}
+			for _, in := range g.Nodes[k].Inputs {
+				freed += w.release(in)
 			}
 		}
+		// Give the Go copies back to the OS every 64 MB.
 		if freed > 64<<20 {
 			debug.FreeOSMemory()
 			freed = 0
 		}
 	}
-	for _, t := range p.want {
-		id, ok := ids[t]
-		if !ok {
-			return nil, fmt.Errorf("tensor %q not computed by the oneDNN plan", t)
-		}
-		if C.dnx_output(np, id, &cerrp) != 0 {
-			return nil, dnnlErr(cerrp)
-		}
-		d.sizes = append(d.sizes, int(C.dnx_tensor_size(np, id)))
-	}
-	for _, line := range strings.Split(strings.TrimSpace(gostr(C.dnx_describe(np))), "\n") {
-		d.prims = append(d.prims, line)
+	if err := b.outputs(d); err != nil {
+		return nil, err
 	}
 	debug.FreeOSMemory()
 	return d, nil
+}
+
+// dropUnused drops the Go payloads of weights no op reads (layers after the
+// requested ones).
+func (w *dnnlWeights) dropUnused(g *onnx.Graph, p *dnnlPlan) {
+	used := map[string]bool{}
+	for _, op := range p.ops {
+		for _, k := range op.nodes {
+			for _, in := range g.Nodes[k].Inputs {
+				used[in] = true
+			}
+		}
+	}
+	for _, t := range g.Initializers {
+		if !used[t.Name] {
+			t.Float32, t.Float64 = nil, nil
+		}
+	}
+}
+
+// add adds op number i of the plan to the net.
+func (b *dnnlBuilder) add(i int, op *dnnlOp) error {
+	n := op.node
+	for _, in := range op.in {
+		if _, ok := b.ids[in]; !ok {
+			return fmt.Errorf("ONNX node %q reads %q before it is computed", n.Name, in)
+		}
+	}
+	src := b.ids[op.in[0]]
+	var (
+		id  C.int
+		err error
+	)
+	switch op.kind {
+	case "conv":
+		id, err = b.conv(i, op)
+	case "bn":
+		id, err = b.bn(op)
+	case "relu":
+		id = C.dnx_relu(b.np, src, &b.cerr)
+	case "pool":
+		id = b.pool(op)
+	case "add":
+		id = C.dnx_add(b.np, src, b.ids[op.in[1]], cbool(op.relu), &b.cerr)
+	case "ip":
+		id, err = b.ip(op)
+	case "flatten":
+		id = C.dnx_flatten(b.np, src, &b.cerr)
+	case "softmax":
+		id = C.dnx_softmax(b.np, src, &b.cerr)
+	case "concat":
+		srcs := make([]C.int, len(op.in))
+		for k, in := range op.in {
+			srcs[k] = b.ids[in]
+		}
+		id = C.dnx_concat(b.np, &srcs[0], C.int(len(srcs)), &b.cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if id < 0 {
+		return fmt.Errorf("ONNX node %q (%s): %w", n.Name, n.OpType, dnnlErr(b.cerr))
+	}
+	b.ids[op.out] = id
+	return nil
+}
+
+// conv adds a convolution with its folded BatchNormalization, fused sum and
+// ReLU.
+func (b *dnnlBuilder) conv(i int, op *dnnlOp) (C.int, error) {
+	n := op.node
+	wt, err := b.w.tensor(n.Inputs[1])
+	if err != nil {
+		return -1, err
+	}
+	wv, err := b.w.get(n.Inputs[1])
+	if err != nil {
+		return -1, err
+	}
+	oc := wt.Dims[0]
+	var bias []float32
+	if len(n.Inputs) > 2 && n.Inputs[2] != "" {
+		if bias, err = b.w.get(n.Inputs[2]); err != nil {
+			return -1, err
+		}
+	}
+	if op.bn != nil {
+		if wv, bias, err = foldBN(op.bn, b.w, wv, bias, oc); err != nil {
+			return -1, err
+		}
+	}
+	pads := intsAttr(n, "pads", []int{0, 0, 0, 0})
+	if ap := n.Attr("auto_pad"); ap != nil && ap.S == "VALID" {
+		pads = []int{0, 0, 0, 0}
+	}
+	st := intsAttr(n, "strides", []int{1, 1})
+	dil := intsAttr(n, "dilations", []int{1, 1})
+	if len(pads) != 4 || len(st) != 2 || len(dil) != 2 {
+		return -1, unsupported(n, "Conv with pads %v strides %v dilations %v", pads, st, dil)
+	}
+	cp, cs, cd := cints(pads), cints(st), cints(dil)
+	sum, inplace := C.int(-1), C.int(0)
+	if op.sum != "" {
+		sum = b.ids[op.sum]
+		if b.p.lastRead[op.sum] == i && !slices.Contains(b.p.want, op.sum) && op.sum != b.p.input {
+			inplace = 1
+		}
+	}
+	id := C.dnx_conv(b.np, b.ids[op.in[0]], C.int(oc), C.int(wt.Dims[2]), C.int(wt.Dims[3]), &cs[0], &cp[0], &cd[0],
+		C.int(intAttr(n, "group", 1)), fptr(wv), fptr(bias), sum, inplace, cbool(op.relu), &b.cerr)
+	runtime.KeepAlive(wv)
+	runtime.KeepAlive(bias)
+	return id, nil
+}
+
+// bn adds a BatchNormalization that follows no convolution.
+func (b *dnnlBuilder) bn(op *dnnlOp) (C.int, error) {
+	n := op.node
+	var v [4][]float32
+	for k := range v {
+		var err error
+		if v[k], err = b.w.get(n.Inputs[k+1]); err != nil {
+			return -1, err
+		}
+	}
+	// scale, B, mean, var → mean, var, scale, shift
+	id := C.dnx_bn(b.np, b.ids[op.in[0]], fptr(v[2]), fptr(v[3]), fptr(v[0]), fptr(v[1]),
+		C.float(floatAttr(n, "epsilon", 1e-5)), cbool(op.relu), &b.cerr)
+	runtime.KeepAlive(v)
+	return id, nil
+}
+
+// pool adds a MaxPool, AveragePool or GlobalAveragePool.
+func (b *dnnlBuilder) pool(op *dnnlOp) C.int {
+	n := op.node
+	src := b.ids[op.in[0]]
+	kind, kh, kw := C.DNX_POOL_MAX, 0, 0
+	pads, st := []int{0, 0, 0, 0}, []int{1, 1}
+	var dims [8]C.int
+	C.dnx_tensor_dims(b.np, src, &dims[0])
+	switch n.OpType {
+	case "GlobalAveragePool":
+		kind, kh, kw = C.DNX_POOL_AVG_EXCL, int(dims[1]), int(dims[2])
+	default:
+		k := intsAttr(n, "kernel_shape", nil)
+		kh, kw = k[0], k[1]
+		pads = intsAttr(n, "pads", pads)
+		if ap := n.Attr("auto_pad"); ap != nil && ap.S == "VALID" {
+			pads = []int{0, 0, 0, 0}
+		}
+		st = intsAttr(n, "strides", st)
+		if n.OpType == "AveragePool" {
+			kind = C.DNX_POOL_AVG_EXCL
+			if intAttr(n, "count_include_pad", 0) != 0 {
+				kind = C.DNX_POOL_AVG_INCL
+			}
+		}
+	}
+	cp, cs := cints(pads), cints(st)
+	return C.dnx_pool(b.np, src, C.int(kind), C.int(kh), C.int(kw), &cs[0], &cp[0], &b.cerr)
+}
+
+// ip adds an inner product (Gemm or MatMul) with its fused ReLU.
+func (b *dnnlBuilder) ip(op *dnnlOp) (C.int, error) {
+	src := b.ids[op.in[0]]
+	wv, bias, oc, err := ipWeights(op.node, b.w, int(C.dnx_tensor_size(b.np, src)))
+	if err != nil {
+		return -1, err
+	}
+	id := C.dnx_ip(b.np, src, C.int(oc), fptr(wv), fptr(bias), cbool(op.relu), &b.cerr)
+	runtime.KeepAlive(wv)
+	runtime.KeepAlive(bias)
+	return id, nil
+}
+
+// outputs declares the requested tensors and records their sizes and the
+// primitives oneDNN chose.
+func (b *dnnlBuilder) outputs(d *dnnlNet) error {
+	for _, t := range b.p.want {
+		id, ok := b.ids[t]
+		if !ok {
+			return fmt.Errorf("tensor %q not computed by the oneDNN plan", t)
+		}
+		if C.dnx_output(b.np, id, &b.cerr) != 0 {
+			return dnnlErr(b.cerr)
+		}
+		d.sizes = append(d.sizes, int(C.dnx_tensor_size(b.np, id)))
+	}
+	for _, line := range strings.Split(strings.TrimSpace(gostr(C.dnx_describe(b.np))), "\n") {
+		d.prims = append(d.prims, line)
+	}
+	return nil
 }
 
 func cints(v []int) []C.int {
@@ -718,11 +809,10 @@ func dnnlErr(p *C.char) error {
 
 // foldBN folds an inference BatchNormalization into the convolution before
 // it, in float64: w' = w·s, b' = (b − mean)·s + shift with s = scale/√(var+ε).
-func foldBN(bn *onnx.Node, inits map[string]*onnx.Tensor, w, bias []float32, oc int) ([]float32, []float32, error) {
+func foldBN(bn *onnx.Node, ws *dnnlWeights, w, bias []float32, oc int) ([]float32, []float32, error) {
 	var v [4][]float32
 	for k := range v {
-		t := inits[bn.Inputs[k+1]]
-		x, err := f32(t)
+		x, err := ws.get(bn.Inputs[k+1])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -751,9 +841,12 @@ func foldBN(bn *onnx.Node, inits map[string]*onnx.Tensor, w, bias []float32, oc 
 
 // ipWeights turns a Gemm or MatMul's constant operands into an inner
 // product's [O, K] weights (alpha folded in) and bias (beta folded in).
-func ipWeights(n *onnx.Node, inits map[string]*onnx.Tensor, k int) ([]float32, []float32, int, error) {
-	bt := inits[n.Inputs[1]]
-	b, err := f32(bt)
+func ipWeights(n *onnx.Node, ws *dnnlWeights, k int) ([]float32, []float32, int, error) {
+	bt, err := ws.tensor(n.Inputs[1])
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	b, err := ws.get(n.Inputs[1])
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -789,7 +882,7 @@ func ipWeights(n *onnx.Node, inits map[string]*onnx.Tensor, k int) ([]float32, [
 	}
 	var bias []float32
 	if n.OpType == "Gemm" && len(n.Inputs) > 2 && n.Inputs[2] != "" {
-		c, err := f32(inits[n.Inputs[2]])
+		c, err := ws.get(n.Inputs[2])
 		if err != nil {
 			return nil, nil, 0, err
 		}
