@@ -129,24 +129,92 @@ func floatAttr(n *onnx.Node, name string, def float32) float32 {
 // the engine does not implement is an error wrapping ErrUnsupportedOp that
 // names it.
 func planDNNL(m *onnx.Model, input string, want []string) (*dnnlPlan, error) {
-	g := m.Graph
-	inits := map[string]*onnx.Tensor{}
-	for _, t := range g.Initializers {
-		inits[t.Name] = t
+	pl := newPlanner(m.Graph, input)
+	need, err := pl.needed(want)
+	if err != nil {
+		return nil, err
 	}
+	// First pass: check every needed node and fold pass-through ones.
+	var nodes []int
+	for i, n := range pl.g.Nodes {
+		if !need[i] {
+			continue
+		}
+		alias, err := pl.check(n)
+		if err != nil {
+			return nil, err
+		}
+		if !alias {
+			nodes = append(nodes, i)
+		}
+	}
+	p := pl.p
+	for _, t := range want {
+		c := pl.canon(t)
+		if c == input {
+			return nil, fmt.Errorf("tensor %q is the network input: %w", t, ErrUnsupportedOp)
+		}
+		p.want = append(p.want, c)
+		pl.wanted[c] = true
+	}
+	pl.consumers(nodes)
+	pl.group(nodes)
+	pl.skipFlattens()
+	pl.order()
+	return p, nil
+}
+
+// planner holds what planDNNL learns about the graph while it plans.
+type planner struct {
+	g      *onnx.Graph
+	p      *dnnlPlan
+	inits  map[string]*onnx.Tensor
+	rank   map[string]int     // rank of each computed tensor
+	wanted map[string]bool    // canonical requested tensors
+	cons   map[string][]int   // readers of each canonical tensor, among the needed nodes
+	done   map[int]bool       // nodes already in an op
+	byNode map[*onnx.Node]int // node index
+}
+
+func newPlanner(g *onnx.Graph, input string) *planner {
+	pl := &planner{g: g, inits: map[string]*onnx.Tensor{}, rank: map[string]int{input: 4}, wanted: map[string]bool{},
+		cons: map[string][]int{}, done: map[int]bool{}, byNode: map[*onnx.Node]int{},
+		p: &dnnlPlan{input: input, canon: map[string]string{}, lastRead: map[string]int{}}}
+	for _, t := range g.Initializers {
+		pl.inits[t.Name] = t
+	}
+	for i, n := range g.Nodes {
+		pl.byNode[n] = i
+	}
+	return pl
+}
+
+// canon follows pass-through aliases to the tensor that holds the values.
+func (pl *planner) canon(t string) string {
+	for {
+		c, ok := pl.p.canon[t]
+		if !ok {
+			return t
+		}
+		t = c
+	}
+}
+
+// needed marks the nodes the wanted tensors depend on.
+func (pl *planner) needed(want []string) ([]bool, error) {
+	g := pl.g
 	prod := map[string]int{} // tensor -> producing node index
 	for i, n := range g.Nodes {
 		for _, o := range n.Outputs {
 			prod[o] = i
 		}
 	}
-	// Nodes the wanted tensors depend on.
 	need := make([]bool, len(g.Nodes))
 	stack := slices.Clone(want)
 	for len(stack) > 0 {
 		t := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if t == input || inits[t] != nil {
+		if t == pl.p.input || pl.inits[t] != nil {
 			continue
 		}
 		i, ok := prod[t]
@@ -159,304 +227,321 @@ func planDNNL(m *onnx.Model, input string, want []string) (*dnnlPlan, error) {
 		need[i] = true
 		stack = append(stack, g.Nodes[i].Inputs...)
 	}
-	p := &dnnlPlan{input: input, canon: map[string]string{}, lastRead: map[string]int{}}
-	canon := func(t string) string {
-		for {
-			c, ok := p.canon[t]
-			if !ok {
-				return t
-			}
-			t = c
+	return need, nil
+}
+
+func (pl *planner) isConst(n *onnx.Node, k int) bool {
+	return k < len(n.Inputs) && pl.inits[n.Inputs[k]] != nil
+}
+
+// inRank is the rank of a node's k-th input (0 when not computed).
+func (pl *planner) inRank(n *onnx.Node, k int) int { return pl.rank[pl.canon(n.Inputs[k])] }
+
+// check checks that the engine implements node n, records the rank of its
+// output, and reports whether n is a pass-through (an alias of its input).
+func (pl *planner) check(n *onnx.Node) (alias bool, err error) {
+	if n.Domain != "" && n.Domain != "ai.onnx" {
+		return false, unsupported(n, "operator %s of domain %s", n.OpType, n.Domain)
+	}
+	if len(n.Inputs) == 0 {
+		return false, unsupported(n, "operator %s without inputs", n.OpType)
+	}
+	if !pl.isConst(n, 0) && pl.inRank(n, 0) == 0 && n.OpType != "Concat" {
+		return false, unsupported(n, "operator %s reads %q, which is not computed by the engine", n.OpType, n.Inputs[0])
+	}
+	out := n.Outputs[0]
+	r := pl.inRank(n, 0)
+	switch n.OpType {
+	case "Dropout", "Identity":
+		pl.p.canon[out] = pl.canon(n.Inputs[0])
+		return true, nil
+	case "Flatten", "Reshape":
+		return pl.checkFlatten(n)
+	case "Conv":
+		err = pl.checkConv(n)
+	case "BatchNormalization":
+		err = pl.checkBN(n)
+	case "Relu":
+	case "MaxPool", "AveragePool", "GlobalAveragePool":
+		err = checkPool(n, r)
+	case "Add":
+		if len(n.Inputs) != 2 || pl.isConst(n, 0) || pl.isConst(n, 1) || pl.inRank(n, 1) != r {
+			err = unsupported(n, "Add with a constant or broadcast operand")
+		}
+	case "Gemm", "MatMul":
+		err = pl.checkIP(n)
+		r = 2
+	case "Softmax":
+		if axis := intAttr(n, "axis", 1); r != 2 || (axis != 1 && axis != -1) {
+			err = unsupported(n, "Softmax over axis %d of a rank-%d tensor", axis, r)
+		}
+	case "Concat":
+		err = pl.checkConcat(n)
+	default:
+		err = unsupported(n, "operator %s", n.OpType)
+	}
+	pl.rank[out] = r
+	return false, err
+}
+
+// checkFlatten checks a Flatten (axis 1) or Reshape [0, -1]; of a 2-D
+// tensor it is an alias.
+func (pl *planner) checkFlatten(n *onnx.Node) (bool, error) {
+	r := pl.inRank(n, 0)
+	if n.OpType == "Flatten" {
+		axis := intAttr(n, "axis", 1)
+		if axis < 0 {
+			axis += int64(r)
+		}
+		if axis != 1 {
+			return false, unsupported(n, "Flatten with axis %d", intAttr(n, "axis", 1))
+		}
+	} else {
+		var shape []int64
+		if a := n.Attr("shape"); a != nil {
+			shape = a.Ints
+		} else if pl.isConst(n, 1) {
+			shape = pl.inits[n.Inputs[1]].Int64
+		}
+		if len(shape) != 2 || !(shape[0] == 0 && shape[1] == -1) {
+			return false, unsupported(n, "Reshape to %v (only [0, -1], a flatten, is implemented)", shape)
 		}
 	}
-	rank := map[string]int{input: 4}
-	wanted := map[string]bool{}
-	// First pass: check every needed node and fold pass-through ones.
-	var nodes []int
-	for i, n := range g.Nodes {
-		if !need[i] {
-			continue
-		}
-		if n.Domain != "" && n.Domain != "ai.onnx" {
-			return nil, unsupported(n, "operator %s of domain %s", n.OpType, n.Domain)
-		}
-		data := func(k int) string { return canon(n.Inputs[k]) }
-		isConst := func(k int) bool { return k < len(n.Inputs) && inits[n.Inputs[k]] != nil }
-		if len(n.Inputs) == 0 {
-			return nil, unsupported(n, "operator %s without inputs", n.OpType)
-		}
-		if !isConst(0) && rank[data(0)] == 0 && n.OpType != "Concat" {
-			return nil, unsupported(n, "operator %s reads %q, which is not computed by the engine", n.OpType, n.Inputs[0])
-		}
-		out := n.Outputs[0]
-		switch n.OpType {
-		case "Dropout", "Identity":
-			p.canon[out] = data(0)
-			continue
-		case "Flatten":
-			axis := intAttr(n, "axis", 1)
-			r := rank[data(0)]
-			if axis < 0 {
-				axis += int64(r)
-			}
-			if axis != 1 {
-				return nil, unsupported(n, "Flatten with axis %d", intAttr(n, "axis", 1))
-			}
-			if r == 2 {
-				p.canon[out] = data(0)
-				continue
-			}
-			rank[out] = 2
-		case "Reshape":
-			var shape []int64
-			if a := n.Attr("shape"); a != nil {
-				shape = a.Ints
-			} else if isConst(1) {
-				shape = inits[n.Inputs[1]].Int64
-			}
-			if len(shape) != 2 || !(shape[0] == 0 && shape[1] == -1) {
-				return nil, unsupported(n, "Reshape to %v (only [0, -1], a flatten, is implemented)", shape)
-			}
-			if rank[data(0)] == 2 {
-				p.canon[out] = data(0)
-				continue
-			}
-			rank[out] = 2
-		case "Conv":
-			if !isConst(1) || (len(n.Inputs) > 2 && n.Inputs[2] != "" && !isConst(2)) {
-				return nil, unsupported(n, "Conv with computed weights")
-			}
-			if w := inits[n.Inputs[1]]; len(w.Dims) != 4 || rank[data(0)] != 4 {
-				return nil, unsupported(n, "Conv of weights %v (only 2-D convolution)", w.Dims)
-			}
-			if ap := n.Attr("auto_pad"); ap != nil && ap.S != "" && ap.S != "NOTSET" && ap.S != "VALID" {
-				return nil, unsupported(n, "Conv with auto_pad %s", ap.S)
-			}
-			rank[out] = 4
-		case "BatchNormalization":
-			for k := 1; k <= 4; k++ {
-				if !isConst(k) {
-					return nil, unsupported(n, "BatchNormalization with computed statistics")
-				}
-			}
-			if intAttr(n, "training_mode", 0) != 0 || intAttr(n, "spatial", 1) != 1 || len(n.Outputs) > 1 && n.Outputs[1] != "" {
-				return nil, unsupported(n, "BatchNormalization in training mode")
-			}
-			if rank[data(0)] != 4 {
-				return nil, unsupported(n, "BatchNormalization of a rank-%d tensor", rank[data(0)])
-			}
-			rank[out] = 4
-		case "Relu":
-			rank[out] = rank[data(0)]
-		case "MaxPool", "AveragePool":
-			if intAttr(n, "ceil_mode", 0) != 0 {
-				return nil, unsupported(n, "%s with ceil_mode", n.OpType)
-			}
-			if ap := n.Attr("auto_pad"); ap != nil && ap.S != "" && ap.S != "NOTSET" && ap.S != "VALID" {
-				return nil, unsupported(n, "%s with auto_pad %s", n.OpType, ap.S)
-			}
-			if d := intsAttr(n, "dilations", nil); d != nil && (d[0] != 1 || d[1] != 1) {
-				return nil, unsupported(n, "%s with dilations %v", n.OpType, d)
-			}
-			if len(intsAttr(n, "kernel_shape", nil)) != 2 || rank[data(0)] != 4 {
-				return nil, unsupported(n, "%s that is not 2-D", n.OpType)
-			}
-			if len(n.Outputs) > 1 && n.Outputs[1] != "" {
-				return nil, unsupported(n, "MaxPool with indices")
-			}
-			rank[out] = 4
-		case "GlobalAveragePool":
-			if rank[data(0)] != 4 {
-				return nil, unsupported(n, "GlobalAveragePool of a rank-%d tensor", rank[data(0)])
-			}
-			rank[out] = 4
-		case "Add":
-			if len(n.Inputs) != 2 || isConst(0) || isConst(1) || rank[data(1)] != rank[data(0)] {
-				return nil, unsupported(n, "Add with a constant or broadcast operand")
-			}
-			rank[out] = rank[data(0)]
-		case "Gemm":
-			if !isConst(1) || (len(n.Inputs) > 2 && n.Inputs[2] != "" && !isConst(2)) {
-				return nil, unsupported(n, "Gemm with a computed B or C")
-			}
-			if intAttr(n, "transA", 0) != 0 || rank[data(0)] != 2 {
-				return nil, unsupported(n, "Gemm with transA or a rank-%d A", rank[data(0)])
-			}
-			if len(n.Inputs) > 2 && n.Inputs[2] != "" {
-				if c := inits[n.Inputs[2]]; c.NumElements() != c.Dims[len(c.Dims)-1] {
-					return nil, unsupported(n, "Gemm with C of dims %v (only a bias vector)", c.Dims)
-				}
-			}
-			rank[out] = 2
-		case "MatMul":
-			if !isConst(1) || len(inits[n.Inputs[1]].Dims) != 2 || rank[data(0)] != 2 {
-				return nil, unsupported(n, "MatMul that is not a fully connected layer")
-			}
-			rank[out] = 2
-		case "Softmax":
-			axis := intAttr(n, "axis", 1)
-			if rank[data(0)] != 2 || (axis != 1 && axis != -1) {
-				return nil, unsupported(n, "Softmax over axis %d of a rank-%d tensor", axis, rank[data(0)])
-			}
-			rank[out] = 2
-		case "Concat":
-			axis := intAttr(n, "axis", 0)
-			r := rank[data(0)]
-			for k := range n.Inputs {
-				if isConst(k) || rank[data(k)] != r || r == 0 {
-					return nil, unsupported(n, "Concat of constants or tensors of different rank")
-				}
-			}
-			if axis < 0 {
-				axis += int64(r)
-			}
-			if axis != 1 {
-				return nil, unsupported(n, "Concat over axis %d", intAttr(n, "axis", 0))
-			}
-			rank[out] = r
-		default:
-			return nil, unsupported(n, "operator %s", n.OpType)
-		}
-		nodes = append(nodes, i)
+	if r == 2 {
+		pl.p.canon[n.Outputs[0]] = pl.canon(n.Inputs[0])
+		return true, nil
 	}
-	for _, t := range want {
-		c := canon(t)
-		if c == input {
-			return nil, fmt.Errorf("tensor %q is the network input: %w", t, ErrUnsupportedOp)
-		}
-		p.want = append(p.want, c)
-		wanted[c] = true
+	pl.rank[n.Outputs[0]] = 2
+	return false, nil
+}
+
+func (pl *planner) checkConv(n *onnx.Node) error {
+	if !pl.isConst(n, 1) || (len(n.Inputs) > 2 && n.Inputs[2] != "" && !pl.isConst(n, 2)) {
+		return unsupported(n, "Conv with computed weights")
 	}
-	// Consumers of each canonical tensor among the needed nodes.
-	cons := map[string][]int{}
-	for _, i := range nodes {
-		for _, in := range g.Nodes[i].Inputs {
-			if inits[in] == nil && in != "" {
-				c := canon(in)
-				cons[c] = append(cons[c], i)
-			}
+	if w := pl.inits[n.Inputs[1]]; len(w.Dims) != 4 || pl.inRank(n, 0) != 4 {
+		return unsupported(n, "Conv of weights %v (only 2-D convolution)", w.Dims)
+	}
+	if ap := n.Attr("auto_pad"); ap != nil && ap.S != "" && ap.S != "NOTSET" && ap.S != "VALID" {
+		return unsupported(n, "Conv with auto_pad %s", ap.S)
+	}
+	return nil
+}
+
+func (pl *planner) checkBN(n *onnx.Node) error {
+	for k := 1; k <= 4; k++ {
+		if !pl.isConst(n, k) {
+			return unsupported(n, "BatchNormalization with computed statistics")
 		}
 	}
-	// Second pass: group nodes into primitives.
-	done := map[int]bool{}
-	only := func(t, op string) *onnx.Node {
-		if wanted[t] || len(cons[t]) != 1 {
-			return nil
-		}
-		if n := g.Nodes[cons[t][0]]; n.OpType == op && !done[cons[t][0]] {
-			return n
+	if intAttr(n, "training_mode", 0) != 0 || intAttr(n, "spatial", 1) != 1 || len(n.Outputs) > 1 && n.Outputs[1] != "" {
+		return unsupported(n, "BatchNormalization in training mode")
+	}
+	if r := pl.inRank(n, 0); r != 4 {
+		return unsupported(n, "BatchNormalization of a rank-%d tensor", r)
+	}
+	return nil
+}
+
+// checkPool checks a pooling node whose input has rank r.
+func checkPool(n *onnx.Node, r int) error {
+	if n.OpType == "GlobalAveragePool" {
+		if r != 4 {
+			return unsupported(n, "GlobalAveragePool of a rank-%d tensor", r)
 		}
 		return nil
 	}
-	byNode := map[*onnx.Node]int{}
-	for i, n := range g.Nodes {
-		byNode[n] = i
+	if intAttr(n, "ceil_mode", 0) != 0 {
+		return unsupported(n, "%s with ceil_mode", n.OpType)
 	}
+	if ap := n.Attr("auto_pad"); ap != nil && ap.S != "" && ap.S != "NOTSET" && ap.S != "VALID" {
+		return unsupported(n, "%s with auto_pad %s", n.OpType, ap.S)
+	}
+	if d := intsAttr(n, "dilations", nil); d != nil && (d[0] != 1 || d[1] != 1) {
+		return unsupported(n, "%s with dilations %v", n.OpType, d)
+	}
+	if len(intsAttr(n, "kernel_shape", nil)) != 2 || r != 4 {
+		return unsupported(n, "%s that is not 2-D", n.OpType)
+	}
+	if len(n.Outputs) > 1 && n.Outputs[1] != "" {
+		return unsupported(n, "MaxPool with indices")
+	}
+	return nil
+}
+
+// checkIP checks a Gemm or MatMul that can be an inner product.
+func (pl *planner) checkIP(n *onnx.Node) error {
+	r := pl.inRank(n, 0)
+	if n.OpType == "MatMul" {
+		if !pl.isConst(n, 1) || len(pl.inits[n.Inputs[1]].Dims) != 2 || r != 2 {
+			return unsupported(n, "MatMul that is not a fully connected layer")
+		}
+		return nil
+	}
+	if !pl.isConst(n, 1) || (len(n.Inputs) > 2 && n.Inputs[2] != "" && !pl.isConst(n, 2)) {
+		return unsupported(n, "Gemm with a computed B or C")
+	}
+	if intAttr(n, "transA", 0) != 0 || r != 2 {
+		return unsupported(n, "Gemm with transA or a rank-%d A", r)
+	}
+	if len(n.Inputs) > 2 && n.Inputs[2] != "" {
+		if c := pl.inits[n.Inputs[2]]; c.NumElements() != c.Dims[len(c.Dims)-1] {
+			return unsupported(n, "Gemm with C of dims %v (only a bias vector)", c.Dims)
+		}
+	}
+	return nil
+}
+
+func (pl *planner) checkConcat(n *onnx.Node) error {
+	r := pl.inRank(n, 0)
+	for k := range n.Inputs {
+		if pl.isConst(n, k) || pl.inRank(n, k) != r || r == 0 {
+			return unsupported(n, "Concat of constants or tensors of different rank")
+		}
+	}
+	axis := intAttr(n, "axis", 0)
+	if axis < 0 {
+		axis += int64(r)
+	}
+	if axis != 1 {
+		return unsupported(n, "Concat over axis %d", intAttr(n, "axis", 0))
+	}
+	return nil
+}
+
+// consumers records the readers of each canonical tensor among the nodes.
+func (pl *planner) consumers(nodes []int) {
 	for _, i := range nodes {
-		if done[i] {
+		for _, in := range pl.g.Nodes[i].Inputs {
+			if pl.inits[in] == nil && in != "" {
+				c := pl.canon(in)
+				pl.cons[c] = append(pl.cons[c], i)
+			}
+		}
+	}
+}
+
+// only returns the single reader of t when it is an op of type op not yet
+// grouped, and t is not requested (a requested tensor is never fused away).
+func (pl *planner) only(t, op string) *onnx.Node {
+	if pl.wanted[t] || len(pl.cons[t]) != 1 {
+		return nil
+	}
+	if n := pl.g.Nodes[pl.cons[t][0]]; n.OpType == op && !pl.done[pl.cons[t][0]] {
+		return n
+	}
+	return nil
+}
+
+// take adds node x to op: x's output becomes op's.
+func (pl *planner) take(op *dnnlOp, x *onnx.Node) {
+	op.nodes = append(op.nodes, pl.byNode[x])
+	pl.done[pl.byNode[x]] = true
+	op.out = x.Outputs[0]
+}
+
+// takeRelu fuses the ReLU that alone reads op's output.
+func (pl *planner) takeRelu(op *dnnlOp) {
+	if r := pl.only(op.out, "Relu"); r != nil {
+		op.relu = true
+		pl.take(op, r)
+	}
+}
+
+// opKinds maps ONNX operators to the engine's primitive kinds.
+var opKinds = map[string]string{"Conv": "conv", "BatchNormalization": "bn", "Add": "add", "Gemm": "ip", "MatMul": "ip",
+	"Relu": "relu", "MaxPool": "pool", "AveragePool": "pool", "GlobalAveragePool": "pool", "Flatten": "flatten",
+	"Reshape": "flatten", "Softmax": "softmax", "Concat": "concat"}
+
+// group groups the checked nodes into primitives: a convolution takes its
+// BatchNormalization, residual Add and ReLU; BN, Add and inner products
+// their ReLU.
+func (pl *planner) group(nodes []int) {
+	for _, i := range nodes {
+		if pl.done[i] {
 			continue
 		}
-		n := g.Nodes[i]
-		op := &dnnlOp{node: n, nodes: []int{i}, out: n.Outputs[0]}
+		n := pl.g.Nodes[i]
+		op := &dnnlOp{node: n, nodes: []int{i}, out: n.Outputs[0], kind: opKinds[n.OpType]}
 		for k, in := range n.Inputs {
-			if in != "" && inits[in] == nil && (k == 0 || n.OpType == "Add" || n.OpType == "Concat") {
-				op.in = append(op.in, canon(in))
+			if in != "" && pl.inits[in] == nil && (k == 0 || n.OpType == "Add" || n.OpType == "Concat") {
+				op.in = append(op.in, pl.canon(in))
 			}
 		}
-		take := func(x *onnx.Node) {
-			op.nodes = append(op.nodes, byNode[x])
-			done[byNode[x]] = true
-			op.out = x.Outputs[0]
+		switch op.kind {
+		case "conv":
+			pl.fuseIntoConv(op)
+		case "bn", "add", "ip":
+			pl.takeRelu(op)
 		}
-		switch n.OpType {
-		case "Conv":
-			op.kind = "conv"
-			if bn := only(op.out, "BatchNormalization"); bn != nil {
-				op.bn = bn
-				take(bn)
-			}
-			if add := only(op.out, "Add"); add != nil {
-				other := canon(add.Inputs[0])
-				if other == op.out {
-					other = canon(add.Inputs[1])
-				}
-				if other != op.out {
-					op.sum = other
-					op.in = append(op.in, other)
-					take(add)
-				}
-			}
-			if r := only(op.out, "Relu"); r != nil {
-				op.relu = true
-				take(r)
-			}
-		case "BatchNormalization":
-			op.kind = "bn"
-			if r := only(op.out, "Relu"); r != nil {
-				op.relu = true
-				take(r)
-			}
-		case "Add":
-			op.kind = "add"
-			if r := only(op.out, "Relu"); r != nil {
-				op.relu = true
-				take(r)
-			}
-		case "Gemm", "MatMul":
-			op.kind = "ip"
-			if r := only(op.out, "Relu"); r != nil {
-				op.relu = true
-				take(r)
-			}
-		case "Relu":
-			op.kind = "relu"
-		case "MaxPool", "AveragePool", "GlobalAveragePool":
-			op.kind = "pool"
-		case "Flatten", "Reshape":
-			op.kind = "flatten"
-		case "Softmax":
-			op.kind = "softmax"
-		case "Concat":
-			op.kind = "concat"
-		}
-		done[i] = true
-		p.ops = append(p.ops, op)
+		pl.done[i] = true
+		pl.p.ops = append(pl.p.ops, op)
 	}
-	// A flatten whose only readers are inner products is skipped: they read
-	// the 4-D tensor (their weights viewed as O x C x H x W, the same order).
+}
+
+// fuseIntoConv folds the BatchNormalization after a convolution, then the
+// residual Add (a sum post-op), then the ReLU.
+func (pl *planner) fuseIntoConv(op *dnnlOp) {
+	if bn := pl.only(op.out, "BatchNormalization"); bn != nil {
+		op.bn = bn
+		pl.take(op, bn)
+	}
+	if add := pl.only(op.out, "Add"); add != nil {
+		other := pl.canon(add.Inputs[0])
+		if other == op.out {
+			other = pl.canon(add.Inputs[1])
+		}
+		if other != op.out {
+			op.sum = other
+			op.in = append(op.in, other)
+			pl.take(op, add)
+		}
+	}
+	pl.takeRelu(op)
+}
+
+// skipFlattens drops a flatten whose only readers are inner products: they
+// read the 4-D tensor (their weights viewed as O x C x H x W, the same
+// order).
+func (pl *planner) skipFlattens() {
 	var keep []*dnnlOp
-	for _, op := range p.ops {
-		if op.kind == "flatten" && !wanted[op.out] && len(cons[op.out]) > 0 {
+	for _, op := range pl.p.ops {
+		if op.kind == "flatten" && !pl.wanted[op.out] && len(pl.cons[op.out]) > 0 {
 			allIP := true
-			for _, c := range cons[op.out] {
-				t := g.Nodes[c].OpType
+			for _, c := range pl.cons[op.out] {
+				t := pl.g.Nodes[c].OpType
 				allIP = allIP && (t == "Gemm" || t == "MatMul")
 			}
 			if allIP {
-				p.canon[op.out] = op.in[0]
+				pl.p.canon[op.out] = op.in[0]
 				continue
 			}
 		}
 		keep = append(keep, op)
 	}
-	p.ops = keep
+	pl.p.ops = keep
+}
+
+// order canonicalises the ops' inputs and the requested tensors, sorts the
+// ops to run at the position of their last node (a fused Add may need a
+// shortcut computed after the convolution's own node), and records each
+// tensor's last reader.
+func (pl *planner) order() {
+	p := pl.p
 	for _, op := range p.ops {
 		for k := range op.in {
-			op.in[k] = canon(op.in[k])
+			op.in[k] = pl.canon(op.in[k])
 		}
 	}
 	for k := range p.want {
-		p.want[k] = canon(p.want[k])
+		p.want[k] = pl.canon(p.want[k])
 	}
-	// Ops run at the position of their last node (a fused Add may need a
-	// shortcut computed after the convolution's own node).
 	slices.SortStableFunc(p.ops, func(a, b *dnnlOp) int { return slices.Max(a.nodes) - slices.Max(b.nodes) })
 	for i, op := range p.ops {
 		for _, in := range op.in {
 			p.lastRead[in] = i
 		}
 	}
-	return p, nil
 }
 
 // dnnlNet is a built oneDNN network.
