@@ -840,14 +840,41 @@ func (b *dnnlBuilder) pool(op *dnnlOp) C.int {
 // ip adds an inner product (Gemm or MatMul) with its fused ReLU.
 func (b *dnnlBuilder) ip(op *dnnlOp) (C.int, error) {
 	src := b.ids[op.in[0]]
-	wv, bias, oc, err := ipWeights(op.node, b.w, int(C.dnx_tensor_size(b.np, src)))
+	k := int(C.dnx_tensor_size(b.np, src))
+	if raw, oc, ok := b.unalignedIP(op.node, k); ok {
+		// Weights usable as they are but misaligned in the mapped file: C
+		// reorders them in slabs, without an aligned copy of the whole.
+		bias, err := ipBias(op.node, b.w, oc)
+		if err != nil {
+			return -1, err
+		}
+		id := C.dnx_ip(b.np, src, C.int(oc), (*C.float)(unsafe.Pointer(&raw[0])), 1, fptr(bias), cbool(op.relu), &b.cerr)
+		runtime.KeepAlive(bias)
+		return id, nil
+	}
+	wv, bias, oc, err := ipWeights(op.node, b.w, k)
 	if err != nil {
 		return -1, err
 	}
-	id := C.dnx_ip(b.np, src, C.int(oc), fptr(wv), fptr(bias), cbool(op.relu), &b.cerr)
+	id := C.dnx_ip(b.np, src, C.int(oc), fptr(wv), 0, fptr(bias), cbool(op.relu), &b.cerr)
 	runtime.KeepAlive(wv)
 	runtime.KeepAlive(bias)
 	return id, nil
+}
+
+// unalignedIP returns the mapped bytes of a Gemm's B when they can be the
+// inner product's weights as stored (transB, alpha 1, [O, k]) and are
+// misaligned in the file.
+func (b *dnnlBuilder) unalignedIP(n *onnx.Node, k int) ([]byte, int, bool) {
+	if b.w.mp == nil || n.OpType != "Gemm" || intAttr(n, "transB", 0) == 0 || floatAttr(n, "alpha", 1) != 1 {
+		return nil, 0, false
+	}
+	bt, err := b.w.tensor(n.Inputs[1])
+	if err != nil || len(bt.Dims) != 2 || bt.Dims[1] != k {
+		return nil, 0, false
+	}
+	raw, ok := b.w.mp.UnalignedFloat32(bt)
+	return raw, bt.Dims[0], ok
 }
 
 // outputs declares the requested tensors and records their sizes and the
@@ -948,9 +975,9 @@ func ipWeights(n *onnx.Node, ws *dnnlWeights, k int) ([]float32, []float32, int,
 			return nil, nil, 0, fmt.Errorf("ONNX node %q: B %v for an input of %d values", n.Name, bt.Dims, k)
 		}
 	}
-	alpha, beta := float32(1), float32(1)
+	alpha := float32(1)
 	if n.OpType == "Gemm" {
-		alpha, beta = floatAttr(n, "alpha", 1), floatAttr(n, "beta", 1)
+		alpha = floatAttr(n, "alpha", 1)
 	}
 	w := b
 	if !trans || alpha != 1 {
@@ -965,21 +992,28 @@ func ipWeights(n *onnx.Node, ws *dnnlWeights, k int) ([]float32, []float32, int,
 			}
 		}
 	}
-	var bias []float32
-	if n.OpType == "Gemm" && len(n.Inputs) > 2 && n.Inputs[2] != "" {
-		c, err := ws.get(n.Inputs[2])
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		if len(c) != o {
-			return nil, nil, 0, fmt.Errorf("ONNX node %q: C of %d values for %d outputs", n.Name, len(c), o)
-		}
-		bias = make([]float32, o)
-		for i := range bias {
-			bias[i] = c[i] * beta
-		}
+	bias, err := ipBias(n, ws, o)
+	return w, bias, o, err
+}
+
+// ipBias is a Gemm's C times beta (nil for MatMul or no C).
+func ipBias(n *onnx.Node, ws *dnnlWeights, o int) ([]float32, error) {
+	if n.OpType != "Gemm" || len(n.Inputs) <= 2 || n.Inputs[2] == "" {
+		return nil, nil
 	}
-	return w, bias, o, nil
+	c, err := ws.get(n.Inputs[2])
+	if err != nil {
+		return nil, err
+	}
+	if len(c) != o {
+		return nil, fmt.Errorf("ONNX node %q: C of %d values for %d outputs", n.Name, len(c), o)
+	}
+	beta := floatAttr(n, "beta", 1)
+	bias := make([]float32, o)
+	for i := range bias {
+		bias[i] = c[i] * beta
+	}
+	return bias, nil
 }
 
 // forward runs k images and writes the outputs (k blocks each) into dst.

@@ -126,6 +126,22 @@ func (mp *Mapped) Float32(t *Tensor) ([]float32, error) {
 	return full.Float32s()
 }
 
+// UnalignedFloat32 returns the bytes of a Float tensor's payload in the
+// mapping (little-endian float32s) when they are not 4-byte aligned, for a
+// consumer that copies them with memcpy (C), so that no aligned copy of the
+// whole tensor is made; ok is false otherwise (use Float32).
+func (mp *Mapped) UnalignedFloat32(t *Tensor) (b []byte, ok bool) {
+	p, ok := mp.floatSpan(t)
+	if !ok || mp.data == nil {
+		return nil, false
+	}
+	b = mp.data[p.start:p.end]
+	if uintptr(unsafe.Pointer(&b[0]))%4 == 0 {
+		return nil, false
+	}
+	return b, true
+}
+
 // floatSpan returns where a Float tensor's payload lies when it is one
 // packed or raw field of little-endian float32s of the right length.
 func (mp *Mapped) floatSpan(t *Tensor) (fileSpan, bool) {
