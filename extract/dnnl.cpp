@@ -13,6 +13,8 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -50,6 +52,7 @@ struct OpSpec {
     float eps = 0;
     // weights, reordered once; bias and BN statistics as plain f32
     memory w, b, mean, var, scale, shift;
+    std::shared_ptr<char> wbuf; // the memory under w (huge_buffer)
 };
 
 struct Arg {
@@ -188,18 +191,100 @@ memory f32_copy(Net &N, const float *src, memory::dim n) {
     return m;
 }
 
-// reorder_weights makes the op's weights memory in layout md from plain user data.
-memory reorder_weights(Net &N, const memory::desc &md, const memory::desc &user_md, const float *w) {
+// huge_buffer allocates n bytes, 64-byte aligned; from 2 MB on, aligned to
+// 2 MB and advised to be backed by transparent huge pages (Debian's default
+// THP mode is "madvise"): VGG-16's 528 MB of weights then cost a few hundred
+// page faults instead of 135,000 4 KB ones, and fewer TLB misses when read.
+std::shared_ptr<char> huge_buffer(size_t n) {
+    const size_t huge = 2 << 20;
+    if (n < huge) {
+        char *p = (char *)aligned_alloc(64, (n + 63) / 64 * 64);
+        if (!p) throw std::bad_alloc();
+        return std::shared_ptr<char>(p, free);
+    }
+    size_t len = (n + huge - 1) / huge * huge;
+    char *p = (char *)aligned_alloc(huge, len);
+    if (!p) throw std::bad_alloc();
+    madvise(p, len, MADV_HUGEPAGE); // advice only: 4 KB pages when it fails
+    return std::shared_ptr<char>(p, free);
+}
+
+// reorder_weights makes the op's weights memory (s.w, owning s.wbuf) in
+// layout md from plain user data.
+void reorder_weights(Net &N, OpSpec &s, const memory::desc &md, const memory::desc &user_md, const float *w) {
     memory user(user_md, N.eng, (void *)w);
-    memory out(md, N.eng);
+    s.wbuf = huge_buffer(md.get_size());
+    memory out(md, N.eng, s.wbuf.get());
     reorder(user, out).execute(N.strm, user, out);
     N.strm.wait();
-    return out;
+    s.w = out;
 }
 
 struct Ptrs {
     const float *w = nullptr, *b = nullptr, *mean = nullptr, *var = nullptr, *scale = nullptr, *shift = nullptr;
+    bool w_unaligned = false; // w may not be 4-byte aligned: read it with memcpy only
 };
+
+// reorder_weights_slabs is reorder_weights for weights that are not 4-byte
+// aligned (a payload at an odd offset of the mapped model file): slabs of
+// output channels are copied into a small aligned staging buffer and
+// reordered into their place in the destination layout (a sub-memory), and
+// the source pages are released as they are consumed, so that neither a
+// full aligned copy nor the whole source is resident (VGG-16's fc1: 411 MB).
+// It returns false when the layout does not allow slabs; the caller then
+// copies the whole tensor.
+bool reorder_weights_slabs(Net &N, OpSpec &s, const memory::desc &md, const memory::desc &user_md, const void *w) {
+    memory::dims wd = user_md.dims();
+    memory::dim rows = wd[0], row = 1;
+    for (size_t i = 1; i < wd.size(); i++) row *= wd[i];
+    memory::dim slab = 0;
+    for (memory::dim cand : {256, 128, 64}) {
+        if (rows % cand != 0 || rows == cand) continue;
+        try {
+            memory::dims sub = wd;
+            sub[0] = cand;
+            memory::dims off(wd.size(), 0);
+            (void)md.submemory_desc(sub, off);
+            slab = cand;
+            break;
+        } catch (error &) {
+        }
+    }
+    if (slab == 0) return false;
+    s.wbuf = huge_buffer(md.get_size());
+    memory out(md, N.eng, s.wbuf.get());
+    size_t bytes = (size_t)(slab * row) * sizeof(float);
+    std::shared_ptr<char> stage = huge_buffer(bytes);
+    memory::dims sub = wd;
+    sub[0] = slab;
+    tag plain_tag = wd.size() == 4 ? tag::abcd : wd.size() == 3 ? tag::abc : tag::ab;
+    memory user(memory::desc(sub, dt::f32, plain_tag), N.eng, stage.get());
+    const long page = sysconf(_SC_PAGESIZE);
+    for (memory::dim o = 0; o < rows; o += slab) {
+        const char *src = (const char *)w + (size_t)o * row * sizeof(float);
+        memcpy(stage.get(), src, bytes);
+        memory::dims off(wd.size(), 0);
+        off[0] = o;
+        memory dst(md.submemory_desc(sub, off), N.eng, s.wbuf.get());
+        reorder(user, dst).execute(N.strm, user, dst);
+        N.strm.wait();
+        uintptr_t a = ((uintptr_t)src + page - 1) / page * page, b = ((uintptr_t)src + bytes) / page * page;
+        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED); // mapped file pages: refetched if read again
+    }
+    s.w = out;
+    return true;
+}
+
+// reorder_weights_any reorders weights that may be unaligned.
+void reorder_weights_any(Net &N, OpSpec &s, const memory::desc &md, const memory::desc &user_md, const float *w,
+                         bool unaligned) {
+    if (!unaligned) return reorder_weights(N, s, md, user_md, w);
+    if (reorder_weights_slabs(N, s, md, user_md, w)) return;
+    size_t n = user_md.get_size();
+    std::shared_ptr<char> copy = huge_buffer(n);
+    memcpy(copy.get(), w, n);
+    reorder_weights(N, s, md, user_md, (const float *)copy.get());
+}
 
 void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
     bool first = ptr.w != nullptr || ptr.mean != nullptr; // the op's first plan: weights come from the user
@@ -239,8 +324,8 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
             pd = convolution_forward::primitive_desc(d, attr, N.eng);
         }
         if (first) {
-            s.w = reorder_weights(N, pd.weights_desc(), memory::desc(wd, dt::f32, s.groups > 1 ? tag::goihw : tag::oihw),
-                                  ptr.w);
+            reorder_weights(N, s, pd.weights_desc(), memory::desc(wd, dt::f32, s.groups > 1 ? tag::goihw : tag::oihw),
+                            ptr.w);
             s.b = f32_copy(N, ptr.b, s.oc);
         } else if (pd.weights_desc() != s.w.get_desc()) {
             throw std::runtime_error("weights layout differs for this batch size");
@@ -338,7 +423,7 @@ void emit(Net &N, Plan &P, OpSpec &s, const Ptrs &ptr) {
         inner_product_forward::primitive_desc pd(d, attr, N.eng);
         if (first) {
             tag wt = wd.size() == 4 ? tag::oihw : wd.size() == 3 ? tag::oiw : tag::oi;
-            s.w = reorder_weights(N, pd.weights_desc(), memory::desc(wd, dt::f32, wt), ptr.w);
+            reorder_weights_any(N, s, pd.weights_desc(), memory::desc(wd, dt::f32, wt), ptr.w, ptr.w_unaligned);
             s.b = f32_copy(N, ptr.b, s.oc);
         } else if (pd.weights_desc() != s.w.get_desc()) {
             throw std::runtime_error("weights layout differs for this batch size");
@@ -660,13 +745,14 @@ int dnx_add(DnxNet n, int a, int b, int relu, char **err) {
     return add_op(*(Net *)n, s, Ptrs(), err);
 }
 
-int dnx_ip(DnxNet n, int src, int oc, const float *w, const float *b, int relu, char **err) {
+int dnx_ip(DnxNet n, int src, int oc, const float *w, int w_unaligned, const float *b, int relu, char **err) {
     OpSpec s;
     s.kind = K_IP;
     s.srcs = {src};
     s.oc = oc, s.relu = relu;
     Ptrs p;
     p.w = w, p.b = b;
+    p.w_unaligned = w_unaligned != 0;
     return add_op(*(Net *)n, s, p, err);
 }
 

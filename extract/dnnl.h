@@ -48,7 +48,8 @@ int dnx_bn(DnxNet n, int src, const float *mean, const float *var, const float *
 int dnx_relu(DnxNet n, int src, char **err);
 int dnx_pool(DnxNet n, int src, int kind, int kh, int kw, const int *strides, const int *pads, char **err);
 int dnx_add(DnxNet n, int a, int b, int relu, char **err);
-int dnx_ip(DnxNet n, int src, int oc, const float *w, const float *b, int relu, char **err);
+// w may be unaligned when w_unaligned (a payload in the mapped model file).
+int dnx_ip(DnxNet n, int src, int oc, const float *w, int w_unaligned, const float *b, int relu, char **err);
 int dnx_flatten(DnxNet n, int src, char **err);
 int dnx_softmax(DnxNet n, int src, char **err);
 int dnx_concat(DnxNet n, const int *srcs, int nsrc, char **err);

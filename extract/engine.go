@@ -80,10 +80,16 @@ func (e *Extractor) startOneDNN(want string) (bool, error) {
 		e.Notes = append(e.Notes, fmt.Sprintf("engine opencv: %v", err))
 		return false, nil
 	}
-	og, err := onnx.ReadGraph(m.Path)
+	// The file is mapped, not read: the plan needs only its structure, and
+	// the build reads each op's weights from the mapping when it reaches
+	// the op (extract/DESIGN.md, "Who owns which buffer").
+	start := time.Now()
+	mp, err := onnx.Map(m.Path)
 	if err != nil {
 		return false, fmt.Errorf("model %s: %w", m.Path, err)
 	}
+	defer mp.Close()
+	og := mp.Model
 	input := m.Input
 	if input == "" {
 		ins := og.Graph.DataInputs()
@@ -107,14 +113,8 @@ func (e *Extractor) startOneDNN(want string) (bool, error) {
 	// Free OpenCV's copy of the weights before oneDNN makes its own.
 	e.net.Close()
 	e.net = nil
-	start := time.Now()
-	full, err := onnx.ReadModel(m.Path)
-	if err != nil {
-		return false, fmt.Errorf("model %s: %w", m.Path, err)
-	}
 	p := m.Preprocess
-	d, err := buildDNNL(full, plan, 3, p.Height, p.Width, e.batch, e.cfg.Compute.Threads, e.cfg.Compute.Arith == "bf16")
-	full = nil
+	d, err := buildDNNL(og.Graph, newDNNLWeights(og.Graph, mp), plan, 3, p.Height, p.Width, e.batch, e.cfg.Compute.Threads, e.cfg.Compute.Arith == "bf16")
 	if err != nil {
 		return false, fmt.Errorf("model %s: oneDNN engine: %w", m.Name, err)
 	}

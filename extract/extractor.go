@@ -133,17 +133,8 @@ type Extractor struct {
 
 // NewExtractor loads the model and resolves the layers. Close it when done.
 func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
-	pool := cfg.Pool
-	if pool == "" {
-		pool = "avg"
-	}
-	if pool != "avg" && pool != "max" && pool != "none" {
-		return nil, errclass.Errorf(errclass.Usage, "--pool %q: want avg, max or none", cfg.Pool)
-	}
-	if len(cfg.Layers) == 0 {
-		return nil, errclass.Errorf(errclass.Usage, "no layer requested (--layer)")
-	}
-	if err := cfg.Model.Preprocess.Validate(); err != nil {
+	pool, err := checkExtractorConfig(cfg)
+	if err != nil {
 		return nil, err
 	}
 	e := &Extractor{cfg: cfg, batch: max(cfg.Batch, 1), engine: EngineOpenCV}
@@ -151,21 +142,9 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if strings.EqualFold(cfg.Compute.Backend, "opencl") {
-		note, err := ConfigureOpenCL()
-		if err != nil {
-			return nil, err
-		}
-		if note != "" {
-			e.Notes = append(e.Notes, note)
-		}
-	}
-	backend, target, err := resolveCompute(cfg.Compute)
+	backend, target, err := e.setupCompute()
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Compute.Threads > 0 {
-		SetNumThreads(cfg.Compute.Threads)
 	}
 	// The oneDNN engine needs only OpenCV's description of the graph: from
 	// the graph cache when OpenCV described this file before.
@@ -182,31 +161,10 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 	}
 	e.graph = g
 	e.Notes = append(e.Notes, g.Warnings...)
-	seen := map[string]bool{}
-	for _, name := range cfg.Layers {
-		r, err := g.Resolve(name)
-		if err != nil {
-			e.Close()
-			return nil, fmt.Errorf("model %s: %w", cfg.Model.Name, err)
-		}
-		if seen[r.Layer.Name] {
-			continue
-		}
-		seen[r.Layer.Name] = true
-		o := Output{Resolved: r, Shape: r.Layer.Shape, Pool: pool}
-		// A Permute's output (TensorFlow's NHWC views) is not C x H x W:
-		// pooling would average the wrong axes, so it is flattened as is.
-		if !r.Layer.Spatial() || r.Layer.Type == "Permute" {
-			o.Pool = "none"
-		}
-		o.Dim = r.Layer.Dim(o.Pool)
-		if o.Dim <= 0 {
-			e.Close()
-			return nil, fmt.Errorf("model %s: layer %s has no output shape", cfg.Model.Name, r.Layer.Name)
-		}
-		e.outs = append(e.outs, o)
-		e.names = append(e.names, r.Layer.Name)
-		e.sizes = append(e.sizes, prod(r.Layer.Shape))
+	seen, err := e.resolveOutputs(pool)
+	if err != nil {
+		e.Close()
+		return nil, err
 	}
 	p := cfg.Model.Preprocess
 	e.inLen = 3 * p.Width * p.Height
@@ -220,18 +178,99 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 			return e, nil
 		}
 	}
-	if e.net == nil { // auto fell back to OpenCV on a cached graph
-		net, _, err := OpenNet(cfg.Model)
+	if err := e.startOpenCV(backend, target, seen); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// checkExtractorConfig checks what can be checked before anything is
+// loaded, and returns the effective pooling.
+func checkExtractorConfig(cfg ExtractorConfig) (string, error) {
+	pool := cfg.Pool
+	if pool == "" {
+		pool = "avg"
+	}
+	if pool != "avg" && pool != "max" && pool != "none" {
+		return "", errclass.Errorf(errclass.Usage, "--pool %q: want avg, max or none", cfg.Pool)
+	}
+	if len(cfg.Layers) == 0 {
+		return "", errclass.Errorf(errclass.Usage, "no layer requested (--layer)")
+	}
+	if err := cfg.Model.Preprocess.Validate(); err != nil {
+		return "", err
+	}
+	return pool, nil
+}
+
+// setupCompute prepares OpenCL when asked, checks the backend and target,
+// and sets the thread count.
+func (e *Extractor) setupCompute() (backend, target int, err error) {
+	c := e.cfg.Compute
+	if strings.EqualFold(c.Backend, "opencl") {
+		note, err := ConfigureOpenCL()
 		if err != nil {
-			return nil, err
+			return 0, 0, err
+		}
+		if note != "" {
+			e.Notes = append(e.Notes, note)
+		}
+	}
+	backend, target, err = resolveCompute(c)
+	if err != nil {
+		return 0, 0, err
+	}
+	if c.Threads > 0 {
+		SetNumThreads(c.Threads)
+	}
+	return backend, target, nil
+}
+
+// resolveOutputs resolves the requested layers on the graph into e.outs
+// (each layer once), and returns the set of resolved layer names.
+func (e *Extractor) resolveOutputs(pool string) (map[string]bool, error) {
+	seen := map[string]bool{}
+	for _, name := range e.cfg.Layers {
+		r, err := e.graph.Resolve(name)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", e.cfg.Model.Name, err)
+		}
+		if seen[r.Layer.Name] {
+			continue
+		}
+		seen[r.Layer.Name] = true
+		o := Output{Resolved: r, Shape: r.Layer.Shape, Pool: pool}
+		// A Permute's output (TensorFlow's NHWC views) is not C x H x W:
+		// pooling would average the wrong axes, so it is flattened as is.
+		if !r.Layer.Spatial() || r.Layer.Type == "Permute" {
+			o.Pool = "none"
+		}
+		o.Dim = r.Layer.Dim(o.Pool)
+		if o.Dim <= 0 {
+			return nil, fmt.Errorf("model %s: layer %s has no output shape", e.cfg.Model.Name, r.Layer.Name)
+		}
+		e.outs = append(e.outs, o)
+		e.names = append(e.names, r.Layer.Name)
+		e.sizes = append(e.sizes, prod(r.Layer.Shape))
+	}
+	return seen, nil
+}
+
+// startOpenCV runs the network on OpenCV: it opens the net if the graph
+// came from the cache, sets the backend, and checks the batch size.
+func (e *Extractor) startOpenCV(backend, target int, seen map[string]bool) error {
+	if e.net == nil { // auto fell back to OpenCV on a cached graph
+		net, _, err := OpenNet(e.cfg.Model)
+		if err != nil {
+			return err
 		}
 		e.net = net
 	}
 	if err := e.net.setBackend(backend, target); err != nil {
 		e.Close()
-		return nil, fmt.Errorf("set backend: %w", err)
+		return fmt.Errorf("set backend: %w", err)
 	}
-	if cfg.NoFusion {
+	if e.cfg.NoFusion {
 		e.net.EnableFusion(false)
 	}
 	e.pinFusedInputs(seen)
@@ -241,7 +280,7 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 			e.batch = 1
 		}
 	}
-	return e, nil
+	return nil
 }
 
 // pinFusedInputs works around an OpenCV 4.6 fusion bug: a requested

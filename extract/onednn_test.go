@@ -335,35 +335,63 @@ func TestOneDNN_BF16(t *testing.T) {
 				t.Fatal(err)
 			}
 			net.Close()
-			names := g.AliasNames()
-			in := blobs(t, model.Preprocess, 4)
-			run := func(arith string) [][][]float32 {
-				ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: names, Pool: "avg", Batch: 4, Compute: Compute{Arith: arith}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ex.Close()
-				if ex.Engine() != EngineOneDNN {
-					t.Fatalf("engine %s", ex.Engine())
-				}
-				got, err := ex.Forward(in, 4)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return got
-			}
-			f32, b16 := run("fp32"), run("bf16")
-			for j, a := range names {
-				worst := 1.0
-				for i := range f32 {
-					worst = math.Min(worst, testutil.Cosine(f32[i][j], b16[i][j]))
-				}
-				t.Logf("%-17s min cosine bf16 vs fp32 %.6f", a, worst)
-				if worst < 0.999 {
-					t.Errorf("%s: cosine %.6f < 0.999", a, worst)
-				}
-			}
+			checkBF16(t, model, g.AliasNames(), 4)
 		})
+	}
+}
+
+// TestOneDNN_BF16_FullSizeVGG: the full-size VGG-16's fully connected
+// weights are misaligned in the generated file and reordered in slabs of
+// output channels (reorder_weights_slabs): bf16 codes of fc1 and fc2 agree
+// with fp32 ones.
+func TestOneDNN_BF16_FullSizeVGG(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: full-size models")
+	}
+	if ok, why := BF16Available(); !ok {
+		t.Skip("no bf16 on this CPU: " + why)
+	}
+	gen, _ := LookupGenerated("vgg16-arch")
+	path, sha, err := gen.Ensure(testCache(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Presets["torch"]
+	p.Resize = Resize{}
+	model := Model{Name: "vgg16-arch", Format: "onnx", Path: path, SHA256: sha, Input: "data", Preprocess: p, HasPreprocess: true}
+	checkBF16(t, model, []string{"fc1", "fc2"}, 2)
+}
+
+// checkBF16 runs batch random blobs through the model in fp32 and bf16 and
+// checks the cosine of every image's codes of every layer (>= 0.999).
+func checkBF16(t *testing.T, model Model, names []string, batch int) {
+	t.Helper()
+	in := blobs(t, model.Preprocess, batch)
+	run := func(arith string) [][][]float32 {
+		ex, err := NewExtractor(ExtractorConfig{Model: model, Layers: names, Pool: "avg", Batch: batch, Compute: Compute{Arith: arith}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ex.Close()
+		if ex.Engine() != EngineOneDNN {
+			t.Fatalf("engine %s", ex.Engine())
+		}
+		got, err := ex.Forward(in, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	f32, b16 := run("fp32"), run("bf16")
+	for j, a := range names {
+		worst := 1.0
+		for i := range f32 {
+			worst = math.Min(worst, testutil.Cosine(f32[i][j], b16[i][j]))
+		}
+		t.Logf("%-17s min cosine bf16 vs fp32 %.6f", a, worst)
+		if worst < 0.999 {
+			t.Errorf("%s: cosine %.6f < 0.999", a, worst)
+		}
 	}
 }
 

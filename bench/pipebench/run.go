@@ -279,7 +279,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runOpts, []string, error) {
 	fs.StringVar(&o.vggArch, "vgg-arch", "vgg16-arch", "generated VGG-16 to run (vgg16-arch: model zoo naming; vgg16-arch-torch: torchvision export naming)")
 	fs.StringVar(&o.resnetArch, "resnet-arch", "resnet50-arch", "generated ResNet-50 to run (resnet50-arch: v1, model zoo; resnet50-arch-torch: v1.5, torchvision)")
 	fs.StringVar(&batches, "batches", "1,8,32", "batch sizes of the raw forward and the PyTorch peer")
-	fs.StringVar(&e2eBatches, "e2e-batches", "8", "batch sizes of the end-to-end runs (pipeline extract --batch; 8 is its default)")
+	fs.StringVar(&e2eBatches, "e2e-batches", "1,8,32", "batch sizes of the end-to-end runs (pipeline extract --batch; 8 is its default)")
 	fs.IntVar(&o.threads, "threads", runtime.NumCPU(), "OpenCV and PyTorch threads")
 	fs.IntVar(&o.workers, "workers", 0, "pipeline extract --workers (decode goroutines; 0 = its default, the number of cores)")
 	fs.IntVar(&o.n, "n", 0, "use n images spread over the dataset (0 = all)")

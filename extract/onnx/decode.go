@@ -65,7 +65,8 @@ type decoder struct {
 	seeker  io.Seeker
 	r       *bufio.Reader
 	pos     int64
-	payload bool // decode initializer payloads
+	payload bool   // decode initializer payloads
+	spans   *spans // where initializers and their payloads lie (Map), or nil
 }
 
 func newDecoder(src io.Reader, seeker io.Seeker, payload bool) *decoder {
@@ -361,10 +362,13 @@ func (d *decoder) graph(end int64) (*Graph, error) {
 			g.Name, err = d.string(wire, end)
 		case graphInitializer:
 			if fend, err = d.sub(wire, end); err == nil {
+				start := d.pos
 				var t *Tensor
 				t, err = d.tensor(fend, d.payload)
 				if err != nil {
 					err = fmt.Errorf("initializer %d: %w", len(g.Initializers), err)
+				} else if d.spans != nil {
+					d.spans.message[t] = fileSpan{start: start, end: fend}
 				}
 				g.Initializers = append(g.Initializers, t)
 			}
@@ -612,15 +616,18 @@ func (d *decoder) shape(end int64) ([]Dim, error) {
 	}
 }
 
+// tensorFields collects a TensorProto's payload fields while it is decoded.
+type tensorFields struct {
+	dims                  []int64
+	floats, doubles, raws []byte
+	hasRaw, keep          bool
+}
+
 // tensor decodes a TensorProto. Without payload, the data fields are
 // skipped (by seeking when the source allows it).
 func (d *decoder) tensor(end int64, payload bool) (*Tensor, error) {
 	t := &Tensor{}
-	var (
-		dims                  []int64
-		floats, doubles, raws []byte
-		hasRaw, keep          bool
-	)
+	var f tensorFields
 	for {
 		field, wire, ok, err := d.tag(end)
 		if err != nil {
@@ -629,10 +636,9 @@ func (d *decoder) tensor(end int64, payload bool) (*Tensor, error) {
 		if !ok {
 			break
 		}
-		var b []byte
 		switch field {
 		case tensorDims:
-			dims, err = d.ints(dims, wire, end)
+			f.dims, err = d.ints(f.dims, wire, end)
 		case tensorDataType:
 			var v int64
 			v, err = d.int(wire, end)
@@ -645,38 +651,11 @@ func (d *decoder) tensor(end int64, payload bool) (*Tensor, error) {
 			t.External = v == 1
 		case tensorFloatData, tensorDoubleData, tensorInt32Data, tensorInt64Data, tensorRawData:
 			if !payload && !d.keepSmall(t, wire, end) {
-				err = d.skipField(wire, end)
+				err = d.skipPayload(t, field, wire, end)
 				break
 			}
-			keep = true
-			switch field {
-			case tensorFloatData:
-				b, err = d.fixed(4, wire, end)
-				floats = append(floats, b...)
-			case tensorDoubleData:
-				b, err = d.fixed(8, wire, end)
-				doubles = append(doubles, b...)
-			case tensorInt64Data:
-				if t.Int64 == nil {
-					t.Int64 = []int64{}
-				}
-				t.Int64, err = d.ints(t.Int64, wire, end)
-			case tensorInt32Data:
-				var v []int64
-				v, err = d.ints(nil, wire, end)
-				for _, x := range v {
-					t.Int32 = append(t.Int32, int32(x))
-				}
-				if t.Int32 == nil {
-					t.Int32 = []int32{}
-				}
-			case tensorRawData:
-				var fend int64
-				if fend, err = d.sub(wire, end); err == nil {
-					raws, err = d.bytes(fend - d.pos)
-					hasRaw = true
-				}
-			}
+			f.keep = true
+			err = d.payloadField(t, &f, field, wire, end)
 		default:
 			err = d.skipField(wire, end)
 		}
@@ -684,58 +663,139 @@ func (d *decoder) tensor(end int64, payload bool) (*Tensor, error) {
 			return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
 	}
+	if err := setDims(t, f.dims); err != nil {
+		return nil, err
+	}
+	if !payload && !f.keep || t.External {
+		return t, nil
+	}
+	if err := f.assemble(t); err != nil {
+		return nil, err
+	}
+	return t, checkCount(t)
+}
+
+// payloadField reads one data field of a TensorProto into f (float and
+// double bytes, raw_data) or t (integers).
+func (d *decoder) payloadField(t *Tensor, f *tensorFields, field, wire int, end int64) error {
+	var (
+		b   []byte
+		err error
+	)
+	switch field {
+	case tensorFloatData:
+		b, err = d.fixed(4, wire, end)
+		f.floats = appendOrTake(f.floats, b)
+	case tensorDoubleData:
+		b, err = d.fixed(8, wire, end)
+		f.doubles = appendOrTake(f.doubles, b)
+	case tensorInt64Data:
+		if t.Int64 == nil {
+			t.Int64 = []int64{}
+		}
+		t.Int64, err = d.ints(t.Int64, wire, end)
+	case tensorInt32Data:
+		var v []int64
+		v, err = d.ints(nil, wire, end)
+		for _, x := range v {
+			t.Int32 = append(t.Int32, int32(x))
+		}
+		if t.Int32 == nil {
+			t.Int32 = []int32{}
+		}
+	case tensorRawData:
+		var fend int64
+		if fend, err = d.sub(wire, end); err == nil {
+			f.raws, err = d.bytes(fend - d.pos)
+			f.hasRaw = true
+		}
+	}
+	return err
+}
+
+// appendOrTake appends b to dst, or takes b itself when dst is empty (a
+// packed field, the usual case, is then never copied).
+func appendOrTake(dst, b []byte) []byte {
+	if dst == nil && len(b) > 0 {
+		return b
+	}
+	return append(dst, b...)
+}
+
+// skipPayload skips a data field of a tensor read without payloads and, when
+// the decoder records spans (Map), notes where a packed or raw payload lies
+// in the file.
+func (d *decoder) skipPayload(t *Tensor, field, wire int, end int64) error {
+	if d.spans == nil || wire != wireBytes {
+		if d.spans != nil {
+			d.spans.mixed[t] = true
+		}
+		return d.skipField(wire, end)
+	}
+	fend, err := d.length(end)
+	if err != nil {
+		return err
+	}
+	if _, seen := d.spans.payload[t]; seen {
+		d.spans.mixed[t] = true
+	}
+	d.spans.payload[t] = fileSpan{field: field, start: d.pos, end: fend}
+	return d.skip(fend - d.pos)
+}
+
+// setDims checks and sets a tensor's dims.
+func setDims(t *Tensor, dims []int64) error {
 	t.Dims = make([]int, len(dims))
 	for i, v := range dims {
 		if v < 0 || v > 1<<40 {
-			return nil, fmt.Errorf("tensor %q: dimension %d out of range", t.Name, v)
+			return fmt.Errorf("tensor %q: dimension %d out of range", t.Name, v)
 		}
 		t.Dims[i] = int(v)
 	}
-	n, err := numElements(t.Dims)
-	if err != nil {
-		return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
+	if _, err := numElements(t.Dims); err != nil {
+		return fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
-	if !payload && !keep || t.External {
-		return t, nil
-	}
-	t.StoreRaw = hasRaw
-	if hasRaw {
+	return nil
+}
+
+// assemble turns the collected payload bytes into the tensor's typed values.
+func (f *tensorFields) assemble(t *Tensor) error {
+	n := t.NumElements()
+	t.StoreRaw = f.hasRaw
+	if f.hasRaw {
 		switch t.DataType {
 		case Float:
-			floats = raws
+			f.floats = f.raws
 		case Double:
-			doubles = raws
+			f.doubles = f.raws
 		case Int64:
-			if len(raws)%8 != 0 {
-				return nil, fmt.Errorf("tensor %q: raw_data of %d bytes for INT64: %w", t.Name, len(raws), errTruncated)
+			if len(f.raws)%8 != 0 {
+				return fmt.Errorf("tensor %q: raw_data of %d bytes for INT64: %w", t.Name, len(f.raws), errTruncated)
 			}
-			t.Int64 = make([]int64, len(raws)/8)
+			t.Int64 = make([]int64, len(f.raws)/8)
 			for i := range t.Int64 {
-				t.Int64[i] = int64(binary.LittleEndian.Uint64(raws[8*i:]))
+				t.Int64[i] = int64(binary.LittleEndian.Uint64(f.raws[8*i:]))
 			}
 		default:
-			t.RawData = raws
+			t.RawData = f.raws
 		}
 	}
 	switch t.DataType {
 	case Float:
-		if floats != nil || n == 0 {
-			if len(floats)%4 != 0 {
-				return nil, fmt.Errorf("tensor %q: raw_data of %d bytes for FLOAT: %w", t.Name, len(floats), errTruncated)
+		if f.floats != nil || n == 0 {
+			if len(f.floats)%4 != 0 {
+				return fmt.Errorf("tensor %q: raw_data of %d bytes for FLOAT: %w", t.Name, len(f.floats), errTruncated)
 			}
-			t.Float32 = make([]float32, len(floats)/4)
-			for i := range t.Float32 {
-				t.Float32[i] = math.Float32frombits(binary.LittleEndian.Uint32(floats[4*i:]))
-			}
+			t.Float32 = decodeFloat32s(f.floats)
 		}
 	case Double:
-		if doubles != nil || n == 0 {
-			if len(doubles)%8 != 0 {
-				return nil, fmt.Errorf("tensor %q: raw_data of %d bytes for DOUBLE: %w", t.Name, len(doubles), errTruncated)
+		if f.doubles != nil || n == 0 {
+			if len(f.doubles)%8 != 0 {
+				return fmt.Errorf("tensor %q: raw_data of %d bytes for DOUBLE: %w", t.Name, len(f.doubles), errTruncated)
 			}
-			t.Float64 = make([]float64, len(doubles)/8)
+			t.Float64 = make([]float64, len(f.doubles)/8)
 			for i := range t.Float64 {
-				t.Float64[i] = math.Float64frombits(binary.LittleEndian.Uint64(doubles[8*i:]))
+				t.Float64[i] = math.Float64frombits(binary.LittleEndian.Uint64(f.doubles[8*i:]))
 			}
 		}
 	case Int64:
@@ -743,7 +803,21 @@ func (d *decoder) tensor(end int64, payload bool) (*Tensor, error) {
 			t.Int64 = []int64{}
 		}
 	}
-	var count = -1
+	return nil
+}
+
+// decodeFloat32s converts little-endian bytes to float32s.
+func decodeFloat32s(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}
+
+// checkCount checks the number of decoded values against the dims.
+func checkCount(t *Tensor) error {
+	count := -1
 	switch {
 	case t.Float32 != nil:
 		count = len(t.Float32)
@@ -754,10 +828,10 @@ func (d *decoder) tensor(end int64, payload bool) (*Tensor, error) {
 	case t.Int32 != nil:
 		count = len(t.Int32)
 	}
-	if count >= 0 && count != n {
-		return nil, fmt.Errorf("tensor %q: %d values for dims %v", t.Name, count, t.Dims)
+	if n := t.NumElements(); count >= 0 && count != n {
+		return fmt.Errorf("tensor %q: %d values for dims %v", t.Name, count, t.Dims)
 	}
-	return t, nil
+	return nil
 }
 
 // keepSmall reports whether ReadGraph keeps a payload field anyway: the

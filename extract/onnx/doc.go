@@ -8,7 +8,11 @@
 // ReadModel decodes a whole file; ReadGraph decodes only its structure
 // (nodes, inputs and outputs with dims, initializer names and dims),
 // skipping weight payloads by seeking, so a 550 MB VGG-16 is scanned in a
-// few milliseconds and a few hundred KB. Marshal, Unmarshal and WriteFile
+// few milliseconds and a few hundred KB. Map decodes the structure the same
+// way and maps the file read-only, so that a loader reads each initializer's
+// payload when it needs it (a view of the mapping where the payload is
+// aligned float32) and releases its pages after (the oneDNN engine's load).
+// Marshal, Unmarshal and WriteFile
 // (atomic, streaming) cover the rest. The codec is a hand-written protobuf
 // wire-format reader and writer for the ModelProto subset in model.go
 // (field numbers of onnx 1.12's onnx.proto). It reads packed and unpacked

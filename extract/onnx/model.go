@@ -359,6 +359,23 @@ func (t *Tensor) Float64s() ([]float64, error) {
 	return nil, fmt.Errorf("tensor %q of type %v: %w data type", t.Name, t.DataType, ErrUnsupported)
 }
 
+// Float32s returns the payload as float32: Float32 itself when set, else
+// Float64s converted.
+func (t *Tensor) Float32s() ([]float32, error) {
+	if t.Float32 != nil {
+		return t.Float32, nil
+	}
+	v, err := t.Float64s()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out, nil
+}
+
 // NewFloat32 makes a Float tensor. It panics when len(data) does not match
 // dims, which is a programming error.
 func NewFloat32(name string, dims []int, data []float32) *Tensor {

@@ -42,56 +42,16 @@ func Run(m *Model, inputs map[string]*Tensor, want ...string) (map[string]*Tenso
 		return nil, fmt.Errorf("run: model has no graph")
 	}
 	g := m.Graph
-	opset := m.Opset()
-	if opset == 0 {
+	r := &runner{g: g, opset: m.Opset(), inits: make(map[string]*Tensor, len(g.Initializers)), vals: map[string]*value{}}
+	if r.opset == 0 {
 		return nil, fmt.Errorf("run: model imports no ai.onnx operator set")
 	}
-	// Initializers are converted to float64 when a needed node first reads
-	// them: a run that stops at VGG-16's pool5 never copies the 400 MB of
-	// fully connected weights.
-	inits := make(map[string]*Tensor, len(g.Initializers))
 	for _, t := range g.Initializers {
-		inits[t.Name] = t
+		r.inits[t.Name] = t
 	}
-	vals := make(map[string]*value)
-	lookup := func(name string) (*value, error) {
-		if v, ok := vals[name]; ok {
-			return v, nil
-		}
-		t, ok := inits[name]
-		if !ok {
-			return nil, fmt.Errorf("input %q is not produced by an earlier node, an initializer or a graph input", name)
-		}
-		if !t.HasData() {
-			return nil, fmt.Errorf("initializer %q has no data (model read with ReadGraph?)", name)
-		}
-		v, err := tensorValue(t)
-		if err != nil {
-			return nil, fmt.Errorf("initializer: %w", err)
-		}
-		vals[name] = v
-		return v, nil
+	if err := r.setInputs(inputs); err != nil {
+		return nil, err
 	}
-	declared := make(map[string]bool)
-	for _, in := range g.Inputs {
-		declared[in.Name] = true
-	}
-	for name, t := range inputs {
-		if !declared[name] {
-			return nil, fmt.Errorf("run: %q is not a graph input (inputs: %s): %w", name, strings.Join(inputNames(g), ", "), ErrUnknownTensor)
-		}
-		v, err := tensorValue(t)
-		if err != nil {
-			return nil, fmt.Errorf("run: input %q: %w", name, err)
-		}
-		vals[name] = v
-	}
-	for _, in := range g.Inputs {
-		if _, ok := vals[in.Name]; !ok && inits[in.Name] == nil {
-			return nil, fmt.Errorf("run: graph input %q not given", in.Name)
-		}
-	}
-
 	needed, err := neededNodes(g, want)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
@@ -114,57 +74,120 @@ func Run(m *Model, inputs map[string]*Tensor, want ...string) (map[string]*Tenso
 		if !needed[i] {
 			continue
 		}
-		c := &opCtx{node: n, opset: opset, konst: func(name string) (*value, bool) {
-			v, err := lookup(name)
-			return v, err == nil
-		}}
-		ins := make([]*value, len(n.Inputs))
-		shapes := make([][]int, len(n.Inputs))
-		for j, name := range n.Inputs {
-			if name == "" {
-				continue
-			}
-			v, err := lookup(name)
-			if err != nil {
-				return nil, c.wrap(err)
-			}
-			ins[j], shapes[j] = v, v.dims
-		}
-		def, err := c.def()
+		res, err := r.node(n)
 		if err != nil {
 			return nil, err
-		}
-		outDims, err := def.infer(c, shapes)
-		if err != nil {
-			return nil, c.wrap(err)
-		}
-		res, err := def.eval(c, ins, outDims)
-		if err != nil {
-			return nil, c.wrap(err)
 		}
 		for j, name := range n.Outputs {
 			if name == "" || j >= len(res) {
 				continue
 			}
-			vals[name] = res[j]
+			r.vals[name] = res[j]
 			if len(want) == 0 {
 				out[name] = NewFloat64(name, res[j].dims, res[j].data)
 			}
 		}
 		for _, in := range n.Inputs {
 			if uses[in]--; uses[in] == 0 && !wanted[in] {
-				delete(vals, in)
+				delete(r.vals, in)
 			}
 		}
 	}
 	for _, w := range want {
-		v, err := lookup(w)
+		v, err := r.lookup(w)
 		if err != nil {
 			return nil, fmt.Errorf("run: tensor %q: %w", w, err)
 		}
 		out[w] = NewFloat64(w, v.dims, v.data)
 	}
 	return out, nil
+}
+
+// runner holds the values of one Run.
+type runner struct {
+	g     *Graph
+	opset int64
+	inits map[string]*Tensor
+	vals  map[string]*value // computed tensors, inputs, converted initializers
+}
+
+// lookup returns a tensor's value. Initializers are converted to float64
+// when a needed node first reads them: a run that stops at VGG-16's pool5
+// never copies the 400 MB of fully connected weights.
+func (r *runner) lookup(name string) (*value, error) {
+	if v, ok := r.vals[name]; ok {
+		return v, nil
+	}
+	t, ok := r.inits[name]
+	if !ok {
+		return nil, fmt.Errorf("input %q is not produced by an earlier node, an initializer or a graph input", name)
+	}
+	if !t.HasData() {
+		return nil, fmt.Errorf("initializer %q has no data (model read with ReadGraph?)", name)
+	}
+	v, err := tensorValue(t)
+	if err != nil {
+		return nil, fmt.Errorf("initializer: %w", err)
+	}
+	r.vals[name] = v
+	return v, nil
+}
+
+// setInputs checks the given inputs against the graph's and converts them.
+func (r *runner) setInputs(inputs map[string]*Tensor) error {
+	declared := make(map[string]bool)
+	for _, in := range r.g.Inputs {
+		declared[in.Name] = true
+	}
+	for name, t := range inputs {
+		if !declared[name] {
+			return fmt.Errorf("run: %q is not a graph input (inputs: %s): %w", name, strings.Join(inputNames(r.g), ", "), ErrUnknownTensor)
+		}
+		v, err := tensorValue(t)
+		if err != nil {
+			return fmt.Errorf("run: input %q: %w", name, err)
+		}
+		r.vals[name] = v
+	}
+	for _, in := range r.g.Inputs {
+		if _, ok := r.vals[in.Name]; !ok && r.inits[in.Name] == nil {
+			return fmt.Errorf("run: graph input %q not given", in.Name)
+		}
+	}
+	return nil
+}
+
+// node computes one node's outputs.
+func (r *runner) node(n *Node) ([]*value, error) {
+	c := &opCtx{node: n, opset: r.opset, konst: func(name string) (*value, bool) {
+		v, err := r.lookup(name)
+		return v, err == nil
+	}}
+	ins := make([]*value, len(n.Inputs))
+	shapes := make([][]int, len(n.Inputs))
+	for j, name := range n.Inputs {
+		if name == "" {
+			continue
+		}
+		v, err := r.lookup(name)
+		if err != nil {
+			return nil, c.wrap(err)
+		}
+		ins[j], shapes[j] = v, v.dims
+	}
+	def, err := c.def()
+	if err != nil {
+		return nil, err
+	}
+	outDims, err := def.infer(c, shapes)
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	res, err := def.eval(c, ins, outDims)
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	return res, nil
 }
 
 func inputNames(g *Graph) []string {
