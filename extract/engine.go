@@ -50,7 +50,7 @@ func wantEngine(cfg ExtractorConfig) (string, error) {
 	case bf16 && gpu:
 		return "", fmt.Errorf("--precision bf16 runs on the oneDNN engine (CPU) only, not with --backend %s --target %s: %w", c.Backend, c.Target, ErrEngine)
 	case eng == EngineOneDNN && cfg.Model.Format != "onnx":
-		return "", fmt.Errorf("--engine onednn runs ONNX models only; %s is a %s model (use --engine opencv or auto): %w", cfg.Model.Name, cfg.Model.Format, ErrEngine)
+		return "", fmt.Errorf("--engine onednn runs ONNX models only; %s is a %s model: %w", cfg.Model.Name, cfg.Model.Format, ErrEngine)
 	case bf16 && cfg.Model.Format != "onnx":
 		return "", fmt.Errorf("--precision bf16 runs on the oneDNN engine, which runs ONNX models only; %s is a %s model: %w", cfg.Model.Name, cfg.Model.Format, ErrEngine)
 	case eng == EngineOneDNN && gpu:

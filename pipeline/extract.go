@@ -165,10 +165,10 @@ func runEngine(ctx context.Context, o ExtractOptions) (sum ExtractSummary, err e
 	start := time.Now()
 	sum.DB, sum.Model, sum.Status, sum.Shard = o.DB, o.Model.Name, "failed", o.Shard.String()
 	if o.Images == "" && o.List == "" && o.inputs == nil {
-		return sum, usagef("give --images DIR or --list FILE")
+		return sum, usagef("no input: want an images folder or a list of files")
 	}
 	if o.Images != "" && o.List != "" {
-		return sum, usagef("give --images or --list, not both")
+		return sum, usagef("an images folder or a list of files, not both")
 	}
 	if err := checkSplitOption(o); err != nil {
 		return sum, err

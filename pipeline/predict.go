@@ -73,10 +73,10 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 	var sum PredictSummary
 	sum.Classifier = o.Name
 	if len(o.Paths) == 0 && o.List == "" {
-		return sum, usagef("give image files or folders, or --list FILE")
+		return sum, usagef("no input: want image files or folders, or a list of them")
 	}
 	if len(o.Paths) > 0 && o.List != "" {
-		return sum, usagef("give image files or folders, or --list FILE, not both")
+		return sum, usagef("image files or folders, or a list of them, not both")
 	}
 	if o.Emit == nil {
 		o.Emit = func(PredictRow) error { return nil }
@@ -191,7 +191,7 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 // classifierModel finds the CNN a classifier's codes came from (see
 // featureSetModel).
 func classifierModel(fs store.FeatureSet, override string) (extract.Model, error) {
-	return featureSetModel(fs, override, "--model")
+	return featureSetModel(fs, override)
 }
 
 // pathInputs walks files and folders given on the command line, in order;

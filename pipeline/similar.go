@@ -328,7 +328,7 @@ func similarQuery(ctx context.Context, db *store.DB, fs store.FeatureSet, o Simi
 		if !errors.Is(statErr, os.ErrNotExist) {
 			why = fmt.Sprintf(" (%v)", statErr)
 		}
-		return q, nil, fmt.Errorf("%w: %s is not a readable file%s and no stored image has that path, relative path or sha256: extract it first (`pipeline extract ... --list FILE`), or give the path of an image file to compute its vector with the set's model",
+		return q, nil, fmt.Errorf("%w: %s is not a readable file%s and no stored image has that path, relative path or sha256: extract it first, or give the path of an image file to compute its vector with the set's model",
 			ErrUnknownImage, o.Query, why)
 	case len(matches) > 1:
 		var names []string
@@ -409,7 +409,7 @@ func hashFile(path string) (string, error) {
 // computeQuery runs the query file through the extract engine, read-only,
 // with exactly the feature set's model, layer, pooling and preprocessing.
 func computeQuery(ctx context.Context, fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (SimilarQuery, []float32, error) {
-	model, err := featureSetModel(fs, o.ModelPath, "--model-file")
+	model, err := featureSetModel(fs, o.ModelPath)
 	if err != nil {
 		return q, nil, err
 	}
@@ -452,7 +452,7 @@ func computeQuery(ctx context.Context, fs store.FeatureSet, o SimilarOptions, q 
 // is the option that overrides the model, for the hint.
 //
 // It is predict's classifierModel with wording that fits any feature set.
-func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model, error) {
+func featureSetModel(fs store.FeatureSet, override string) (extract.Model, error) {
 	name := fs.ModelName
 	if override != "" {
 		name = override
@@ -460,14 +460,14 @@ func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model,
 	m, err := extract.ResolveModel(extract.ModelSpec{Model: name})
 	if err != nil {
 		if override == "" {
-			return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v): pass %s PATH to the file",
-				fs, fs.ModelName, fs.ModelSHA256, err, flag)
+			return m, usageKindf(ErrSetModel, "the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v)",
+				fs, fs.ModelName, fs.ModelSHA256, err)
 		}
 		return m, err
 	}
 	if m.SHA256 != fs.ModelSHA256 {
-		return m, usagef("the vectors of %s come from model %s with sha256 %s, but %s has sha256 %s: the vectors would not be comparable; pass %s PATH to the right file",
-			fs, fs.ModelName, fs.ModelSHA256, m.Path, m.SHA256, flag)
+		return m, usageKindf(ErrSetModel, "the vectors of %s come from model %s with sha256 %s, but %s has sha256 %s: the vectors would not be comparable",
+			fs, fs.ModelName, fs.ModelSHA256, m.Path, m.SHA256)
 	}
 	var p extract.Preprocess
 	if err := json.Unmarshal([]byte(fs.Preprocess), &p); err != nil {

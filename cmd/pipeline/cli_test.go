@@ -110,7 +110,7 @@ func TestCLI_Workflow(t *testing.T) {
 
 	run(t, dbEnv, "fit", "--layer", "fc2", "--clf", "logreg", "--name", "lr", "--cv", "3").want(t, 0, "3-fold CV: accuracy", "classifier lr: logreg")
 	run(t, dbEnv, "fit", "--layer", "fc2", "--clf", "logreg", "--name", "lr").want(t, 2, `classifier "lr" exists`, "--replace")
-	run(t, dbEnv, "fit", "--layer", "fc9", "--name", "x").want(t, 5, "no feature set with vectors matches --layer fc9", "fc2", "block3_pool")
+	run(t, dbEnv, "fit", "--layer", "fc9", "--name", "x").want(t, 5, "no feature set with vectors matches layer fc9", "fc2", "block3_pool")
 	run(t, dbEnv, "fit", "--layer", "fc2", "--name", "x", "--cv", "50").want(t, 5, "fewer than the 50 folds")
 	run(t, dbEnv, "fit", "--layer", "fc2", "--name", "x", "--clf", "tree").want(t, 2, `classifier "tree"`)
 	run(t, dbEnv, "eval", "nope").want(t, 2, `classifier "nope"`, "lr")

@@ -143,7 +143,7 @@ func TestCLI_UsageChangesNothing(t *testing.T) {
 	// With a database: an unknown layer adds no run row.
 	run(t, env, append(ex, "--layer", "fc2")...).want(t, 0)
 	run(t, env, append(ex, "--layer", "fc9")...).want(t, 2, `unknown layer "fc9"`)
-	run(t, env, "fit", "--layer", "fc9", "--name", "x").want(t, 5, "no feature set with vectors matches --layer fc9")
+	run(t, env, "fit", "--layer", "fc9", "--name", "x").want(t, 5, "no feature set with vectors matches layer fc9")
 	if _, _, n := lastRun(t, env); n != 1 {
 		t.Errorf("%d runs after one extract and two refused commands, want 1", n)
 	}

@@ -9,10 +9,6 @@ import (
 	"pipeline/extract"
 )
 
-func init() {
-	register(command{"layers", "list a model's layers, output shapes and aliases", cmdLayers})
-}
-
 type layerJSON struct {
 	ID      int      `json:"id"`
 	Name    string   `json:"name"`
@@ -24,7 +20,7 @@ type layerJSON struct {
 }
 
 func cmdLayers(e *env, args []string) error {
-	fs := newFlags(e, "layers", "layers --model NAME|PATH [--size N] [--aliases] [--json]")
+	fs := newFlags(e, "layers", "layers [flags] --model NAME|PATH")
 	var mf modelFlags
 	addModelFlags(fs, &mf)
 	onlyAliases := fs.Bool("aliases", false, "list only the layers that have an alias")
@@ -35,7 +31,7 @@ func cmdLayers(e *env, args []string) error {
 	if mf.model == "" {
 		return usageError("layers: --model is required")
 	}
-	model, err := extract.ResolveModel(mf.spec())
+	model, err := mf.resolve(false)
 	if err != nil {
 		return err
 	}

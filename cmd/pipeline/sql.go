@@ -21,10 +21,6 @@ import (
 	"pipeline/store"
 )
 
-func init() {
-	register(command{"sql", "run SQL on the database (sqlite-vec loaded; examples: --list)", cmdSQL})
-}
-
 const sqlHelp = `Runs one or more SQL statements on the feature database and prints the
 rows of every statement that returns rows. The schema is in docs/SCHEMA.md;
 sqlite-vec's functions (vec_distance_cosine, vec_distance_L2, vec_length,
@@ -75,7 +71,7 @@ func (p *paramFlag) Set(s string) error {
 }
 
 func cmdSQL(e *env, args []string) error {
-	fs := newFlags(e, "sql", `sql [flags] "QUERY" | -f FILE|NAME|- [--param name=value]... [--csv|--json] [--write]`)
+	fs := newFlags(e, "sql", `sql [flags] "QUERY" | -f FILE|NAME|-`)
 	usage := fs.Usage
 	fs.Usage = func() {
 		usage()
