@@ -138,10 +138,10 @@ func NewExtractor(cfg ExtractorConfig) (*Extractor, error) {
 		pool = "avg"
 	}
 	if pool != "avg" && pool != "max" && pool != "none" {
-		return nil, errclass.Errorf(errclass.Usage, "--pool %q: want avg, max or none", cfg.Pool)
+		return nil, errclass.Errorf(errclass.Usage, "pool %q: want avg, max or none", cfg.Pool)
 	}
 	if len(cfg.Layers) == 0 {
-		return nil, errclass.Errorf(errclass.Usage, "no layer requested (--layer)")
+		return nil, errclass.Errorf(errclass.Usage, "no layer requested")
 	}
 	if err := cfg.Model.Preprocess.Validate(); err != nil {
 		return nil, err

@@ -152,10 +152,10 @@ func Fit(ctx context.Context, o FitOptions) (res FitResult, err error) {
 		logf = func(string, ...any) {}
 	}
 	if !classifierName.MatchString(o.Name) {
-		return res, usagef("--name %q: use letters, digits, '.', '_' or '-' (e.g. cats-svm)", o.Name)
+		return res, usagef("name %q: use letters, digits, '.', '_' or '-' (e.g. cats-svm)", o.Name)
 	}
 	if o.TestFrac <= 0 || o.TestFrac >= 1 {
-		return res, usagef("--test-frac %v must be between 0 and 1", o.TestFrac)
+		return res, usagef("test fraction %v must be between 0 and 1", o.TestFrac)
 	}
 	if err := o.Params.Validate(); err != nil {
 		return res, err
@@ -261,7 +261,7 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 		}
 		fitDS = all
 		res.Final, res.FinalTrain, res.Classes = true, len(all.X), all.Classes
-		logf("fit --final: refitting on all %d labelled vectors (%s); no held-out estimate will exist for this classifier",
+		logf("fit (final): refitting on all %d labelled vectors (%s); no held-out estimate will exist for this classifier",
 			len(all.X), classCounts(all))
 	}
 	t0 := time.Now()
@@ -469,7 +469,7 @@ func Eval(ctx context.Context, dbPath, name string) (*EvalResult, error) {
 	}
 	var sm storedMetrics
 	if len(lc.Row.Metrics) > 0 && json.Unmarshal(lc.Row.Metrics, &sm) == nil && sm.Final {
-		cv := "it was fitted without --cv, so there is no estimate at all"
+		cv := "it was fitted without cross-validation, so there is no estimate at all"
 		if sm.CV != nil {
 			cv = fmt.Sprintf("its %d-fold cross-validation on the training split before the refit: accuracy %.4f ± %.4f, macro-F1 %.4f ± %.4f",
 				sm.CV.Folds, sm.CV.MeanAccuracy, sm.CV.StdAccuracy, sm.CV.MeanMacroF1, sm.CV.StdMacroF1)
@@ -539,7 +539,7 @@ func assignSplit(ctx context.Context, db *store.DB, testFrac float64, reset bool
 		if err != nil {
 			return 0, err
 		}
-		logf("%s: deleted the automatic split of %d images; the split chosen by the user (folder layout, extract --split) stays", cmd, n)
+		logf("%s: deleted the automatic split of %d images; the split chosen by the user (folder layout, a split given to extract) stays", cmd, n)
 	}
 	added, err := db.AssignSplit(ctx, testFrac)
 	if errors.Is(err, store.ErrSplitFrac) {

@@ -14,7 +14,7 @@ func checkPool(pool string) error {
 	case "", store.PoolAvg, store.PoolMax, store.PoolNone:
 		return nil
 	}
-	return usagef("--pool %q: want avg, max or none", pool)
+	return usagef("pool %q: want avg, max or none", pool)
 }
 
 // poolMatches reports whether a set answers --pool. A layer whose output

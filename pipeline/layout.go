@@ -127,7 +127,7 @@ func checkSplitOption(o ExtractOptions) error {
 		return nil
 	case store.PartTrain, store.PartTest:
 	default:
-		return usagef("--split %q: want train or test", o.Split)
+		return usagef("split %q: want train or test", o.Split)
 	}
 	if o.Images != "" {
 		lay, err := DetectLayout(o.Images)

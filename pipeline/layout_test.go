@@ -248,7 +248,7 @@ func TestExtract_Splits(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 		_, err = Extract(ctx, ExtractOptions{DB: filepath.Join(dir, "f.db"), Model: m, Layers: []string{"fc2"}, Images: dir, Split: "val"})
-		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `--split "val": want train or test`) {
+		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `split "val": want train or test`) {
 			t.Errorf("err = %v", err)
 		}
 	})

@@ -95,7 +95,7 @@ func TestResolveFeatureSet_Pool(t *testing.T) {
 
 	t.Run("ErrUsage", func(t *testing.T) {
 		_, err := ResolveFeatureSet(ctx, db, SetQuery{Layer: "block2_pool", Pool: "mean"})
-		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `--pool "mean": want avg, max or none`) {
+		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `pool "mean": want avg, max or none`) {
 			t.Errorf("err = %v, want a usage error", err)
 		}
 	})

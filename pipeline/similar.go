@@ -101,11 +101,11 @@ func Similar(ctx context.Context, o SimilarOptions) (SimilarResult, error) {
 		o.K = 10
 	}
 	if o.K < 0 {
-		return res, usagef("--k %d: want a positive number of neighbours", o.K)
+		return res, usagef("k %d: want a positive number of neighbours", o.K)
 	}
 	metric, err := store.ParseMetric(o.Metric)
 	if err != nil {
-		return res, usagef("--metric %s: want cosine or l2", o.Metric)
+		return res, usagef("metric %s: want cosine or l2", o.Metric)
 	}
 	res.Metric, res.K = metric, o.K
 	if o.ModelPath == "" && extract.LooksLikePath(o.Set.Model) {

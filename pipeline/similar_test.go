@@ -330,8 +330,8 @@ func TestSimilar_Errors(t *testing.T) {
 		{"ErrUnknownLayer", SimilarOptions{Query: photo, Set: SetQuery{Layer: "fc9"}}, ErrNoFeatures, []string{"layer fc9", "fc2"}},
 		{"NoLayer", SimilarOptions{Query: photo}, ErrNoSetQuery, []string{"no feature set named"}},
 		{"Directory", SimilarOptions{Query: f.imgs, Set: fc2}, ErrUsage, []string{"is a directory"}},
-		{"BadMetric", SimilarOptions{Query: photo, Set: fc2, Metric: "dot"}, ErrUsage, []string{"--metric dot"}},
-		{"BadK", SimilarOptions{Query: photo, Set: fc2, K: -1}, ErrUsage, []string{"--k -1"}},
+		{"BadMetric", SimilarOptions{Query: photo, Set: fc2, Metric: "dot"}, ErrUsage, []string{"metric dot"}},
+		{"BadK", SimilarOptions{Query: photo, Set: fc2, K: -1}, ErrUsage, []string{"k -1"}},
 		// The set's model is recorded by file name, which is no path here.
 		{"ModelNotFound", SimilarOptions{Query: photo, Set: fc2}, ErrSetModel, []string{"vgg-zoo-tiny.onnx", "cannot be found by that name"}},
 		{"WrongModel", SimilarOptions{Query: photo, Set: fc2, ModelPath: "../testdata/models/vgg-torch-tiny.onnx"}, ErrSetModel,

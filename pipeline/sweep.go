@@ -206,11 +206,11 @@ func Sweep(ctx context.Context, o SweepOptions) (res SweepResult, err error) {
 	res.Pool, res.Folds = o.Pool, o.Folds
 	switch {
 	case o.Folds < 2:
-		return res, usagef("--cv %d: want 2 or more folds", o.Folds)
+		return res, usagef("%d folds: want 2 or more", o.Folds)
 	case !(o.TestFrac > 0 && o.TestFrac < 1):
-		return res, usagef("--test-frac %v must be between 0 and 1", o.TestFrac)
+		return res, usagef("test fraction %v must be between 0 and 1", o.TestFrac)
 	case o.Pool != store.PoolAvg && o.Pool != store.PoolMax && o.Pool != store.PoolNone:
-		return res, usagef("--pool %q: want avg, max or none", o.Pool)
+		return res, usagef("pool %q: want avg, max or none", o.Pool)
 	}
 	clfs, notes, err := sweepClassifiers(o.Classifiers)
 	if err != nil {

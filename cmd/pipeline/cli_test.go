@@ -209,7 +209,7 @@ func TestCLI_Errors(t *testing.T) {
 	run(t, dbEnv, "extract", "--model", "vgg16", "--layer", "fc2", "--images", imgs).want(t, 1, "model vgg16 is not in the cache", "pipeline models pull vgg16")
 	run(t, dbEnv, "extract", "--model", "vgg17", "--layer", "fc2", "--images", imgs).want(t, 2, `unknown model "vgg17"`, "usable offline: resnet50-arch")
 	run(t, dbEnv, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--images", imgs, "--backend", "cuda").want(t, 2,
-		"--backend cuda --target fp32 is not available in this OpenCV build")
+		"backend cuda with target fp32 is not available in this OpenCV build")
 	run(t, dbEnv, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2").want(t, 2, "give --images DIR or --list FILE")
 	run(t, nil, "frobnicate").want(t, 2, `unknown command "frobnicate"`)
 	run(t, nil, "version").want(t, 0, "opencv     4.6.0", "backends   cpu/fp32")

@@ -14,48 +14,12 @@ import (
 	"testing"
 )
 
-// flagNamesLeft are the string literals of store/, extract/ and pipeline/
-// that still name a CLI flag: a bad value named by its flag ("--pool %q:
-// want avg, max or none"), and the command line `sweep` recommends, which
-// is output. Advice on which flag to use lives in hints (exit.go) instead;
-// a new literal naming a flag fails TestFlagNames_LowerLayers.
-var flagNamesLeft = map[string]bool{
-	"pipeline/classify.go\t--name %q: use letters, digits, '.', '_' or '-' (e.g. cats-svm)":                                                   true,
-	"pipeline/classify.go\t--test-frac %v must be between 0 and 1":                                                                            true,
-	"pipeline/classify.go\tfit --final: refitting on all %d labelled vectors (%s); no held-out estimate will exist for this classifier":       true,
-	"pipeline/classify.go\tit was fitted without --cv, so there is no estimate at all":                                                        true,
-	"pipeline/classify.go\t%s: deleted the automatic split of %d images; the split chosen by the user (folder layout, extract --split) stays": true,
-	"pipeline/export.go\t--format %q: want libsvm, csv or npy":                                                                                true,
-	"pipeline/export.go\t--split %q: want all, train or test":                                                                                 true,
-	"pipeline/featureset.go\t--pool %q: want avg, max or none":                                                                                true,
-	"pipeline/layout.go\t--split %q: want train or test":                                                                                      true,
-	"pipeline/similar.go\t--k %d: want a positive number of neighbours":                                                                       true,
-	"pipeline/similar.go\t--metric %s: want cosine or l2":                                                                                     true,
-	"pipeline/sqlrun.go\t-f %s: no such file, and no example of that name (examples: %s; `pipeline sql --list` describes them)":               true,
-	"pipeline/sweep.go\t--cv %d: want 2 or more folds":                                                                                        true,
-	"pipeline/sweep.go\t--test-frac %v must be between 0 and 1":                                                                               true,
-	"pipeline/sweep.go\t--pool %q: want avg, max or none":                                                                                     true,
-	"extract/backend.go\t--target %q: want fp32 or fp16":                                                                                      true,
-	"extract/backend.go\t%w: --target fp16 needs --backend opencl or cuda; OpenCV's CPU backend computes in fp32 only":                        true,
-	"extract/backend.go\t--backend %q: want cpu, opencl or cuda":                                                                              true,
-	"extract/backend.go\t%w: --backend %s --target %s is not available in this OpenCV build (%s); available: %s":                              true,
-	"extract/decode.go\t%w: %dx%d = %s pixels, over --max-pixels %s":                                                                          true,
-	"extract/engine.go\t--engine %q: want auto, onednn or opencv: %w":                                                                         true,
-	"extract/engine.go\t--precision %q: want fp32 or bf16: %w":                                                                                true,
-	"extract/engine.go\t--precision bf16 runs on the oneDNN engine only, not with --engine opencv: %w":                                        true,
-	"extract/engine.go\t--precision bf16 runs on the oneDNN engine (CPU) only, not with --backend %s --target %s: %w":                         true,
-	"extract/engine.go\t--engine onednn runs ONNX models only; %s is a %s model: %w":                                                          true,
-	"extract/engine.go\t--precision bf16 runs on the oneDNN engine, which runs ONNX models only; %s is a %s model: %w":                        true,
-	"extract/engine.go\t--engine onednn runs on the CPU only, not with --backend %s --target %s: %w":                                          true,
-	"extract/engine.go\t--precision bf16: %s: %w":                                                                                             true,
-	"extract/extractor.go\t--pool %q: want avg, max or none":                                                                                  true,
-	"extract/extractor.go\tno layer requested (--layer)":                                                                                      true,
-	"extract/keras_model.go\tmodel %s: --pool1-pad %q: want true or false":                                                                    true,
-	"extract/keras_model.go\tmodel %s: --size %q: a Keras model takes a square input":                                                         true,
-	"extract/preprocess.go\t--mean %w":                                                                                                        true,
-	"extract/preprocess.go\t--std %w":                                                                                                         true,
-	"extract/preprocess.go\t--swap-rb %q: want true or false":                                                                                 true,
-}
+// flagNamesLeft are string literals of store/, extract/ and pipeline/ that
+// may name a CLI flag (file TAB literal); none today. A bad value is named
+// by its option ("pool \"bogus\": want avg, max or none"), advice on which
+// flag to use lives in hints (exit.go), and pipeline/recommend.go writes
+// the command line `sweep` recommends, which is output.
+var flagNamesLeft = map[string]bool{}
 
 // TestFlagNames_LowerLayers: store/, extract/ and pipeline/ say what is
 // wrong; which flag helps is the CLI's hint. Every string literal there that

@@ -123,8 +123,8 @@ func TestCLI_UsageChangesNothing(t *testing.T) {
 		msg  string
 	}{
 		{"UnknownLayer", append(ex, "--layer", "fc9"), `unknown layer "fc9"`},
-		{"BadPool", append(ex, "--layer", "fc2", "--pool", "bogus"), `--pool "bogus"`},
-		{"BadBackend", append(ex, "--layer", "fc2", "--backend", "tpu"), `--backend "tpu"`},
+		{"BadPool", append(ex, "--layer", "fc2", "--pool", "bogus"), `pool "bogus"`},
+		{"BadBackend", append(ex, "--layer", "fc2", "--backend", "tpu"), `backend "tpu"`},
 		{"Batch0", append(ex, "--layer", "fc2", "--batch", "0"), "--batch 0"},
 		{"BatchNegative", append(ex, "--layer", "fc2", "--batch", "-5"), "--batch -5"},
 		{"WorkersNegative", append(ex, "--layer", "fc2", "--workers", "-1"), "--workers -1"},

@@ -179,7 +179,7 @@ func TestCLI_Similar(t *testing.T) {
 	t.Run("Errors", func(t *testing.T) {
 		run(t, dbEnv, "similar", "cats/cat.12.jpg", "--layer", "fc2").want(t, 2, "cats/cat.12.jpg", "extract it first", "give the path of an image file")
 		run(t, dbEnv, "similar", query, "--layer", "fc9").want(t, 5, "no feature set with vectors matches layer fc9")
-		run(t, dbEnv, "similar", query, "--layer", "fc2", "--metric", "dot").want(t, 2, "--metric dot")
+		run(t, dbEnv, "similar", query, "--layer", "fc2", "--metric", "dot").want(t, 2, "metric dot")
 		run(t, dbEnv, "similar", query, "--layer", "fc2", "--method", "faiss").want(t, 2, `"faiss"`)
 		run(t, dbEnv, "similar", "--layer", "fc2").want(t, 2, "want one image")
 		run(t, dbEnv, "similar", filepath.Join(dir, "new", "w", "00.png"), "--layer", "fc2").want(t, 2, "--model-file PATH")
