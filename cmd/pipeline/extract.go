@@ -16,7 +16,7 @@ func cmdExtract(e *env, args []string) error {
 	addModelFlags(fs, &mf)
 	db := addDBFlag(fs)
 	layers := fs.String("layer", "", "layer(s) to store, comma-separated: aliases (fc2, avg_pool, block4_pool, ...), OpenCV, ONNX or Caffe names")
-	pool := fs.String("pool", "avg", "how C x H x W outputs become vectors: avg, max, or none (flattened in C x H x W order)")
+	pool := addPoolFlag(fs)
 	in := addInputFlags(fs)
 	cf := addComputeFlags(fs, withTarget|withEngine|withBatch|withWorkers|withFastDecode)
 	wait := addWaitFlag(fs, "")

@@ -181,7 +181,19 @@ type inputFlags struct {
 func addInputFlags(fs *flag.FlagSet) *inputFlags {
 	in := &inputFlags{}
 	fs.StringVar(&in.images, "images", "", "folder of images: DIR/<class>/... (the first-level sub-folder is the label), or DIR/{train,val,validation,test}/<class>/... (the first level is the split)")
-	fs.StringVar(&in.list, "list", "", "file listing images, one path per line or CSV path,label; - for stdin")
+	addListFlag(fs, &in.list)
 	fs.StringVar(&in.split, "split", "", "train or test: the split of every labeled image this run adds (a split chosen so is never moved by the automatic split)")
 	return in
+}
+
+// addListFlag is --list, the images named in a file (extract, sweep,
+// predict).
+func addListFlag(fs *flag.FlagSet, list *string) {
+	fs.StringVar(list, "list", "", "file listing images, one path per line or CSV path,label; - for stdin")
+}
+
+// addPoolFlag is --pool of the commands that compute vectors (extract,
+// sweep); a feature-set query's --pool is addFeatureSetFlags'.
+func addPoolFlag(fs *flag.FlagSet) *string {
+	return fs.String("pool", "avg", "how C x H x W outputs become vectors: avg, max, or none (flattened in C x H x W order)")
 }

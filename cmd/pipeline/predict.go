@@ -16,7 +16,8 @@ import (
 func cmdPredict(e *env, args []string) error {
 	fs := newFlags(e, "predict", "predict [flags] NAME FILE|DIR...")
 	db := addDBFlag(fs)
-	list := fs.String("list", "", "file listing images (one per line, or CSV path,label); - for stdin")
+	var list string
+	addListFlag(fs, &list)
 	storeIt := fs.Bool("store", false, "store the images, their codes and the predictions (predictions table)")
 	newOnly := fs.Bool("new-only", false, "skip images this classifier has already predicted")
 	top := fs.Int("top", 1, "list the K most probable classes")
@@ -32,10 +33,10 @@ func cmdPredict(e *env, args []string) error {
 	if len(pos) < 1 {
 		return usageError("predict: want a classifier name, then image files or folders")
 	}
-	if len(pos) == 1 && *list == "" {
+	if len(pos) == 1 && list == "" {
 		return usageError("predict: give image files or folders, or --list FILE")
 	}
-	if len(pos) > 1 && *list != "" {
+	if len(pos) > 1 && list != "" {
 		return usageError("predict: give image files or folders, or --list FILE, not both")
 	}
 	if err := cf.check("predict"); err != nil {
@@ -47,7 +48,7 @@ func cmdPredict(e *env, args []string) error {
 	out := newPredictWriter(e.stdout, *asCSV, *asJSON)
 	pr := newProgress(e, "predict")
 	sum, err := pipeline.Predict(e.ctx, pipeline.PredictOptions{
-		DB: *db, Name: pos[0], Paths: pos[1:], List: *list, ListReader: e.stdin, Store: *storeIt, NewOnly: *newOnly, TopK: *top,
+		DB: *db, Name: pos[0], Paths: pos[1:], List: list, ListReader: e.stdin, Store: *storeIt, NewOnly: *newOnly, TopK: *top,
 		ModelPath: *model, Batch: cf.batch, Nets: cf.nets, Compute: cf.compute(),
 		MaxPixels: cf.maxPixels, Wait: *wait, Args: e.args, Events: pr, Emit: out.emit,
 	})

@@ -85,7 +85,7 @@ func cmdSQL(e *env, args []string) error {
 	asCSV := fs.Bool("csv", false, "print CSV")
 	asJSON := fs.Bool("json", false, "print one JSON object per row")
 	write := fs.Bool("write", false, "allow statements that change the database (takes the writer lock)")
-	wait := fs.Duration("wait", 0, "with --write: wait this long if another process is writing the database")
+	wait := addWaitFlag(fs, "with --write")
 	list := fs.Bool("list", false, "list the embedded example queries")
 	pos, err := parse(fs, args)
 	if err != nil {

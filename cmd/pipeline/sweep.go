@@ -23,7 +23,7 @@ func cmdSweep(e *env, args []string) error {
 	db := addDBFlag(fs)
 	layers := fs.String("layers", "", "layers to compare, comma-separated (default: every alias of the model, e.g. block3_pool,block4_pool,block5_pool,fc1,fc2)")
 	fs.StringVar(layers, "layer", "", "same as --layers")
-	pool := fs.String("pool", "avg", "how C x H x W outputs become vectors: avg, max or none")
+	pool := addPoolFlag(fs)
 	clf := fs.String("clf", "", "classifiers to cross-validate on every layer, comma-separated (default: "+strings.Join(pipeline.DefaultSweepClassifiers, ",")+", those this build has)")
 	in := addInputFlags(fs)
 	cv := fs.Int("cv", 5, "folds of the stratified cross-validation on the training split")
