@@ -144,6 +144,9 @@ func sqlText(e *env, file string, pos []string) (text, source string, err error)
 		}
 	}
 	text, source, err = pipeline.ReadQuery(file, e.stdin)
+	if errors.Is(err, pipeline.ErrUsage) { // no such file or example
+		return "", "", withHint(err, "`pipeline sql --list` describes the examples")
+	}
 	if err != nil {
 		return "", "", err
 	}
