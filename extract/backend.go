@@ -173,12 +173,12 @@ func resolveCompute(c Compute) (backend, target int, err error) {
 		t = "fp32"
 	}
 	if t != "fp32" && t != "fp16" {
-		return 0, 0, errclass.Errorf(errclass.Usage, "--target %q: want fp32 or fp16", c.Target)
+		return 0, 0, errclass.Errorf(errclass.Usage, "target %q: want fp32 or fp16", c.Target)
 	}
 	switch b {
 	case "cpu":
 		if t == "fp16" {
-			return 0, 0, fmt.Errorf("%w: --target fp16 needs --backend opencl or cuda; OpenCV's CPU backend computes in fp32 only", ErrBackendUnavailable)
+			return 0, 0, fmt.Errorf("%w: target fp16 needs the opencl or cuda backend; OpenCV's CPU backend computes in fp32 only", ErrBackendUnavailable)
 		}
 		backend, target = cvBackendOpenCV, cvTargetCPU
 	case "opencl":
@@ -192,7 +192,7 @@ func resolveCompute(c Compute) (backend, target int, err error) {
 			target = cvTargetCUDA16
 		}
 	default:
-		return 0, 0, errclass.Errorf(errclass.Usage, "--backend %q: want cpu, opencl or cuda", c.Backend)
+		return 0, 0, errclass.Errorf(errclass.Usage, "backend %q: want cpu, opencl or cuda", c.Backend)
 	}
 	avail := AvailableBackends()
 	for _, a := range avail {
@@ -204,7 +204,7 @@ func resolveCompute(c Compute) (backend, target int, err error) {
 	for _, a := range avail {
 		names = append(names, describeBT(a))
 	}
-	return 0, 0, fmt.Errorf("%w: --backend %s --target %s is not available in this OpenCV build (%s); available: %s",
+	return 0, 0, fmt.Errorf("%w: backend %s with target %s is not available in this OpenCV build (%s); available: %s",
 		ErrBackendUnavailable, b, t, OpenCVVersion(), strings.Join(names, ", "))
 }
 

@@ -145,7 +145,7 @@ type NotCachedError struct {
 }
 
 func (e *NotCachedError) Error() string {
-	msg := fmt.Sprintf("model %s is not in the cache (%s): run `pipeline models pull %s`, or pass --model PATH to use a local file",
+	msg := fmt.Sprintf("model %s is not in the cache (%s): run `pipeline models pull %s`, or use a local file",
 		e.Name, e.Path, e.Name)
 	if e.Hint != "" {
 		msg += "; " + e.Hint
@@ -674,7 +674,7 @@ func NewLocalModel(name, file, config string, o Overrides) (ModelEntry, error) {
 	}
 	e.Format = format
 	if format == FormatKeras {
-		return ModelEntry{}, modelSpecf("model %s: %s is a Keras weights file: it is converted when registered (AddKeras, `pipeline models add NAME --file X.h5`)", e.Name, file)
+		return ModelEntry{}, modelSpecKindf(ErrKerasFile, "model %s: %s is a Keras weights file: it is converted when registered (AddKeras)", e.Name, file)
 	}
 	if strings.EqualFold(filepath.Ext(file), ".prototxt") {
 		// The definition given as the model, as --model accepts: the
@@ -688,7 +688,7 @@ func NewLocalModel(name, file, config string, o Overrides) (ModelEntry, error) {
 		if guess := caffeConfigBeside(file); fileExists(guess) {
 			config = guess
 		} else {
-			return ModelEntry{}, modelSpecf("model %s: a Caffe model needs its network definition: add --config PATH.prototxt", e.Name)
+			return ModelEntry{}, modelSpecKindf(ErrNoNetworkDef, "model %s: a Caffe model needs its network definition (a deploy .prototxt), and none is beside it", e.Name)
 		}
 	}
 	mf, err := localFile(file)

@@ -367,7 +367,7 @@ func TestCatalog_Pull(t *testing.T) {
 		if !errors.Is(err, ErrNotCached) {
 			t.Fatalf("err = %v, want ErrNotCached", err)
 		}
-		msg := "model tiny is not in the cache (" + want + "): run `pipeline models pull tiny`, or pass --model PATH to use a local file"
+		msg := "model tiny is not in the cache (" + want + "): run `pipeline models pull tiny`, or use a local file"
 		if err.Error() != msg {
 			t.Errorf("error = %q\nwant    %q", err, msg)
 		}
@@ -438,7 +438,7 @@ func TestNewLocalModel(t *testing.T) {
 		}
 	})
 	for name, c := range map[string]struct{ file, config, name, want string }{
-		"CaffeWithoutConfig": {caffemodel, "", "a", "--config"},
+		"CaffeWithoutConfig": {caffemodel, "", "a", "needs its network definition"},
 		"UnknownExtension":   {other, "", "w", `".tflite"`},
 		"Missing":            {filepath.Join(dir, "nope.onnx"), "", "n", "no such file"},
 		"BadName":            {pb, "", "a/b", "model name"},

@@ -213,7 +213,7 @@ func reducedFlag(w, h, minW, minH int) gocv.IMReadFlag {
 
 func checkPixels(w, h int, maxPixels int64) error {
 	if maxPixels > 0 && int64(w)*int64(h) > maxPixels {
-		return fmt.Errorf("%w: %dx%d = %s pixels, over --max-pixels %s", ErrTooLarge, w, h,
+		return fmt.Errorf("%w: %dx%d = %s pixels, over the limit of %s", ErrTooLarge, w, h,
 			humanCount(int64(w)*int64(h)), humanCount(maxPixels))
 	}
 	return nil

@@ -195,7 +195,7 @@ func TestDecode(t *testing.T) {
 			p := testutil.EncodePNG(t, rgba)
 			return p[:len(p)-20]
 		}, ErrCorrupt, "truncated PNG"},
-		{"ErrHugeHeader", func(t *testing.T) []byte { return pngHeaderOnly(100000, 100000) }, ErrTooLarge, "100000x100000 = 10.0G pixels, over --max-pixels 100.0M"},
+		{"ErrHugeHeader", func(t *testing.T) []byte { return pngHeaderOnly(100000, 100000) }, ErrTooLarge, "100000x100000 = 10.0G pixels, over the limit of 100.0M"},
 	}
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {

@@ -33,7 +33,7 @@ func wantEngine(cfg ExtractorConfig) (string, error) {
 		eng = EngineAuto
 	}
 	if eng != EngineAuto && eng != EngineOneDNN && eng != EngineOpenCV {
-		return "", fmt.Errorf("--engine %q: want auto, onednn or opencv: %w", c.Engine, ErrEngine)
+		return "", fmt.Errorf("engine %q: want auto, onednn or opencv: %w", c.Engine, ErrEngine)
 	}
 	bf16 := false
 	switch strings.ToLower(c.Arith) {
@@ -41,24 +41,24 @@ func wantEngine(cfg ExtractorConfig) (string, error) {
 	case "bf16":
 		bf16 = true
 	default:
-		return "", fmt.Errorf("--precision %q: want fp32 or bf16: %w", c.Arith, ErrEngine)
+		return "", fmt.Errorf("precision %q: want fp32 or bf16: %w", c.Arith, ErrEngine)
 	}
 	gpu := c.Backend != "" && !strings.EqualFold(c.Backend, "cpu") || c.Target == "fp16"
 	switch {
 	case bf16 && eng == EngineOpenCV:
-		return "", fmt.Errorf("--precision bf16 runs on the oneDNN engine only, not with --engine opencv: %w", ErrEngine)
+		return "", fmt.Errorf("precision bf16 runs on the oneDNN engine only, not on the opencv engine: %w", ErrEngine)
 	case bf16 && gpu:
-		return "", fmt.Errorf("--precision bf16 runs on the oneDNN engine (CPU) only, not with --backend %s --target %s: %w", c.Backend, c.Target, ErrEngine)
+		return "", fmt.Errorf("precision bf16 runs on the oneDNN engine (CPU) only, not with backend %s, target %s: %w", c.Backend, c.Target, ErrEngine)
 	case eng == EngineOneDNN && cfg.Model.Format != "onnx":
-		return "", fmt.Errorf("--engine onednn runs ONNX models only; %s is a %s model (use --engine opencv or auto): %w", cfg.Model.Name, cfg.Model.Format, ErrEngine)
+		return "", fmt.Errorf("engine onednn runs ONNX models only; %s is a %s model: %w", cfg.Model.Name, cfg.Model.Format, ErrEngine)
 	case bf16 && cfg.Model.Format != "onnx":
-		return "", fmt.Errorf("--precision bf16 runs on the oneDNN engine, which runs ONNX models only; %s is a %s model: %w", cfg.Model.Name, cfg.Model.Format, ErrEngine)
+		return "", fmt.Errorf("precision bf16 runs on the oneDNN engine, which runs ONNX models only; %s is a %s model: %w", cfg.Model.Name, cfg.Model.Format, ErrEngine)
 	case eng == EngineOneDNN && gpu:
-		return "", fmt.Errorf("--engine onednn runs on the CPU only, not with --backend %s --target %s: %w", c.Backend, c.Target, ErrEngine)
+		return "", fmt.Errorf("engine onednn runs on the CPU only, not with backend %s, target %s: %w", c.Backend, c.Target, ErrEngine)
 	}
 	if bf16 {
 		if ok, why := bf16Support(); !ok {
-			return "", fmt.Errorf("--precision bf16: %s: %w", why, ErrNoBF16)
+			return "", fmt.Errorf("precision bf16: %s: %w", why, ErrNoBF16)
 		}
 		return EngineOneDNN, nil
 	}

@@ -192,10 +192,10 @@ func checkExtractorConfig(cfg ExtractorConfig) (string, error) {
 		pool = "avg"
 	}
 	if pool != "avg" && pool != "max" && pool != "none" {
-		return "", errclass.Errorf(errclass.Usage, "--pool %q: want avg, max or none", cfg.Pool)
+		return "", errclass.Errorf(errclass.Usage, "pool %q: want avg, max or none", cfg.Pool)
 	}
 	if len(cfg.Layers) == 0 {
-		return "", errclass.Errorf(errclass.Usage, "no layer requested (--layer)")
+		return "", errclass.Errorf(errclass.Usage, "no layer requested")
 	}
 	if err := cfg.Model.Preprocess.Validate(); err != nil {
 		return "", err

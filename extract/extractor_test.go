@@ -196,10 +196,10 @@ func TestResolveCompute(t *testing.T) {
 		c   Compute
 		msg string
 	}{
-		{Compute{Backend: "cuda"}, "--backend cuda --target fp32 is not available in this OpenCV build (4.6.0); available: cpu/fp32"},
-		{Compute{Backend: "cpu", Target: "fp16"}, "--target fp16 needs --backend opencl or cuda"},
-		{Compute{Backend: "tpu"}, `--backend "tpu": want cpu, opencl or cuda`},
-		{Compute{Target: "int8"}, `--target "int8": want fp32 or fp16`},
+		{Compute{Backend: "cuda"}, "backend cuda with target fp32 is not available in this OpenCV build (4.6.0); available: cpu/fp32"},
+		{Compute{Backend: "cpu", Target: "fp16"}, "target fp16 needs the opencl or cuda backend"},
+		{Compute{Backend: "tpu"}, `backend "tpu": want cpu, opencl or cuda`},
+		{Compute{Target: "int8"}, `target "int8": want fp32 or fp16`},
 	} {
 		_, _, err := resolveCompute(c.c)
 		if err == nil || !strings.Contains(err.Error(), c.msg) {

@@ -154,7 +154,7 @@ func (c *Catalog) AddKeras(name, file string, o Overrides, pool1Pad string) (Mod
 	switch pool1Pad {
 	case "", "true", "false":
 	default:
-		return e, keras.Arch{}, fmt.Errorf("model %s: --pool1-pad %q: want true or false", e.Name, pool1Pad)
+		return e, keras.Arch{}, fmt.Errorf("model %s: pool1 padding %q: want true or false", e.Name, pool1Pad)
 	}
 	if !modelName.MatchString(e.Name) {
 		return e, keras.Arch{}, (ModelEntry{Name: e.Name}).Validate()
@@ -170,7 +170,7 @@ func (c *Catalog) AddKeras(name, file string, o Overrides, pool1Pad string) (Mod
 	size := 0
 	if o.Size != "" {
 		if w, h, err := ParseSize(o.Size); err != nil || w != h {
-			return e, keras.Arch{}, fmt.Errorf("model %s: --size %q: a Keras model takes a square input", e.Name, o.Size)
+			return e, keras.Arch{}, fmt.Errorf("model %s: size %q: a Keras model takes a square input", e.Name, o.Size)
 		} else {
 			size = w
 		}

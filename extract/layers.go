@@ -389,7 +389,6 @@ func (g *Graph) unknown(name string) error {
 	if c := g.closest(name, 5); len(c) > 0 {
 		fmt.Fprintf(&b, "; closest names: %s", strings.Join(c, ", "))
 	}
-	b.WriteString(" (`pipeline layers --model ...` lists them all)")
 	return fmt.Errorf("%w %s", ErrUnknownLayer, b.String())
 }
 

@@ -316,7 +316,7 @@ func TestOneDNN_BF16Refused(t *testing.T) {
 	}
 	model, _ := loadTestModel(t, "resnet-v1-torch-tiny.onnx", "torch")
 	_, err := NewExtractor(ExtractorConfig{Model: model, Layers: []string{"avg_pool"}, Compute: Compute{Arith: "bf16"}})
-	if !errors.Is(err, ErrNoBF16) || !strings.Contains(err.Error(), "--precision bf16: oneDNN's best instruction set on this CPU is avx512_core; bf16 needs avx512_bf16") {
+	if !errors.Is(err, ErrNoBF16) || !strings.Contains(err.Error(), "precision bf16: oneDNN's best instruction set on this CPU is avx512_core; bf16 needs avx512_bf16") {
 		t.Fatalf("err = %v, want ErrNoBF16 naming what the CPU lacks", err)
 	}
 }

@@ -282,12 +282,12 @@ func (o Overrides) Apply(base Preprocess) (Preprocess, error) {
 	}
 	if o.Mean != "" {
 		if p.Mean, err = ParseTriple(o.Mean); err != nil {
-			return p, fmt.Errorf("--mean %w", err)
+			return p, fmt.Errorf("mean %w", err)
 		}
 	}
 	if o.Std != "" {
 		if p.Std, err = ParseTriple(o.Std); err != nil {
-			return p, fmt.Errorf("--std %w", err)
+			return p, fmt.Errorf("std %w", err)
 		}
 	}
 	if o.Scale != "" {
@@ -297,7 +297,7 @@ func (o Overrides) Apply(base Preprocess) (Preprocess, error) {
 	}
 	if o.SwapRB != "" {
 		if p.SwapRB, err = strconv.ParseBool(o.SwapRB); err != nil {
-			return p, fmt.Errorf("--swap-rb %q: want true or false", o.SwapRB)
+			return p, fmt.Errorf("swap-rb %q: want true or false", o.SwapRB)
 		}
 	}
 	if o.Resize != "" {

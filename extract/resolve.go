@@ -20,15 +20,33 @@ import (
 // network definition, a model file without a preprocessing convention.
 var ErrModelSpec = errclass.New(errclass.Usage, "bad model request")
 
-// modelSpecErr is an ErrModelSpec whose message is only the details.
-type modelSpecErr struct{ msg string }
+// Kinds of ErrModelSpec a caller (the CLI's hints) tells apart.
+var (
+	ErrNoPreprocess = errclass.New(errclass.Usage, "model without a preprocessing convention")
+	ErrNoNetworkDef = errclass.New(errclass.Usage, "Caffe model without its network definition")
+	ErrKerasFile    = errclass.New(errclass.Usage, "Keras weights file used before it is registered")
+)
 
-func (e *modelSpecErr) Error() string         { return e.msg }
-func (e *modelSpecErr) Is(target error) bool  { return target == ErrModelSpec }
+// modelSpecErr is an ErrModelSpec whose message is only the details; kind
+// is one of the kinds above, or nil.
+type modelSpecErr struct {
+	msg  string
+	kind error
+}
+
+func (e *modelSpecErr) Error() string { return e.msg }
+func (e *modelSpecErr) Is(target error) bool {
+	return target == ErrModelSpec || (e.kind != nil && target == e.kind)
+}
 func (e *modelSpecErr) Class() errclass.Class { return errclass.Usage }
 
 func modelSpecf(format string, args ...any) error {
-	return &modelSpecErr{fmt.Sprintf(format, args...)}
+	return &modelSpecErr{msg: fmt.Sprintf(format, args...)}
+}
+
+// modelSpecKindf is modelSpecf of one kind.
+func modelSpecKindf(kind error, format string, args ...any) error {
+	return &modelSpecErr{msg: fmt.Sprintf(format, args...), kind: kind}
 }
 
 // fileFormats is the one table from a model file's extension to its
@@ -114,8 +132,8 @@ func ResolveModel(s ModelSpec) (Model, error) {
 		return m, err
 	}
 	if s.NeedPreprocess && !m.HasPreprocess && s.Overrides.Preset == "" {
-		return m, modelSpecf("model %s comes without a preprocessing convention: pass --preprocess caffe (Keras VGG16/ResNet50 and the Caffe originals: BGR, mean subtracted), torch (torchvision and the ONNX model zoo: RGB, /255, ImageNet mean and std) or tf (Keras tf mode: RGB scaled to [-1, 1]); or register it once with `pipeline models add NAME --file %s --preprocess ...`",
-			m.Path, m.Path)
+		return m, modelSpecKindf(ErrNoPreprocess, "model %s comes without a preprocessing convention: caffe (Keras VGG16/ResNet50 and the Caffe originals: BGR, mean subtracted), torch (torchvision and the ONNX model zoo: RGB, /255, ImageNet mean and std) or tf (Keras tf mode: RGB scaled to [-1, 1])",
+			m.Path)
 	}
 	if m.Preprocess, err = s.Overrides.Apply(m.Preprocess); err != nil {
 		return m, modelSpecf("model %s: %v", m.Name, err)
@@ -152,7 +170,7 @@ func modelFromPath(path, config string) (Model, error) {
 		if m.Config == "" {
 			guess := caffeConfigBeside(abs)
 			if _, err := os.Stat(guess); err != nil {
-				return m, modelSpecf("model %s: a Caffe model needs its network definition: pass --config deploy.prototxt", path)
+				return m, modelSpecKindf(ErrNoNetworkDef, "model %s: a Caffe model needs its network definition (a deploy .prototxt), and none is beside it", path)
 			}
 			m.Config = guess
 		}
@@ -162,7 +180,7 @@ func modelFromPath(path, config string) (Model, error) {
 		m.Path = strings.TrimSuffix(abs, filepath.Ext(abs)) + ".caffemodel"
 		m.Name = filepath.Base(m.Path)
 	case ".h5", ".hdf5":
-		return m, modelSpecf("model %s: a Keras weights file is registered once, which converts it: `pipeline models add NAME --file %s`, then --model NAME", path, path)
+		return m, modelSpecKindf(ErrKerasFile, "model %s: a Keras weights file is used once registered, which converts it", path)
 	}
 	if err := hashModel(&m); err != nil {
 		return m, err

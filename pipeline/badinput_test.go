@@ -71,7 +71,7 @@ func badCorpus(t *testing.T, dir string) (failures map[string][2]string, good []
 		"empty.jpg":     {"decode", "empty file (0 bytes)"},
 		"text.jpg":      {"decode", `not an image: no known image signature (starts with "this is a text f"...)`},
 		"anim.jpg":      {"decode", "GIF (OpenCV cannot decode GIF"},
-		"huge.png":      {"size", "100000x100000 = 10.0G pixels, over --max-pixels 100.0M"},
+		"huge.png":      {"size", "100000x100000 = 10.0G pixels, over the limit of 100.0M"},
 	}
 	good = []string{"deep16.png", "gray.png", "rgba.png", "cmyk.jpg", "ünïcødé name, with spaces ✓.jpg"}
 	return failures, good

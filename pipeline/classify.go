@@ -40,13 +40,12 @@ func ResolveFeatureSet(ctx context.Context, db *store.DB, q SetQuery) (store.Fea
 	if q.ID != 0 {
 		fs, err := db.FeatureSet(ctx, q.ID)
 		if err != nil {
-			return fs, fmt.Errorf("%w: --set %d: %v", ErrNoFeatures, q.ID, err)
+			return fs, fmt.Errorf("%w: set %d: %v", ErrNoFeatures, q.ID, err)
 		}
 		return fs, nil
 	}
 	if q.Layer == "" {
-		return store.FeatureSet{}, usagef("name the feature set with --layer (e.g. fc2), --model if several models have it, or --set ID; %s",
-			listSets(ctx, db))
+		return store.FeatureSet{}, usageKindf(ErrNoSetQuery, "no feature set named; %s", listSets(ctx, db))
 	}
 	if err := checkPool(q.Pool); err != nil {
 		return store.FeatureSet{}, err
@@ -65,7 +64,7 @@ func ResolveFeatureSet(ctx context.Context, db *store.DB, q SetQuery) (store.Fea
 	case len(withVectors) == 1:
 		return withVectors[0], nil
 	case len(withVectors) == 0:
-		return store.FeatureSet{}, fmt.Errorf("%w: no feature set with vectors matches %s; %s (run `pipeline extract` first)", ErrNoFeatures, q.flags(), listSets(ctx, db))
+		return store.FeatureSet{}, fmt.Errorf("%w: no feature set with vectors matches %s; %s (run `pipeline extract` first)", ErrNoFeatures, q.describe(), listSets(ctx, db))
 	}
 	return store.FeatureSet{}, ambiguous(q, withVectors)
 }
@@ -152,10 +151,10 @@ func Fit(ctx context.Context, o FitOptions) (res FitResult, err error) {
 		logf = func(string, ...any) {}
 	}
 	if !classifierName.MatchString(o.Name) {
-		return res, usagef("--name %q: use letters, digits, '.', '_' or '-' (e.g. cats-svm)", o.Name)
+		return res, usagef("name %q: use letters, digits, '.', '_' or '-' (e.g. cats-svm)", o.Name)
 	}
 	if o.TestFrac <= 0 || o.TestFrac >= 1 {
-		return res, usagef("--test-frac %v must be between 0 and 1", o.TestFrac)
+		return res, usagef("test fraction %v must be between 0 and 1", o.TestFrac)
 	}
 	if err := o.Params.Validate(); err != nil {
 		return res, err
@@ -219,7 +218,7 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 	res.TrainCounts = ds.Counts()
 	res.Kind = o.Params.Classifier
 	if len(ds.Classes) < 2 {
-		return fmt.Errorf("%w: the training split of %s has %d class(es) %v; label images by sub-folder (--images) or CSV (--list)",
+		return fmt.Errorf("%w: the training split of %s has %d class(es) %v; label the images by sub-folder or by a path,label list",
 			classify.ErrTooFewClasses, fs, len(ds.Classes), ds.Classes)
 	}
 	logf("fit: %s on %s: %d training vectors in %d classes (%s), %d held out",
@@ -236,7 +235,7 @@ func fit(ctx context.Context, db *store.DB, o FitOptions, fs store.FeatureSet, r
 		}
 		fitDS = all
 		res.Final, res.FinalTrain, res.Classes = true, len(all.X), all.Classes
-		logf("fit --final: refitting on all %d labelled vectors (%s); no held-out estimate will exist for this classifier",
+		logf("fit (final): refitting on all %d labelled vectors (%s); no held-out estimate will exist for this classifier",
 			len(all.X), classCounts(all))
 	}
 	t0 := time.Now()
@@ -489,12 +488,12 @@ func Eval(ctx context.Context, dbPath, name string) (*EvalResult, error) {
 	}
 	var sm storedMetrics
 	if len(lc.Row.Metrics) > 0 && json.Unmarshal(lc.Row.Metrics, &sm) == nil && sm.Final {
-		cv := "it was fitted without --cv, so there is no estimate at all"
+		cv := "it was fitted without cross-validation, so there is no estimate at all"
 		if sm.CV != nil {
 			cv = fmt.Sprintf("its %d-fold cross-validation on the training split before the refit: accuracy %.4f ± %.4f, macro-F1 %.4f ± %.4f",
 				sm.CV.Folds, sm.CV.MeanAccuracy, sm.CV.StdAccuracy, sm.CV.MeanMacroF1, sm.CV.StdMacroF1)
 		}
-		return nil, fmt.Errorf("%w for classifier %s: it was trained on all %d labelled images (fit --final), held-out ones included; %s",
+		return nil, fmt.Errorf("%w for classifier %s: it was trained on all %d labelled images (a final fit), held-out ones included; %s",
 			ErrNoHeldOut, name, sm.FinalTrain, cv)
 	}
 	res := &EvalResult{Classifier: name, Kind: lc.Row.Kind, FeatureSet: lc.Set, TrainCV: lc.Row.Metrics}
@@ -556,11 +555,11 @@ func assignSplit(ctx context.Context, db *store.DB, testFrac float64, reset bool
 		if err != nil {
 			return 0, err
 		}
-		logf("%s: deleted the automatic split of %d images; the split chosen by the user (folder layout, extract --split) stays", cmd, n)
+		logf("%s: deleted the automatic split of %d images; the split chosen by the user (folder layout, a split given to extract) stays", cmd, n)
 	}
 	added, err := db.AssignSplit(ctx, testFrac)
 	if errors.Is(err, store.ErrSplitFrac) {
-		return 0, fmt.Errorf("%w; to make a new automatic split with this fraction, run `pipeline fit --reset-split --test-frac %v` with the other fit flags (held-out images may then become training images of classifiers fitted before: evaluate those again), or leave --test-frac out",
+		return 0, fmt.Errorf("%w; a new automatic split with fraction %v must be asked for (held-out images may then become training images of classifiers fitted before: evaluate those again), or the stored fraction kept",
 			err, testFrac)
 	}
 	return added, err

@@ -49,12 +49,12 @@ func Export(ctx context.Context, o ExportOptions) (ExportSummary, error) {
 	switch o.Format {
 	case "libsvm", "csv", "npy":
 	default:
-		return sum, usagef("--format %q: want libsvm, csv or npy", o.Format)
+		return sum, usagef("format %q: want libsvm, csv or npy", o.Format)
 	}
 	switch o.Part {
 	case "", "all", store.PartTrain, store.PartTest:
 	default:
-		return sum, usagef("--split %q: want all, train or test", o.Part)
+		return sum, usagef("split %q: want all, train or test", o.Part)
 	}
 	db, err := store.Open(o.DB, store.Options{ReadOnly: true})
 	if err != nil {

@@ -78,10 +78,10 @@ type engine struct {
 func newEngine(ctx context.Context, o ExtractOptions, src inputSource) (*engine, error) {
 	start := time.Now()
 	if o.Images == "" && o.List == "" && src == nil {
-		return nil, usagef("give --images DIR or --list FILE")
+		return nil, usagef("no input: want an images folder or a list of files")
 	}
 	if o.Images != "" && o.List != "" {
-		return nil, usagef("give --images or --list, not both")
+		return nil, usagef("an images folder or a list of files, not both")
 	}
 	if err := checkSplitOption(o); err != nil {
 		return nil, err

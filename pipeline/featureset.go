@@ -14,7 +14,7 @@ func checkPool(pool string) error {
 	case "", store.PoolAvg, store.PoolMax, store.PoolNone:
 		return nil
 	}
-	return usagef("--pool %q: want avg, max or none", pool)
+	return usagef("pool %q: want avg, max or none", pool)
 }
 
 // poolMatches reports whether a set answers --pool. A layer whose output
@@ -44,21 +44,21 @@ func spatialShape(shape string) bool {
 	return n > 1
 }
 
-// flags writes the query as the flags that gave it.
-func (q SetQuery) flags() string {
-	s := "--layer " + q.Layer
+// describe writes the query: "layer fc2, model vgg16, pooling avg".
+func (q SetQuery) describe() string {
+	s := "layer " + q.Layer
 	if q.Model != "" {
-		s += " --model " + q.Model
+		s += ", model " + q.Model
 	}
 	if q.Pool != "" {
-		s += " --pool " + q.Pool
+		s += ", pooling " + q.Pool
 	}
 	return s
 }
 
 // ambiguous is the error for a query that several sets with vectors answer:
 // it lists each candidate (id, model, layer, pooling, precision, dim,
-// vectors) and the flags that tell them apart.
+// vectors) and what tells them apart.
 func ambiguous(q SetQuery, sets []store.FeatureSet) error {
 	var names []string
 	models, pools := map[string]bool{}, map[string]bool{}
@@ -68,16 +68,16 @@ func ambiguous(q SetQuery, sets []store.FeatureSet) error {
 		models[s.ModelName] = true
 		pools[s.Pooling] = true
 	}
-	var hints []string
+	var differ []string
 	if len(pools) > 1 && q.Pool == "" {
-		hints = append(hints, "--pool avg|max|none")
+		differ = append(differ, "pooling")
 	}
 	if len(models) > 1 && q.Model == "" {
-		hints = append(hints, "--model NAME")
+		differ = append(differ, "model")
 	}
-	hints = append(hints, "--set ID")
-	return fmt.Errorf("%w: %s matches %d feature sets: %s; add %s",
-		ErrAmbiguous, q.flags(), len(sets), strings.Join(names, "; "), strings.Join(hints, " or "))
+	differ = append(differ, "id")
+	return fmt.Errorf("%w: %s matches %d feature sets: %s; they differ in %s",
+		ErrAmbiguous, q.describe(), len(sets), strings.Join(names, "; "), strings.Join(differ, ", "))
 }
 
 // layerName is the set's layer as users name it: "alias (OpenCV name)".

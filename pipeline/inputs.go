@@ -87,7 +87,7 @@ func WalkImages(root string, fn func(Input) error) (WalkStats, error) {
 		return st, fmt.Errorf("images %s: %w", root, err)
 	}
 	if !info.IsDir() {
-		return st, fmt.Errorf("images %s: not a directory (use --list for a list of files)", root)
+		return st, fmt.Errorf("images %s: %w", root, ErrNotDir)
 	}
 	if st.Layout, err = DetectLayout(abs); err != nil {
 		return st, err

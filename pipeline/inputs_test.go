@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -69,7 +70,7 @@ func TestWalkImages(t *testing.T) {
 
 	t.Run("ErrNotDir", func(t *testing.T) {
 		_, err := WalkImages(filepath.Join(root, "top.png"), func(Input) error { return nil })
-		if err == nil || !strings.Contains(err.Error(), "not a directory (use --list") {
+		if !errors.Is(err, ErrNotDir) || !strings.Contains(err.Error(), "top.png: not a directory") {
 			t.Errorf("error %v", err)
 		}
 	})

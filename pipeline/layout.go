@@ -127,7 +127,7 @@ func checkSplitOption(o ExtractOptions) error {
 		return nil
 	case store.PartTrain, store.PartTest:
 	default:
-		return usagef("--split %q: want train or test", o.Split)
+		return usagef("split %q: want train or test", o.Split)
 	}
 	if o.Images != "" {
 		lay, err := DetectLayout(o.Images)
@@ -135,7 +135,7 @@ func checkSplitOption(o ExtractOptions) error {
 			return err
 		}
 		if lay.Splits {
-			return usagef("--split %s: %s has split folders (%s), which set each image's split already; drop --split, or point --images at one of them",
+			return usageKindf(ErrSplitFolders, "split %s: %s has split folders (%s), which set each image's split already",
 				o.Split, o.Images, strings.Join(sortedKeys(lay.Parts), ", "))
 		}
 	}

@@ -249,7 +249,7 @@ func TestExtract_Splits(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 		_, err = Extract(ctx, ExtractOptions{DB: filepath.Join(dir, "f.db"), Model: m, Layers: []string{"fc2"}, Images: dir, Split: "val"})
-		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `--split "val": want train or test`) {
+		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `split "val": want train or test`) {
 			t.Errorf("err = %v", err)
 		}
 	})
@@ -267,7 +267,7 @@ func TestExtract_Splits(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := fit(t, db, 0.4, false)
-		if !errors.Is(err, store.ErrSplitFrac) || !strings.Contains(err.Error(), "run `pipeline fit --reset-split --test-frac 0.4`") ||
+		if !errors.Is(err, store.ErrSplitFrac) || !strings.Contains(err.Error(), "a new automatic split with fraction 0.4 must be asked for") ||
 			strings.Contains(err.Error(), "ResetSplit") {
 			t.Fatalf("err = %v", err)
 		}

@@ -63,7 +63,7 @@ func TestResolveFeatureSet_Pool(t *testing.T) {
 		} {
 			got, err := ResolveFeatureSet(ctx, db, c.q)
 			if err != nil || got.ID != c.want {
-				t.Errorf("%s: set %d, %v; want %d", c.q.flags(), got.ID, err, c.want)
+				t.Errorf("%s: set %d, %v; want %d", c.q.describe(), got.ID, err, c.want)
 			}
 		}
 	})
@@ -81,21 +81,21 @@ func TestResolveFeatureSet_Pool(t *testing.T) {
 				t.Errorf("error %q\ndoes not list %q", msg, want)
 			}
 		}
-		if !strings.Contains(msg, "add --pool avg|max|none or --set ID") {
+		if !strings.Contains(msg, "they differ in pooling, id") {
 			t.Errorf("error %q does not say how to choose", msg)
 		}
 	})
 
 	t.Run("ErrNoFeatures", func(t *testing.T) {
 		_, err := ResolveFeatureSet(ctx, db, SetQuery{Layer: "block2_pool", Pool: "none"})
-		if !errors.Is(err, ErrNoFeatures) || !strings.Contains(err.Error(), "--layer block2_pool --pool none") {
+		if !errors.Is(err, ErrNoFeatures) || !strings.Contains(err.Error(), "layer block2_pool, pooling none") {
 			t.Errorf("err = %v, want ErrNoFeatures naming the query", err)
 		}
 	})
 
 	t.Run("ErrUsage", func(t *testing.T) {
 		_, err := ResolveFeatureSet(ctx, db, SetQuery{Layer: "block2_pool", Pool: "mean"})
-		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `--pool "mean": want avg, max or none`) {
+		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `pool "mean": want avg, max or none`) {
 			t.Errorf("err = %v, want a usage error", err)
 		}
 	})

@@ -75,10 +75,10 @@ func Predict(ctx context.Context, o PredictOptions) (PredictSummary, error) {
 	var sum PredictSummary
 	sum.Classifier = o.Name
 	if len(o.Paths) == 0 && o.List == "" {
-		return sum, usagef("give image files or folders, or --list FILE")
+		return sum, usagef("no input: want image files or folders, or a list of them")
 	}
 	if len(o.Paths) > 0 && o.List != "" {
-		return sum, usagef("give image files or folders, or --list FILE, not both")
+		return sum, usagef("image files or folders, or a list of them, not both")
 	}
 	s := &predictSink{bg: context.WithoutCancel(ctx), topK: max(o.TopK, 1), emit: o.Emit, sum: &sum}
 	if s.emit == nil {
@@ -228,7 +228,7 @@ func (s *predictSink) end() error {
 // classifierModel finds the CNN a classifier's codes came from (see
 // featureSetModel).
 func classifierModel(fs store.FeatureSet, override string) (extract.Model, error) {
-	return featureSetModel(fs, override, "--model")
+	return featureSetModel(fs, override)
 }
 
 // pathInputs walks files and folders given on the command line, in order;

@@ -103,11 +103,11 @@ func Similar(ctx context.Context, o SimilarOptions) (SimilarResult, error) {
 		o.K = 10
 	}
 	if o.K < 0 {
-		return res, usagef("--k %d: want a positive number of neighbours", o.K)
+		return res, usagef("k %d: want a positive number of neighbours", o.K)
 	}
 	metric, err := store.ParseMetric(o.Metric)
 	if err != nil {
-		return res, usagef("--metric %s: want cosine or l2", o.Metric)
+		return res, usagef("metric %s: want cosine or l2", o.Metric)
 	}
 	res.Metric, res.K = metric, o.K
 	if o.ModelPath == "" && extract.LooksLikePath(o.Set.Model) {
@@ -330,7 +330,7 @@ func similarQuery(ctx context.Context, db *store.DB, fs store.FeatureSet, o Simi
 		if !errors.Is(statErr, os.ErrNotExist) {
 			why = fmt.Sprintf(" (%v)", statErr)
 		}
-		return q, nil, fmt.Errorf("%w: %s is not a readable file%s and no stored image has that path, relative path or sha256: extract it first (`pipeline extract ... --list FILE`), or give the path of an image file to compute its vector with the set's model",
+		return q, nil, fmt.Errorf("%w: %s is not a readable file%s and no stored image has that path, relative path or sha256: extract it first, or give the path of an image file to compute its vector with the set's model",
 			ErrUnknownImage, o.Query, why)
 	case len(matches) > 1:
 		var names []string
@@ -412,7 +412,7 @@ func hashFile(path string) (string, error) {
 // set's model, layer, pooling, preprocessing and engine: one extractor, one
 // forward pass, nothing written.
 func computeQuery(ctx context.Context, fs store.FeatureSet, o SimilarOptions, q SimilarQuery) (SimilarQuery, []float32, error) {
-	model, err := featureSetModel(fs, o.ModelPath, "--model-file")
+	model, err := featureSetModel(fs, o.ModelPath)
 	if err != nil {
 		return q, nil, err
 	}
@@ -476,19 +476,19 @@ func queryVector(ex *extract.Extractor, data []byte, maxPixels int64) ([]float32
 // model given by path works from any directory.
 //
 // It is predict's classifierModel with wording that fits any feature set.
-func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model, error) {
+func featureSetModel(fs store.FeatureSet, override string) (extract.Model, error) {
 	var m extract.Model
 	var err error
 	if override != "" {
 		if m, err = extract.ResolveModel(extract.ModelSpec{Model: override}); err != nil {
 			return m, err
 		}
-	} else if m, err = recordedModel(fs, flag); err != nil {
+	} else if m, err = recordedModel(fs); err != nil {
 		return m, err
 	}
 	if m.SHA256 != fs.ModelSHA256 {
-		return m, usagef("the vectors of %s come from model %s with sha256 %s, but %s has sha256 %s: the vectors would not be comparable; pass %s PATH to the right file",
-			fs, fs.ModelName, fs.ModelSHA256, m.Path, m.SHA256, flag)
+		return m, usageKindf(ErrSetModel, "the vectors of %s come from model %s with sha256 %s, but %s has sha256 %s: the vectors would not be comparable",
+			fs, fs.ModelName, fs.ModelSHA256, m.Path, m.SHA256)
 	}
 	var p extract.Preprocess
 	if err := json.Unmarshal([]byte(fs.Preprocess), &p); err != nil {
@@ -501,24 +501,24 @@ func featureSetModel(fs store.FeatureSet, override, flag string) (extract.Model,
 // recordedModel resolves a set's model without an override: by name, else
 // at the recorded path. A file at the recorded path whose content changed
 // since extract is refused, naming the path.
-func recordedModel(fs store.FeatureSet, flag string) (extract.Model, error) {
+func recordedModel(fs store.FeatureSet) (extract.Model, error) {
 	m, err := extract.ResolveModel(extract.ModelSpec{Model: fs.ModelName})
 	if err == nil && (m.SHA256 == fs.ModelSHA256 || fs.ModelPath == "") {
 		return m, nil // a wrong file by that name is refused by the caller
 	}
 	if fs.ModelPath == "" {
-		return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v): pass %s PATH to the file",
-			fs, fs.ModelName, fs.ModelSHA256, err, flag)
+		return m, usageKindf(ErrSetModel, "the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v)",
+			fs, fs.ModelName, fs.ModelSHA256, err)
 	}
 	byName := err
 	m, err = extract.ResolveModel(extract.ModelSpec{Model: fs.ModelPath})
 	switch {
 	case err != nil:
-		return m, usagef("the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v) nor at %s, where extract read it (%v): pass %s PATH to the file",
-			fs, fs.ModelName, fs.ModelSHA256, byName, fs.ModelPath, err, flag)
+		return m, usageKindf(ErrSetModel, "the vectors of %s come from model %s (sha256 %s), which cannot be found by that name (%v) nor at %s, where extract read it (%v)",
+			fs, fs.ModelName, fs.ModelSHA256, byName, fs.ModelPath, err)
 	case m.SHA256 != fs.ModelSHA256:
-		return m, usagef("the vectors of %s come from model %s with sha256 %s, but %s, where extract read it, now has sha256 %s: the file changed since, and its vectors would not be comparable; pass %s PATH to the original file",
-			fs, fs.ModelName, fs.ModelSHA256, fs.ModelPath, m.SHA256, flag)
+		return m, usageKindf(ErrSetModel, "the vectors of %s come from model %s with sha256 %s, but %s, where extract read it, now has sha256 %s: the file changed since, and its vectors would not be comparable",
+			fs, fs.ModelName, fs.ModelSHA256, fs.ModelPath, m.SHA256)
 	}
 	return m, nil
 }

@@ -329,14 +329,14 @@ func TestSimilar_Errors(t *testing.T) {
 		{"ErrUnknownImage", SimilarOptions{Query: "cats/cat.12.jpg", Set: fc2}, ErrUnknownImage,
 			[]string{"cats/cat.12.jpg", "extract it first", "give the path of an image file"}},
 		{"ErrUnknownSHA", SimilarOptions{Query: strings.Repeat("ab", 32), Set: fc2}, ErrUnknownImage, []string{"extract it first"}},
-		{"ErrUnknownLayer", SimilarOptions{Query: photo, Set: SetQuery{Layer: "fc9"}}, ErrNoFeatures, []string{"--layer fc9", "fc2"}},
-		{"NoLayer", SimilarOptions{Query: photo}, ErrUsage, []string{"--layer"}},
+		{"ErrUnknownLayer", SimilarOptions{Query: photo, Set: SetQuery{Layer: "fc9"}}, ErrNoFeatures, []string{"layer fc9", "fc2"}},
+		{"NoLayer", SimilarOptions{Query: photo}, ErrNoSetQuery, []string{"no feature set named"}},
 		{"Directory", SimilarOptions{Query: f.imgs, Set: fc2}, ErrUsage, []string{"is a directory"}},
-		{"BadMetric", SimilarOptions{Query: photo, Set: fc2, Metric: "dot"}, ErrUsage, []string{"--metric dot"}},
-		{"BadK", SimilarOptions{Query: photo, Set: fc2, K: -1}, ErrUsage, []string{"--k -1"}},
+		{"BadMetric", SimilarOptions{Query: photo, Set: fc2, Metric: "dot"}, ErrUsage, []string{"metric dot"}},
+		{"BadK", SimilarOptions{Query: photo, Set: fc2, K: -1}, ErrUsage, []string{"k -1"}},
 		// The set's model is recorded by file name, which is no path here.
-		{"ModelNotFound", SimilarOptions{Query: photo, Set: fc2}, ErrUsage, []string{"vgg-zoo-tiny.onnx", "--model-file PATH"}},
-		{"WrongModel", SimilarOptions{Query: photo, Set: fc2, ModelPath: "../testdata/models/vgg-torch-tiny.onnx"}, ErrUsage,
+		{"ModelNotFound", SimilarOptions{Query: photo, Set: fc2}, ErrSetModel, []string{"vgg-zoo-tiny.onnx", "cannot be found by that name"}},
+		{"WrongModel", SimilarOptions{Query: photo, Set: fc2, ModelPath: "../testdata/models/vgg-torch-tiny.onnx"}, ErrSetModel,
 			[]string{"sha256", "would not be comparable"}},
 		{"NotAnImage", SimilarOptions{Query: notImage, Set: fc2, ModelPath: tinyVGG}, nil, []string{"notes.jpg", "decode"}},
 	} {
@@ -372,7 +372,7 @@ func TestSimilar_Errors(t *testing.T) {
 	torchSet := sum.FeatureSets[0]
 	t.Run("ErrAmbiguous", func(t *testing.T) {
 		_, err := Similar(ctx, SimilarOptions{DB: f.db, Query: photo, Set: fc2})
-		if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "--set ID") {
+		if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "; they differ in ") {
 			t.Errorf("got %v, want ErrAmbiguous with a hint", err)
 		}
 	})

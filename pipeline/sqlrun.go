@@ -226,6 +226,6 @@ func ReadQuery(name string, stdin io.Reader) (text, source string, err error) {
 		}
 		names = append(names, ex.Name)
 	}
-	return "", "", usagef("-f %s: no such file, and no example of that name (examples: %s; `pipeline sql --list` describes them)",
+	return "", "", usagef("query file %s: no such file, and no example of that name (examples: %s)",
 		name, strings.Join(names, ", "))
 }

@@ -125,7 +125,7 @@ func TestReadQuery(t *testing.T) {
 		if !errors.Is(err, ErrUsage) {
 			t.Fatalf("got %v, want ErrUsage", err)
 		}
-		for _, part := range []string{"-f neerest", "no such file", "nearest", "centroid_outliers", "pipeline sql --list"} {
+		for _, part := range []string{"query file neerest", "no such file", "nearest", "centroid_outliers"} {
 			if !strings.Contains(err.Error(), part) {
 				t.Errorf("%q lacks %q", err, part)
 			}

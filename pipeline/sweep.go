@@ -130,7 +130,7 @@ func sweepClassifiers(names []string) ([]string, []string, error) {
 		var out []string
 		for _, n := range names {
 			if !known(n) {
-				return nil, nil, fmt.Errorf("sweep --clf %s: %w (this build has %s)", n, classify.ErrUnknownClassifier, strings.Join(classify.Classifiers, ", "))
+				return nil, nil, fmt.Errorf("sweep: classifier %s: %w (this build has %s)", n, classify.ErrUnknownClassifier, strings.Join(classify.Classifiers, ", "))
 			}
 			if !seen[n] {
 				seen[n] = true
@@ -156,7 +156,7 @@ func sweepClassifiers(names []string) ([]string, []string, error) {
 		notes = append(notes, fmt.Sprintf("this build has no %s: sweeping %s", strings.Join(missing, ", no "), strings.Join(out, ", ")))
 	}
 	if len(out) == 0 {
-		return nil, notes, fmt.Errorf("sweep: %w: none of the default classifiers %s is in this build; name some with --clf (%s)",
+		return nil, notes, fmt.Errorf("sweep: %w: none of the default classifiers %s is in this build, which has %s",
 			classify.ErrUnknownClassifier, strings.Join(DefaultSweepClassifiers, ","), strings.Join(classify.Classifiers, ", "))
 	}
 	return out, notes, nil
@@ -171,7 +171,7 @@ func modelAliases(m extract.Model) ([]string, error) {
 	defer net.Close()
 	names := g.AliasNames()
 	if len(names) == 0 {
-		return nil, usagef("model %s has no layer aliases (neither a VGG nor a ResNet pattern): name the layers with --layers (see `pipeline layers --model %s`)", m.Name, m.Name)
+		return nil, usageKindf(ErrNoAliases, "model %s has no layer aliases (neither a VGG nor a ResNet pattern): the layers must be named", m.Name)
 	}
 	return names, nil
 }
@@ -237,11 +237,11 @@ func Sweep(ctx context.Context, o SweepOptions) (res SweepResult, err error) {
 func sweepPlan(ctx context.Context, o SweepOptions, res *SweepResult, logf func(string, ...any)) (clfs, layers []string, err error) {
 	switch {
 	case o.Folds < 2:
-		return nil, nil, usagef("--cv %d: want 2 or more folds", o.Folds)
+		return nil, nil, usagef("%d folds: want 2 or more", o.Folds)
 	case !(o.TestFrac > 0 && o.TestFrac < 1):
-		return nil, nil, usagef("--test-frac %v must be between 0 and 1", o.TestFrac)
+		return nil, nil, usagef("test fraction %v must be between 0 and 1", o.TestFrac)
 	case o.Pool != store.PoolAvg && o.Pool != store.PoolMax && o.Pool != store.PoolNone:
-		return nil, nil, usagef("--pool %q: want avg, max or none", o.Pool)
+		return nil, nil, usagef("pool %q: want avg, max or none", o.Pool)
 	}
 	clfs, notes, err := sweepClassifiers(o.Classifiers)
 	if err != nil {
@@ -254,7 +254,7 @@ func sweepPlan(ctx context.Context, o SweepOptions, res *SweepResult, logf func(
 	for _, c := range clfs {
 		p := rowParams(o.Params, c)
 		if err := p.Validate(); err != nil {
-			return nil, nil, fmt.Errorf("sweep --clf %s: %w", c, err)
+			return nil, nil, fmt.Errorf("sweep: classifier %s: %w", c, err)
 		}
 	}
 	layers = o.Layers
@@ -358,7 +358,7 @@ func sweep(ctx context.Context, db *store.DB, o SweepOptions, pairs []SweepRow, 
 			}
 			cur = r.FeatureSetID
 			if len(ds.Classes) < 2 {
-				return fmt.Errorf("%w: the training split of %s has %d class(es) %v; label images by sub-folder (--images) or CSV (--list)",
+				return fmt.Errorf("%w: the training split of %s has %d class(es) %v; label the images by sub-folder or by a path,label list",
 					classify.ErrTooFewClasses, fs, len(ds.Classes), ds.Classes)
 			}
 			// The top layer's numbers describe the dataset (layers

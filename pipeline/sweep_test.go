@@ -148,7 +148,7 @@ func TestSweep_EndToEnd(t *testing.T) {
 		o := o
 		o.Classifiers = []string{"svm", "tree"}
 		_, err := Sweep(ctx, o)
-		if !errors.Is(err, classify.ErrUnknownClassifier) || !strings.Contains(err.Error(), "sweep --clf tree") {
+		if !errors.Is(err, classify.ErrUnknownClassifier) || !strings.Contains(err.Error(), "sweep: classifier tree: unknown classifier") {
 			t.Errorf("err = %v", err)
 		}
 	})

@@ -10,10 +10,6 @@ import (
 	"pipeline/store"
 )
 
-func init() {
-	register(command{"check", "check the database's integrity and consistency (exit 6 if unhealthy)", cmdCheck})
-}
-
 // checkJSON is `pipeline check --json`: the store's report, whether it is
 // healthy, and the canonical path of each problem's image.
 type checkJSON struct {
@@ -29,7 +25,7 @@ type problemJSON struct {
 }
 
 func cmdCheck(e *env, args []string) error {
-	fs := newFlags(e, "check", "check [--json]")
+	fs := newFlags(e, "check", "check [flags]")
 	db := addDBFlag(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	pos, err := parse(fs, args)

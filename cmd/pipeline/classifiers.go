@@ -10,12 +10,8 @@ import (
 	"pipeline/pipeline"
 )
 
-func init() {
-	register(command{"classifiers", "list the stored classifiers: kind, feature set, accuracy, date", cmdClassifiers})
-}
-
 func cmdClassifiers(e *env, args []string) error {
-	fs := newFlags(e, "classifiers", "classifiers [--json]")
+	fs := newFlags(e, "classifiers", "classifiers [flags]")
 	db := addDBFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON (an array of objects)")
 	pos, err := parse(fs, args)

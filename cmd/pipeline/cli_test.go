@@ -102,7 +102,7 @@ func TestCLI_Workflow(t *testing.T) {
 
 	run(t, dbEnv, "fit", "--layer", "fc2", "--clf", "logreg", "--name", "lr", "--cv", "3").want(t, 0, "3-fold CV: accuracy", "classifier lr: logreg")
 	run(t, dbEnv, "fit", "--layer", "fc2", "--clf", "logreg", "--name", "lr").want(t, 2, `classifier "lr" exists`, "--replace")
-	run(t, dbEnv, "fit", "--layer", "fc9", "--name", "x").want(t, 5, "no feature set with vectors matches --layer fc9", "fc2", "block3_pool")
+	run(t, dbEnv, "fit", "--layer", "fc9", "--name", "x").want(t, 5, "no feature set with vectors matches layer fc9", "fc2", "block3_pool")
 	run(t, dbEnv, "fit", "--layer", "fc2", "--name", "x", "--cv", "50").want(t, 5, "fewer than the 50 folds")
 	run(t, dbEnv, "fit", "--layer", "fc2", "--name", "x", "--clf", "tree").want(t, 2, `classifier "tree"`)
 	run(t, dbEnv, "eval", "nope").want(t, 2, `classifier "nope"`, "lr")
@@ -203,7 +203,7 @@ func TestCLI_Errors(t *testing.T) {
 	run(t, dbEnv, "extract", "--model", "vgg16", "--layer", "fc2", "--images", imgs).want(t, 1, "model vgg16 is not in the cache", "pipeline models pull vgg16")
 	run(t, dbEnv, "extract", "--model", "vgg17", "--layer", "fc2", "--images", imgs).want(t, 2, `unknown model "vgg17"`, "usable offline: resnet50-arch")
 	run(t, dbEnv, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--images", imgs, "--backend", "cuda").want(t, 2,
-		"--backend cuda --target fp32 is not available in this OpenCV build")
+		"backend cuda with target fp32 is not available in this OpenCV build")
 	run(t, dbEnv, "extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2").want(t, 2, "give --images DIR or --list FILE")
 	run(t, nil, "frobnicate").want(t, 2, `unknown command "frobnicate"`)
 	run(t, nil, "version").want(t, 0, "opencv     4.6.0", "backends   cpu/fp32")

@@ -78,9 +78,9 @@ func TestCLI_Engine(t *testing.T) {
 		t.Errorf("auto on an unsupported graph: engine %q, want opencv", s.Engine)
 	}
 	run(t, env, "extract", "--images", imgs, "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--engine", "tvm").
-		want(t, 2, `--engine "tvm": want auto, onednn or opencv`)
+		want(t, 2, `engine "tvm": want auto, onednn or opencv`)
 	run(t, env, "extract", "--images", imgs, "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--engine", "opencv", "--precision", "bf16").
-		want(t, 2, "--precision bf16 runs on the oneDNN engine only")
+		want(t, 2, "precision bf16 runs on the oneDNN engine only")
 
 	// bf16: a feature set of its own where the CPU has it, a refusal elsewhere.
 	if ok, why := extract.BF16Available(); ok {
@@ -92,9 +92,9 @@ func TestCLI_Engine(t *testing.T) {
 		run(t, env, "sql", "SELECT count(*) FROM feature_sets WHERE precision = 'bf16' AND engine = 'onednn'").want(t, 0, "1")
 	} else {
 		run(t, env, "extract", "--images", imgs, "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--precision", "bf16").
-			want(t, 2, "--precision bf16: "+why)
+			want(t, 2, "precision bf16: "+why)
 	}
 	// On any CPU: oneDNN told to stop at avx512_core has no bf16.
 	run(t, append(env, "ONEDNN_MAX_CPU_ISA=AVX512_CORE"), "extract", "--images", imgs, "--model", tiny, "--preprocess", "caffe", "--layer", "fc2", "--precision", "bf16").
-		want(t, 2, "--precision bf16: oneDNN's best instruction set on this CPU is avx512_core; bf16 needs avx512_bf16")
+		want(t, 2, "precision bf16: oneDNN's best instruction set on this CPU is avx512_core; bf16 needs avx512_bf16")
 }

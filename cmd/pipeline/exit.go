@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 
+	"pipeline/classify"
 	"pipeline/errclass"
+	"pipeline/extract"
+	"pipeline/pipeline"
 	"pipeline/store"
 )
 
@@ -29,6 +32,9 @@ type cliError struct {
 	class errclass.Class
 	err   error
 	hint  string
+	// usage: the command line is wrong (a bad flag, a missing argument, a
+	// bad value); main prints the command's usage line with it.
+	usage bool
 }
 
 func (e *cliError) Error() string         { return e.err.Error() }
@@ -37,7 +43,20 @@ func (e *cliError) Class() errclass.Class { return e.class }
 
 // usageError marks bad flags or arguments.
 func usageError(format string, args ...any) error {
-	return &cliError{class: errclass.Usage, err: fmt.Errorf(format, args...)}
+	return &cliError{class: errclass.Usage, err: fmt.Errorf(format, args...), usage: true}
+}
+
+// isUsageError: err is a usage error of the command line (usageError or a
+// flag the command's flag set refused).
+func isUsageError(err error) bool {
+	var ce *cliError
+	for errors.As(err, &ce) {
+		if ce.usage {
+			return true
+		}
+		err = ce.err
+	}
+	return false
 }
 
 // withHint attaches a hint to err, keeping its class.
@@ -45,7 +64,7 @@ func withHint(err error, hint string) error {
 	if err == nil {
 		return nil
 	}
-	return &cliError{class: errclass.Of(err), err: err, hint: hint}
+	return &cliError{class: errclass.Of(err), err: err, hint: hint, usage: isUsageError(err)}
 }
 
 // ExitCode maps an error from Run to the process exit code: errclass's
@@ -74,11 +93,35 @@ func hintOf(err error) string {
 		return ce.hint
 	}
 	var le *store.LockedError
-	switch {
-	case errors.As(err, &le) && le.Waited == 0:
+	if errors.As(err, &le) && le.Waited == 0 {
 		return "use --wait 10m to wait for it"
-	case errors.Is(err, store.ErrClassifierExists):
-		return "choose another --name or add --replace"
+	}
+	for _, h := range hints {
+		if errors.Is(err, h.err) {
+			return h.hint
+		}
 	}
 	return ""
+}
+
+// hints say which flag helps with a condition any command can meet, keyed
+// on the sentinel below it: store/, extract/ and pipeline/ say what is
+// wrong and never name a flag; this table does. The first match wins.
+var hints = []struct {
+	err  error
+	hint string
+}{
+	{store.ErrClassifierExists, "choose another --name or add --replace"},
+	{store.ErrSplitFrac, "add --reset-split (with the other fit flags) to make a new automatic split with this --test-frac, or leave --test-frac out"},
+	{extract.ErrNoPreprocess, "pass --preprocess caffe, torch or tf; or register the model once with `pipeline models add NAME --file FILE --preprocess ...`"},
+	{extract.ErrNoNetworkDef, "give the network definition with --config PATH.prototxt"},
+	{extract.ErrKerasFile, "register it once with `pipeline models add NAME --file FILE.h5`, then use --model NAME"},
+	{extract.ErrNotCached, "--model PATH uses a local model file instead"},
+	{extract.ErrUnknownLayer, "`pipeline layers --model MODEL` lists them all"},
+	{pipeline.ErrNotDir, "use --list for a list of files"},
+	{pipeline.ErrNoSetQuery, "name the feature set with --layer (e.g. fc2), --model if several models have it, or --set ID"},
+	{pipeline.ErrAmbiguous, "add --pool avg|max|none or --model NAME where they differ, or --set ID"},
+	{pipeline.ErrNoAliases, "name the layers with --layers (`pipeline layers --model MODEL` lists them)"},
+	{pipeline.ErrSplitFolders, "drop --split, or point --images at one of the split folders"},
+	{classify.ErrTooFewClasses, "label the images by sub-folder (--images DIR/<class>/...) or by CSV (--list FILE of path,label lines)"},
 }

@@ -94,6 +94,14 @@ var sentinels = map[string]struct {
 	"extract.ErrEngine":             {extract.ErrEngine, 2},
 	"extract.ErrNoBF16":             {extract.ErrNoBF16, 2},
 	"store.ErrZeroVector":           {store.ErrZeroVector, 5},
+	"extract.ErrNoPreprocess":       {extract.ErrNoPreprocess, 2},
+	"extract.ErrNoNetworkDef":       {extract.ErrNoNetworkDef, 2},
+	"extract.ErrKerasFile":          {extract.ErrKerasFile, 2},
+	"pipeline.ErrNotDir":            {pipeline.ErrNotDir, 1},
+	"pipeline.ErrNoSetQuery":        {pipeline.ErrNoSetQuery, 2},
+	"pipeline.ErrSetModel":          {pipeline.ErrSetModel, 2},
+	"pipeline.ErrNoAliases":         {pipeline.ErrNoAliases, 2},
+	"pipeline.ErrSplitFolders":      {pipeline.ErrSplitFolders, 2},
 }
 
 func TestExitCode_Sentinels(t *testing.T) {

@@ -123,8 +123,8 @@ func TestCLI_UsageChangesNothing(t *testing.T) {
 		msg  string
 	}{
 		{"UnknownLayer", append(ex, "--layer", "fc9"), `unknown layer "fc9"`},
-		{"BadPool", append(ex, "--layer", "fc2", "--pool", "bogus"), `--pool "bogus"`},
-		{"BadBackend", append(ex, "--layer", "fc2", "--backend", "tpu"), `--backend "tpu"`},
+		{"BadPool", append(ex, "--layer", "fc2", "--pool", "bogus"), `pool "bogus"`},
+		{"BadBackend", append(ex, "--layer", "fc2", "--backend", "tpu"), `backend "tpu"`},
 		{"Batch0", append(ex, "--layer", "fc2", "--batch", "0"), "--batch 0"},
 		{"BatchNegative", append(ex, "--layer", "fc2", "--batch", "-5"), "--batch -5"},
 		{"WorkersNegative", append(ex, "--layer", "fc2", "--workers", "-1"), "--workers -1"},
@@ -143,7 +143,7 @@ func TestCLI_UsageChangesNothing(t *testing.T) {
 	// With a database: an unknown layer adds no run row.
 	run(t, env, append(ex, "--layer", "fc2")...).want(t, 0)
 	run(t, env, append(ex, "--layer", "fc9")...).want(t, 2, `unknown layer "fc9"`)
-	run(t, env, "fit", "--layer", "fc9", "--name", "x").want(t, 5, "no feature set with vectors matches --layer fc9")
+	run(t, env, "fit", "--layer", "fc9", "--name", "x").want(t, 5, "no feature set with vectors matches layer fc9")
 	if _, _, n := lastRun(t, env); n != 1 {
 		t.Errorf("%d runs after one extract and two refused commands, want 1", n)
 	}

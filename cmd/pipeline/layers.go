@@ -8,13 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"pipeline/extract"
 	"pipeline/pipeline"
 )
-
-func init() {
-	register(command{"layers", "list a model's layers, output shapes and aliases", cmdLayers})
-}
 
 type layerJSON struct {
 	ID      int      `json:"id"`
@@ -34,7 +29,7 @@ type layerNoteJSON struct {
 }
 
 func cmdLayers(e *env, args []string) error {
-	fs := newFlags(e, "layers", "layers --model NAME|PATH [--size N] [--aliases] [--json]")
+	fs := newFlags(e, "layers", "layers [flags] --model NAME|PATH")
 	var mf modelFlags
 	addModelFlags(fs, &mf)
 	onlyAliases := fs.Bool("aliases", false, "list only the layers that have an alias")
@@ -45,7 +40,7 @@ func cmdLayers(e *env, args []string) error {
 	if mf.model == "" {
 		return usageError("layers: --model is required")
 	}
-	model, err := extract.ResolveModel(mf.spec())
+	model, err := mf.resolve(false)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"text/tabwriter"
 
@@ -11,15 +9,11 @@ import (
 	"pipeline/store"
 )
 
-func init() {
-	register(command{"merge", "copy shard databases into one (images, paths, vectors, runs; idempotent)", cmdMerge})
-}
-
 func cmdMerge(e *env, args []string) error {
-	fs := newFlags(e, "merge", "merge --into ALL.db SHARD.db [SHARD.db...] [flags]")
+	fs := newFlags(e, "merge", "merge [flags] --into ALL.db SHARD.db...")
 	into := fs.String("into", "", "the database to merge into (created if missing)")
 	allow := fs.Bool("allow-label-conflicts", false, "list label conflicts (same content, different labels) but exit 0")
-	wait := fs.Duration("wait", 0, "if another process is writing the target, wait this long for it (e.g. 10m)")
+	wait := addWaitFlag(fs, "")
 	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -96,25 +90,5 @@ func printMergeSummary(e *env, s pipeline.MergeSummary) {
 			}
 		}
 		tw.Flush()
-	}
-}
-
-// addDBListFlag is --db for commands that read several databases: repeat
-// it (--db a.db --db b.db); none given means $PIPELINE_DB or ./features.db.
-// The first is the main one (where a fit stores its classifier).
-func addDBListFlag(fs *flag.FlagSet) func() []string {
-	var dbs []string
-	fs.Func("db", "feature database (default $PIPELINE_DB or ./features.db); repeat to read several at once", func(v string) error {
-		dbs = append(dbs, v)
-		return nil
-	})
-	return func() []string {
-		if len(dbs) > 0 {
-			return dbs
-		}
-		if d := os.Getenv("PIPELINE_DB"); d != "" {
-			return []string{d}
-		}
-		return []string{"features.db"}
 	}
 }

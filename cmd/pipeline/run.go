@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
-	"sort"
 	"strings"
 
 	"golang.org/x/term"
@@ -31,17 +29,11 @@ type env struct {
 	jsonLog bool
 	// tty is true when stderr is a terminal: progress bars are drawn only then.
 	tty bool
+	// cmdName and usageLine are the running command's ("models add",
+	// "pipeline models add NAME --file PATH ..."), set by newFlags: a
+	// usage error prints them.
+	cmdName, usageLine string
 }
-
-type command struct {
-	name    string
-	summary string
-	run     func(e *env, args []string) error
-}
-
-var commands []command
-
-func register(c command) { commands = append(commands, c) }
 
 // Main runs the command line args (without the program name), reports the
 // error that ended it on stderr and returns the exit code.
@@ -80,13 +72,24 @@ func newEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	return e
 }
 
-// reportError writes the final error: "pipeline: MESSAGE" and a hint line,
+// reportError writes the final error: "pipeline: MESSAGE", the command's
+// usage line after a usage error, and a hint line,
 // or with --log-format json one object at level ERROR with the exit code,
 // the error's class and the hint.
 func (e *env) reportError(err error, code int) {
 	hint := hintOf(err)
+	usageLine := ""
+	if isUsageError(err) && e.usageLine != "" {
+		usageLine = "usage: " + e.usageLine
+		if hint == "" {
+			hint = fmt.Sprintf("run 'pipeline %s -h' for the flags", e.cmdName)
+		}
+	}
 	if e.jsonLog {
 		attrs := []any{"exit_code", code, "class", errclass.Of(err).String()}
+		if usageLine != "" {
+			attrs = append(attrs, "usage", usageLine)
+		}
 		if hint != "" {
 			attrs = append(attrs, "hint", hint)
 		}
@@ -94,6 +97,9 @@ func (e *env) reportError(err error, code int) {
 		return
 	}
 	fmt.Fprintf(e.stderr, "pipeline: %v\n", err)
+	if usageLine != "" {
+		fmt.Fprintln(e.stderr, usageLine)
+	}
 	if hint != "" {
 		fmt.Fprintf(e.stderr, "pipeline: hint: %s\n", hint)
 	}
@@ -126,38 +132,30 @@ func (e *env) dispatch(args []string) error {
 }
 
 func usage(w io.Writer) {
-	// A sorted copy: Run reads the table from concurrent calls (tests).
-	sorted := slices.Clone(commands)
-	sort.SliceStable(sorted, func(i, j int) bool { return commandOrder(sorted[i].name) < commandOrder(sorted[j].name) })
 	fmt.Fprintln(w, "pipeline: CNN codes of images into SQLite, and classical classifiers on them.")
 	fmt.Fprintln(w, "\nUsage: pipeline COMMAND [flags] [args]\n\nCommands:")
-	for _, c := range sorted {
+	for _, c := range commands {
 		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\n`pipeline COMMAND --help` describes a command's flags. Exit codes: see README.md.")
 }
 
-func commandOrder(name string) int {
-	order := []string{"extract", "sweep", "merge", "fit", "eval", "predict", "classifiers", "export", "similar", "sql", "runs", "check", "models", "layers", "version"}
-	for i, n := range order {
-		if n == name {
-			return i
-		}
-	}
-	return len(order)
-}
-
 // newFlags makes a command's flag set with the flags every command has.
+// usageLine is the command's synopsis after "pipeline ": a usage error
+// prints it with a hint, `pipeline CMD -h` prints it with every flag.
 func newFlags(e *env, name, usageLine string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	e.cmdName, e.usageLine = name, "pipeline "+usageLine
+	// The flag package prints the whole flag list on every error; here only
+	// -h does (parse turns the output on for it), and a usage error is
+	// reported once, by Main, as its usage line and a hint.
+	help := &helpOutput{w: e.stderr}
 	if jsonLogRequested(e.args[1:]) {
-		// Every stderr line is JSON: a flag error is reported once, as
-		// the final error, without the flag dump.
-		fs.SetOutput(io.Discard)
+		help.w = io.Discard // every stderr line is JSON
 	}
+	fs.SetOutput(help)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pipeline %s\n\nFlags:\n", usageLine)
+		fmt.Fprintf(fs.Output(), "usage: %s\n\nFlags:\n", e.usageLine)
 		fs.PrintDefaults()
 	}
 	fs.Func("log-format", "log format on stderr: text or json", func(v string) error {
@@ -180,16 +178,37 @@ func newFlags(e *env, name, usageLine string) *flag.FlagSet {
 	return fs
 }
 
+// helpOutput is a flag set's output: silent, except while parse prints
+// the help that -h asked for.
+type helpOutput struct {
+	w  io.Writer
+	on bool
+}
+
+func (h *helpOutput) Write(p []byte) (int, error) {
+	if !h.on {
+		return len(p), nil
+	}
+	return h.w.Write(p)
+}
+
 // parse parses flags that may come before, between or after the positional
 // arguments (`pipeline predict clf a.jpg --json`); "--" ends flag parsing.
+// -h prints the command's flags and returns flag.ErrHelp (exit 0); a bad
+// flag or value is a usage error.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				if h, ok := fs.Output().(*helpOutput); ok {
+					h.on = true
+					fs.Usage()
+					h.on = false
+				}
 				return nil, err
 			}
-			return nil, &cliError{class: errclass.Usage, err: err}
+			return nil, &cliError{class: errclass.Usage, err: fmt.Errorf("%s: %w", fs.Name(), err), usage: true}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {

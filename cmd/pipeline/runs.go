@@ -10,10 +10,6 @@ import (
 	"pipeline/store"
 )
 
-func init() {
-	register(command{"runs", "list the latest runs: command, status, counts, duration", cmdRuns})
-}
-
 // runJSON is a run in `pipeline runs --json`: the store's row plus its
 // duration.
 type runJSON struct {
@@ -22,7 +18,7 @@ type runJSON struct {
 }
 
 func cmdRuns(e *env, args []string) error {
-	fs := newFlags(e, "runs", "runs [--limit N] [--status S[,S...]] [--command C] [--json]")
+	fs := newFlags(e, "runs", "runs [flags]")
 	db := addDBFlag(fs)
 	limit := fs.Int("limit", 20, "show the latest N runs (0 = all)")
 	status := fs.String("status", "", "only runs with these statuses: running, ok, partial, interrupted, failed, abandoned (comma-separated)")

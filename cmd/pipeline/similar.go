@@ -2,27 +2,20 @@ package main
 
 import (
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
 
-	"pipeline/extract"
 	"pipeline/pipeline"
 	"pipeline/store"
 )
 
-func init() {
-	register(command{"similar", "find the stored images nearest to an image by CNN code", cmdSimilar})
-}
-
 func cmdSimilar(e *env, args []string) error {
-	fs := newFlags(e, "similar", "similar IMAGE|PATH|SHA256 --layer NAME [--model NAME|FILE] [--k 10] [--metric cosine|l2] [--csv|--json]")
+	fs := newFlags(e, "similar", "similar [flags] IMAGE|PATH|SHA256 --layer NAME|--set ID")
 	dbs := addDBListFlag(fs)
 	var q pipeline.SetQuery
-	fs.StringVar(&q.Layer, "layer", "", "feature set: layer alias or OpenCV name as extract stored it (e.g. fc2)")
-	fs.StringVar(&q.Model, "model", "", "model name, when several models have that layer; a model file's path also serves as --model-file")
-	fs.StringVar(&q.Pool, "pool", "", "pooling of the feature set, when the layer was stored with several: avg, max or none")
-	fs.Int64Var(&q.ID, "set", 0, "feature set id (list them: pipeline sql \"SELECT * FROM feature_sets\")")
+	addFeatureSetFlags(fs, &q)
 	k := fs.Int("k", 10, "number of neighbours")
 	metric := fs.String("metric", "cosine", "distance: cosine (1 - cosine similarity) or l2 (Euclidean)")
 	self := fs.Bool("include-self", false, "keep the query image itself (and its copies at other paths) in the results")
@@ -30,10 +23,7 @@ func cmdSimilar(e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the query and its neighbours as one JSON object")
 	modelFile := fs.String("model-file", "", "the set's CNN file, to compute a new image's code when the model cannot be found by its name")
 	method := fs.String("method", "auto", "search: auto, c, go or sql (all exact; for benchmarks and cross-checks)")
-	threads := fs.Int("threads", 0, "OpenCV threads for a new image (0 = all cores)")
-	backend := fs.String("backend", "cpu", "cpu, opencl or cuda, for a new image")
-	maxPixels := fs.Int64("max-pixels", 100_000_000, "refuse a query image with more pixels than this")
-	engine, precision := addSetEngineFlags(fs)
+	cf := addComputeFlags(fs, withSetEngine)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -41,8 +31,10 @@ func cmdSimilar(e *env, args []string) error {
 	if len(pos) != 1 {
 		return usageError("similar: want one image: a file, a stored path, a relative path as stored, or a sha256")
 	}
-	if err := checkBounds("similar", positive("k", int64(*k)), zeroOrMore("threads", int64(*threads), "all cores"),
-		zeroOrMore("max-pixels", *maxPixels, "no limit")); err != nil {
+	if err := cf.check("similar"); err != nil {
+		return err
+	}
+	if err := checkBounds("similar", positive("k", int64(*k))); err != nil {
 		return err
 	}
 	if *asCSV && *asJSON {
@@ -54,10 +46,10 @@ func cmdSimilar(e *env, args []string) error {
 	}
 	res, err := pipeline.Similar(e.ctx, pipeline.SimilarOptions{
 		DB: dbs()[0], More: dbs()[1:], Query: pos[0], Set: q, K: *k, Metric: *metric, IncludeSelf: *self, Method: m, ModelPath: *modelFile,
-		Compute: extract.Compute{Backend: *backend, Threads: *threads, Engine: *engine, Arith: *precision}, MaxPixels: *maxPixels, Log: e.infof,
+		Compute: cf.compute(), MaxPixels: cf.maxPixels, Log: e.infof,
 	})
 	if err != nil {
-		return err // classed: unknown image 2, no vector or a zero vector 5
+		return similarHint(err) // classed: unknown image 2, no vector or a zero vector 5
 	}
 	how := "stored vector"
 	if res.Query.Source == "computed" {
@@ -96,4 +88,16 @@ func cmdSimilar(e *env, args []string) error {
 		fmt.Fprintf(tw, "%d\t%.6f\t%s\t%s\n", n.Rank, n.Distance, n.Path, label)
 	}
 	return tw.Flush()
+}
+
+// similarHint says which flag helps with an image or a model similar could
+// not find.
+func similarHint(err error) error {
+	switch {
+	case errors.Is(err, pipeline.ErrSetModel):
+		return withHint(err, "pass --model-file PATH to the model file")
+	case errors.Is(err, pipeline.ErrUnknownImage):
+		return withHint(err, "`pipeline extract ... --list FILE` stores images")
+	}
+	return err
 }

@@ -170,8 +170,8 @@ func TestCLI_Similar(t *testing.T) {
 	})
 	t.Run("Errors", func(t *testing.T) {
 		run(t, dbEnv, "similar", "cats/cat.12.jpg", "--layer", "fc2").want(t, 2, "cats/cat.12.jpg", "extract it first", "give the path of an image file")
-		run(t, dbEnv, "similar", query, "--layer", "fc9").want(t, 5, "no feature set with vectors matches --layer fc9")
-		run(t, dbEnv, "similar", query, "--layer", "fc2", "--metric", "dot").want(t, 2, "--metric dot")
+		run(t, dbEnv, "similar", query, "--layer", "fc9").want(t, 5, "no feature set with vectors matches layer fc9")
+		run(t, dbEnv, "similar", query, "--layer", "fc2", "--metric", "dot").want(t, 2, "metric dot")
 		run(t, dbEnv, "similar", query, "--layer", "fc2", "--method", "faiss").want(t, 2, `"faiss"`)
 		run(t, dbEnv, "similar", "--layer", "fc2").want(t, 2, "want one image")
 		// A set made before schema 6 records no model path: the model is

@@ -21,10 +21,6 @@ import (
 	"pipeline/store"
 )
 
-func init() {
-	register(command{"sql", "run SQL on the database (sqlite-vec loaded; examples: --list)", cmdSQL})
-}
-
 const sqlHelp = `Runs one or more SQL statements on the feature database and prints the
 rows of every statement that returns rows. The schema is in docs/SCHEMA.md;
 sqlite-vec's functions (vec_distance_cosine, vec_distance_L2, vec_length,
@@ -75,7 +71,7 @@ func (p *paramFlag) Set(s string) error {
 }
 
 func cmdSQL(e *env, args []string) error {
-	fs := newFlags(e, "sql", `sql [flags] "QUERY" | -f FILE|NAME|- [--param name=value]... [--csv|--json] [--write]`)
+	fs := newFlags(e, "sql", `sql [flags] "QUERY" | -f FILE|NAME|-`)
 	usage := fs.Usage
 	fs.Usage = func() {
 		usage()
@@ -89,7 +85,7 @@ func cmdSQL(e *env, args []string) error {
 	asCSV := fs.Bool("csv", false, "print CSV")
 	asJSON := fs.Bool("json", false, "print one JSON object per row")
 	write := fs.Bool("write", false, "allow statements that change the database (takes the writer lock)")
-	wait := fs.Duration("wait", 0, "with --write: wait this long if another process is writing the database")
+	wait := addWaitFlag(fs, "with --write")
 	list := fs.Bool("list", false, "list the embedded example queries")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -148,6 +144,9 @@ func sqlText(e *env, file string, pos []string) (text, source string, err error)
 		}
 	}
 	text, source, err = pipeline.ReadQuery(file, e.stdin)
+	if errors.Is(err, pipeline.ErrUsage) { // no such file or example
+		return "", "", withHint(err, "`pipeline sql --list` describes the examples")
+	}
 	if err != nil {
 		return "", "", err
 	}

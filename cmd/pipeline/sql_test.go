@@ -173,7 +173,7 @@ func TestCLI_SQL(t *testing.T) {
 				t.Errorf("the image itself is its own neighbour: %v", rec)
 			}
 		}
-		run(t, env, "sql", "-f", "neerest").want(t, 2, "no such file, and no example of that name", "nearest")
+		run(t, env, "sql", "-f", "neerest").want(t, 2, "no such file, and no example of that name", "nearest", "hint: `pipeline sql --list` describes the examples")
 		// Every example is listed with its summary and parameters.
 		r := run(t, env, "sql", "--list")
 		r.want(t, 0)

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"pipeline/errclass"
-
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -13,26 +12,20 @@ import (
 	"time"
 
 	"pipeline/classify"
-	"pipeline/extract"
+	"pipeline/errclass"
 	"pipeline/pipeline"
 )
 
-func init() {
-	register(command{"sweep", "compare layers x classifiers by cross-validation and recommend a fit", cmdSweep})
-}
-
 func cmdSweep(e *env, args []string) error {
-	fs := newFlags(e, "sweep", "sweep --model NAME|PATH (--images DIR | --list FILE|-) [--layers a,b,c] [--pool avg] [--clf softmax,svm,mlp] [--json] [--plot sweep.png]")
+	fs := newFlags(e, "sweep", "sweep [flags] --model NAME|PATH (--images DIR | --list FILE|-)")
 	var mf modelFlags
 	addModelFlags(fs, &mf)
 	db := addDBFlag(fs)
 	layers := fs.String("layers", "", "layers to compare, comma-separated (default: every alias of the model, e.g. block3_pool,block4_pool,block5_pool,fc1,fc2)")
 	fs.StringVar(layers, "layer", "", "same as --layers")
-	pool := fs.String("pool", "avg", "how C x H x W outputs become vectors: avg, max or none")
+	pool := addPoolFlag(fs)
 	clf := fs.String("clf", "", "classifiers to cross-validate on every layer, comma-separated (default: "+strings.Join(pipeline.DefaultSweepClassifiers, ",")+", those this build has)")
-	images := fs.String("images", "", "folder of images: DIR/<class>/... or DIR/{train,val,validation,test}/<class>/...")
-	list := fs.String("list", "", "file listing images, one path per line or CSV path,label; - for stdin")
-	split := fs.String("split", "", "train or test: the split of every labeled image this run adds")
+	in := addInputFlags(fs)
 	cv := fs.Int("cv", 5, "folds of the stratified cross-validation on the training split")
 	testFrac := fs.Float64("test-frac", 0.2, "held-out fraction per class of the automatic split (fixed by the first fit or sweep of a database)")
 	kernel := fs.String("kernel", "rbf", "svm kernel: linear, rbf, poly or sigmoid")
@@ -44,28 +37,23 @@ func cmdSweep(e *env, args []string) error {
 	seed := fs.Int64("seed", 1, "seed for the folds and the classifiers")
 	asJSON := fs.Bool("json", false, "print the result as JSON on stdout")
 	plot := fs.String("plot", "", "draw accuracy by depth per classifier into this PNG file")
-	batch := fs.Int("batch", 8, "images per forward pass")
-	threads := fs.Int("threads", 0, "OpenCV threads (0 = all cores, or cores/nets)")
-	nets := fs.Int("nets", 1, "copies of the network working side by side on different batches")
-	workers := fs.Int("workers", 0, "decode goroutines (0 = number of cores)")
-	backend := fs.String("backend", "cpu", "cpu, opencl or cuda")
-	target := fs.String("target", "fp32", "fp32 or fp16")
-	maxPixels := fs.Int64("max-pixels", 100_000_000, "skip images with more pixels than this")
-	wait := fs.Duration("wait", 0, "if another process is writing the database, wait this long for it")
+	cf := addComputeFlags(fs, withTarget|withBatch|withWorkers)
+	wait := addWaitFlag(fs, "")
 	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cf.check("sweep"); err != nil {
 		return err
 	}
 	if mf.model == "" {
 		return usageError("sweep: --model is required (a catalog name such as vgg16, or a model file)")
 	}
-	if *images == "" && *list == "" {
+	if in.images == "" && in.list == "" {
 		return usageError("sweep: give the images with --images DIR or --list FILE (a rerun over the same images computes nothing again)")
 	}
 	dbGiven := false
 	fs.Visit(func(f *flag.Flag) { dbGiven = dbGiven || f.Name == "db" })
-	spec := mf.spec()
-	spec.NeedPreprocess = true
-	model, err := extract.ResolveModel(spec)
+	model, err := mf.resolve(true)
 	if err != nil {
 		return err
 	}
@@ -87,14 +75,16 @@ func cmdSweep(e *env, args []string) error {
 		DB: *db, Model: model, Layers: commaList(*layers), Pool: *pool, Classifiers: commaList(*clf), Params: p,
 		Folds: *cv, TestFrac: *testFrac, Wait: *wait, Args: e.args, CommandDB: commandDB, Log: e.infof, Progress: sp.update,
 		Extract: pipeline.ExtractOptions{
-			Compute: extract.Compute{Backend: *backend, Target: *target, Threads: *threads},
-			Batch:   *batch, Nets: *nets, Workers: *workers, Images: *images, List: *list, ListReader: e.stdin, Split: *split,
-			MaxPixels: *maxPixels, Events: pr,
+			Compute: cf.compute(), Batch: cf.batch, Nets: cf.nets, Workers: cf.workers,
+			Images: in.images, List: in.list, ListReader: e.stdin, Split: in.split, MaxPixels: cf.maxPixels, Events: pr,
 		},
 	})
 	pr.Done()
 	sp.done()
 	if err != nil && len(res.Rows) == 0 {
+		if errors.Is(err, classify.ErrUnknownClassifier) {
+			return withHint(err, "--clf takes a comma-separated list of them")
+		}
 		return err
 	}
 	if *plot != "" && len(res.Rows) > 0 {

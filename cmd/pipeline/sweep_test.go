@@ -82,7 +82,7 @@ func TestCLI_Sweep(t *testing.T) {
 	}
 
 	// Errors: unknown classifier (usage), no input (usage), too many folds (data).
-	run(t, nil, "sweep", "--db", db, "--model", tiny, "--preprocess", "caffe", "--images", imgs, "--clf", "tree").want(t, 2, "sweep --clf tree", "this build has")
+	run(t, nil, "sweep", "--db", db, "--model", tiny, "--preprocess", "caffe", "--images", imgs, "--clf", "tree").want(t, 2, "sweep: classifier tree: unknown classifier", "this build has", "hint: --clf takes a comma-separated list")
 	run(t, nil, "sweep", "--db", db, "--model", tiny, "--preprocess", "caffe").want(t, 2, "--images DIR or --list FILE")
 	run(t, nil, append(args[:len(args)-1], "50")...).want(t, 5, "fewer than the 50 folds")
 }

@@ -19,10 +19,6 @@ var (
 	revision = ""
 )
 
-func init() {
-	register(command{"version", "tool, OpenCV and backend versions", cmdVersion})
-}
-
 // toolVersion is the version plus the VCS revision the binary was built from.
 func toolVersion() string {
 	bi, _ := debug.ReadBuildInfo()
@@ -80,7 +76,7 @@ type versionInfo struct {
 }
 
 func cmdVersion(e *env, args []string) error {
-	fs := newFlags(e, "version", "version [--json] [--build]")
+	fs := newFlags(e, "version", "version [flags]")
 	asJSON := fs.Bool("json", false, "print JSON")
 	build := fs.Bool("build", false, "also print OpenCV's full build information")
 	if _, err := parse(fs, args); err != nil {
