@@ -31,7 +31,7 @@ func StratifiedFolds(y []int, classes []string, k int, seed int64) ([][]int, err
 		}
 		present++
 		if len(idx) < k {
-			return nil, fmt.Errorf("class %q has %d samples, fewer than the %d folds (hint: use --cv %d or fewer, or add samples): %w",
+			return nil, fmt.Errorf("class %q has %d samples, fewer than the %d folds (%d or fewer folds would do): %w",
 				classes[c], len(idx), k, len(idx), ErrTooFewSamples)
 		}
 	}

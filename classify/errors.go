@@ -8,8 +8,11 @@ import "pipeline/errclass"
 var (
 	// ErrTooFewClasses: training data has fewer than two distinct classes.
 	ErrTooFewClasses = errclass.New(errclass.Data, "need at least 2 classes")
-	// ErrTooFewSamples: a class has fewer samples than cross-validation folds.
+	// ErrTooFewSamples: a class has fewer samples than cross-validation
+	// folds, or than the mlp's early stopping needs to hold some out.
 	ErrTooFewSamples = errclass.New(errclass.Data, "too few samples")
+	// ErrDiverged: training went to NaN or infinity (an mlp's loss).
+	ErrDiverged = errclass.New(errclass.Data, "training diverged")
 	// ErrDimMismatch: a vector's length differs from what the model expects.
 	ErrDimMismatch = errclass.New(errclass.Data, "dimension mismatch")
 	// ErrUnknownClassifier: the classifier name is not one of Classifiers.

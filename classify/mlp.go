@@ -211,7 +211,7 @@ func (m *MLPClassifier) Fit(X [][]float64, y []int, nClasses int, p Params) erro
 		vl := net.lossGrad(xv, yv, sv, nil, 0, nil) * float64(len(yv)) / swv
 		m.ValLoss = append(m.ValLoss, vl)
 		if math.IsNaN(vl) || math.IsInf(vl, 0) {
-			return fmt.Errorf("mlp: validation loss %v at epoch %d (try a smaller --learning-rate or --scale standard): %w", vl, epoch, ErrBadData)
+			return fmt.Errorf("mlp: validation loss %v at epoch %d (a smaller learning rate or standard scaling may help): %w", vl, epoch, ErrDiverged)
 		}
 		if vl < bestLoss {
 			bestLoss, m.BestEpoch = vl, epoch

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -279,5 +280,29 @@ func TestMLPClassifier_Balanced(t *testing.T) {
 	t.Logf("recall of the rare class: %.3f unweighted, %.3f balanced", plain, weighted)
 	if !(weighted > plain) {
 		t.Errorf("balanced recall %.3f not above unweighted %.3f", weighted, plain)
+	}
+}
+
+// TestMLP_Diverges: inputs near float64's range and a huge step size send the
+// loss to NaN or infinity; Fit says so with ErrDiverged (the CLI's hint
+// names the flags), never a model of NaN weights.
+func TestMLP_Diverges(t *testing.T) {
+	var X [][]float64
+	var y []int
+	for i := 0; i < 60; i++ {
+		c := i % 3
+		X = append(X, []float64{1e300 * float64(c+1), -1e300 * float64(i%7), 1e300})
+		y = append(y, c)
+	}
+	p := smallMLPParams()
+	p.LearningRate = 1e100
+	p.Epochs = 50
+	m := &MLPClassifier{}
+	err := m.Fit(X, y, 3, p)
+	if !errors.Is(err, ErrDiverged) {
+		t.Fatalf("Fit = %v, want ErrDiverged", err)
+	}
+	if strings.Contains(err.Error(), "--") {
+		t.Errorf("classify names a CLI flag: %v", err)
 	}
 }

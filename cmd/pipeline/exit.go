@@ -123,5 +123,7 @@ var hints = []struct {
 	{pipeline.ErrAmbiguous, "add --pool avg|max|none or --model NAME where they differ, or --set ID"},
 	{pipeline.ErrNoAliases, "name the layers with --layers (`pipeline layers --model MODEL` lists them)"},
 	{pipeline.ErrSplitFolders, "drop --split, or point --images at one of the split folders"},
+	{classify.ErrTooFewSamples, "label more images of that class, or ask for fewer cross-validation folds with --cv N"},
+	{classify.ErrDiverged, "try a smaller --learning-rate, or --scale standard"},
 	{classify.ErrTooFewClasses, "label the images by sub-folder (--images DIR/<class>/...) or by CSV (--list FILE of path,label lines)"},
 }

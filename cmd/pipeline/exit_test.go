@@ -38,6 +38,7 @@ var sentinels = map[string]struct {
 	"classify.ErrDimMismatch":       {classify.ErrDimMismatch, 5},
 	"classify.ErrTooFewClasses":     {classify.ErrTooFewClasses, 5},
 	"classify.ErrTooFewSamples":     {classify.ErrTooFewSamples, 5},
+	"classify.ErrDiverged":          {classify.ErrDiverged, 5},
 	"classify.ErrUnknownClassifier": {classify.ErrUnknownClassifier, 2},
 	"classify.ErrUnknownKernel":     {classify.ErrUnknownKernel, 2},
 	"extract.ErrBackendUnavailable": {extract.ErrBackendUnavailable, 2},

@@ -21,14 +21,14 @@ import (
 // the command line `sweep` recommends, which is output.
 var flagNamesLeft = map[string]bool{}
 
-// TestFlagNames_LowerLayers: store/, extract/ and pipeline/ say what is
+// TestFlagNames_LowerLayers: store/, extract/, pipeline/ and classify/ say what is
 // wrong; which flag helps is the CLI's hint. Every string literal there that
 // names a flag is either the recommended command line of sweep
 // (pipeline/recommend.go) or listed in flagNamesLeft.
 func TestFlagNames_LowerLayers(t *testing.T) {
 	flag := regexp.MustCompile(`(^|[^-\w])--[a-z]`)
 	seen := map[string]bool{}
-	for _, dir := range []string{"pipeline", "extract", "store"} {
+	for _, dir := range []string{"pipeline", "extract", "store", "classify"} {
 		err := filepath.WalkDir(filepath.Join("../..", dir), func(path string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 				return err
