@@ -231,24 +231,7 @@ func TestOneDNN_MatchesOpenCV_Extras(t *testing.T) {
 // engine does not implement (OpenCV does).
 func unsupportedModel(t *testing.T, dir string) Model {
 	t.Helper()
-	w := make([]float32, 4*3*3*3)
-	for i := range w {
-		w[i] = float32(i%7-3) * 0.1
-	}
-	b := onnx.NewBuilder("sigmoid")
-	x := b.Input("data", onnx.Dim{Param: "N"}, onnx.Dim{Value: 3}, onnx.Dim{Value: 8}, onnx.Dim{Value: 8})
-	x = b.Conv("conv", x, "conv_out", onnx.NewFloat32("w", []int{4, 3, 3, 3}, w), nil, onnx.ConvAttrs{Pads: []int{1, 1, 1, 1}})
-	s := b.Node("Sigmoid", "sig", []string{x}, []string{"sig_out"})
-	y := b.GlobalAveragePool("gap", s.Outputs[0], "gap_out")
-	b.Output(y, onnx.Dim{Param: "N"}, onnx.Dim{Value: 4}, onnx.Dim{Value: 1}, onnx.Dim{Value: 1})
-	m, err := b.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "sigmoid.onnx")
-	if err := onnx.WriteFile(path, m); err != nil {
-		t.Fatal(err)
-	}
+	path := testutil.SigmoidModel(t, dir, 8)
 	p := Presets["torch"]
 	p.Width, p.Height, p.Resize = 8, 8, Resize{}
 	return Model{Name: "sigmoid.onnx", Format: "onnx", Path: path, Input: "data", Preprocess: p, HasPreprocess: true}

@@ -102,31 +102,7 @@ func crashResume(t *testing.T, engine string) {
 	// random few milliseconds): mid-run whatever the machine's speed.
 	for attempt := 0; attempt < 20 && stored < 2*n*3/4; attempt++ {
 		target := stored + int64(2*n/20+r.IntN(2*n/6))
-		cmd := childCmd(t, crash)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		killed := false
-	watch:
-		for {
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("run %d ended with %v", attempt, err)
-				}
-				break watch
-			case <-time.After(time.Millisecond):
-			}
-			if c, ok := tryCount(crash.DB, `SELECT count(*) FROM features`); ok && c >= target {
-				time.Sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
-				cmd.Process.Kill() // SIGKILL
-				<-done
-				killed = true
-				break watch
-			}
-		}
+		killed := runUntil(t, crash, crash.DB, `SELECT count(*) FROM features`, target, time.Millisecond, 3*time.Millisecond, r)
 		if !killed {
 			break // finished before the target
 		}
@@ -234,6 +210,36 @@ func TestExtract_Lock(t *testing.T) {
 }
 
 // tryCount runs a count query, or says the database is not ready yet.
+// runUntil starts the child of spec s and SIGKILLs it once countQuery on
+// db reaches target, after a random delay below jitter (mid-write whatever
+// the machine's speed), polling every poll. It says whether the child was
+// killed (false: it finished first).
+func runUntil(t *testing.T, s childSpec, db, countQuery string, target int64, poll, jitter time.Duration, r *rand.Rand) bool {
+	t.Helper()
+	cmd := childCmd(t, s)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%v ended with %v", cmd.Args[1:], err)
+			}
+			return false
+		case <-time.After(poll):
+		}
+		if c, ok := tryCount(db, countQuery); ok && c >= target {
+			time.Sleep(time.Duration(r.Int64N(int64(jitter))))
+			cmd.Process.Kill() // SIGKILL
+			<-done
+			return true
+		}
+	}
+}
+
 func tryCount(path, q string) (int64, bool) {
 	if _, err := os.Stat(path); err != nil {
 		return 0, false

@@ -557,31 +557,7 @@ func TestMerge_CrashResume(t *testing.T) {
 	kills, stored := 0, int64(0)
 	for attempt := 0; attempt < 30 && kills < 6 && stored < 190; attempt++ {
 		target := stored + 10 + int64(r.IntN(30)) // a few chunks further
-		cmd := childCmd(t, crash)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		killed := false
-	watch:
-		for {
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("merge %d ended with %v", attempt, err)
-				}
-				break watch
-			case <-time.After(200 * time.Microsecond):
-			}
-			if c, ok := tryCount(crash.Into, `SELECT count(*) FROM images`); ok && c >= target {
-				time.Sleep(time.Duration(r.IntN(2000)) * time.Microsecond)
-				cmd.Process.Kill() // SIGKILL
-				<-done
-				killed = true
-				break watch
-			}
-		}
+		killed := runUntil(t, crash, crash.Into, `SELECT count(*) FROM images`, target, 200*time.Microsecond, 2*time.Millisecond, r)
 		t.Logf("attempt %d: target %d images, killed %v", attempt, target, killed)
 		if !killed {
 			break // finished before the target

@@ -6,39 +6,14 @@ import (
 	"testing"
 
 	"pipeline/extract"
-	"pipeline/extract/onnx"
+	"pipeline/internal/testutil"
 )
-
-// sigmoidModel writes a convolution followed by an operator oneDNN's engine
-// lacks (Sigmoid) and returns its path.
-func sigmoidModel(t *testing.T, dir string) string {
-	t.Helper()
-	w := make([]float32, 4*3*3*3)
-	for i := range w {
-		w[i] = float32(i%5-2) * 0.1
-	}
-	b := onnx.NewBuilder("sigmoid")
-	x := b.Input("data", onnx.Dim{Param: "N"}, onnx.Dim{Value: 3}, onnx.Dim{Value: 16}, onnx.Dim{Value: 16})
-	x = b.Conv("conv", x, "conv_out", onnx.NewFloat32("w", []int{4, 3, 3, 3}, w), nil, onnx.ConvAttrs{Pads: []int{1, 1, 1, 1}})
-	s := b.Node("Sigmoid", "sig", []string{x}, []string{"sig_out"})
-	y := b.GlobalAveragePool("gap", s.Outputs[0], "gap_out")
-	b.Output(y, onnx.Dim{Param: "N"}, onnx.Dim{Value: 4}, onnx.Dim{Value: 1}, onnx.Dim{Value: 1})
-	m, err := b.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "sigmoid.onnx")
-	if err := onnx.WriteFile(path, m); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func TestCLI_Engine(t *testing.T) {
 	dir := t.TempDir()
 	imgs := filepath.Join(dir, "images")
 	images(t, imgs, []string{"a", "b"}, 4)
-	sig := sigmoidModel(t, dir)
+	sig := testutil.SigmoidModel(t, dir, 16)
 	db := filepath.Join(dir, "f.db")
 	env := []string{"PIPELINE_DB=" + db}
 	extractJSON := func(args ...string) (struct{ Engine, Precision string }, result) {
