@@ -162,9 +162,11 @@ func sweepClassifiers(names []string) ([]string, []string, error) {
 	return out, notes, nil
 }
 
-// modelAliases lists the aliases of a model's graph, in network order.
-func modelAliases(m extract.Model) ([]string, error) {
-	net, g, err := extract.OpenNet(m)
+// modelAliases lists the aliases of a model's graph, in network order
+// (sweep without --layers loads the graph for them before anything is
+// recorded; OpenNet's guarantees).
+func modelAliases(ctx context.Context, m extract.Model) ([]string, error) {
+	net, g, err := OpenNet(ctx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +261,7 @@ func sweepPlan(ctx context.Context, o SweepOptions, res *SweepResult, logf func(
 	}
 	layers = o.Layers
 	if len(layers) == 0 {
-		if layers, err = loadAliases(ctx, o.Model); err != nil {
+		if layers, err = modelAliases(ctx, o.Model); err != nil {
 			return nil, nil, err
 		}
 		logf("sweep: every alias of %s: %s", o.Model.Name, strings.Join(layers, ", "))

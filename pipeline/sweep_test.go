@@ -35,7 +35,7 @@ func TestSweep_EndToEnd(t *testing.T) {
 		}
 	}
 	m := tinyModel(t, tinyResNet, "torch")
-	aliases, err := modelAliases(m)
+	aliases, err := modelAliases(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}

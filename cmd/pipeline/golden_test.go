@@ -198,8 +198,6 @@ func noiseImages(t *testing.T, dir string, classes []string, n int) {
 	}
 }
 
-// writePNG encodes img into path, making its folder.
-
 // TestJSON_Golden runs every command that has --json on a small generated
 // fixture and pins the shape of what it prints.
 func TestJSON_Golden(t *testing.T) {
