@@ -119,12 +119,37 @@ MODES = ("eager", "channels_last", "torchscript", "bf16")
 
 
 def bf16_available():
+    """(True, "") where PyTorch's bf16 autocast runs on bf16 hardware here,
+    else (False, why). torch 1.13 (Debian 12's) has no
+    torch.ops.mkldnn._is_mkldnn_bf16_supported (later versions do): there
+    the CPU's flags decide (avx512_bf16 or amx_bf16: the same libdnnl then
+    runs brgconv:avx512_core_bf16 or _amx kernels, as ONEDNN_VERBOSE=1
+    shows), and a small convolution under autocast must return bf16."""
     import torch
 
-    try:
-        return bool(torch.backends.mkldnn.is_available()) and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:
-        return False
+    if not torch.backends.mkldnn.is_available():
+        return False, "this torch is built without oneDNN (torch.backends.mkldnn.is_available() is false)"
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if probe is not None:
+        if not probe():
+            return False, "torch.ops.mkldnn._is_mkldnn_bf16_supported() is false on this CPU"
+    else:
+        flags = set()
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("flags"):
+                        flags = set(line.split(":", 1)[1].split())
+                        break
+        except OSError as e:
+            return False, f"cannot read the CPU flags: {e}"
+        if not flags & {"avx512_bf16", "amx_bf16"}:
+            return False, "this CPU has neither avx512_bf16 nor amx_bf16"
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = torch.nn.Conv2d(3, 8, 3)(torch.randn(1, 3, 8, 8))
+    if y.dtype != torch.bfloat16:
+        return False, f"a convolution under torch.autocast('cpu', torch.bfloat16) returned {y.dtype}"
+    return True, ""
 
 
 def prepare(model, mode, size):
@@ -159,10 +184,12 @@ def net(args):
            "size": args.size, "results": [], "skipped": {}}
     ref = {}
     for mode in args.modes:
-        if mode == "bf16" and not bf16_available():
-            res["skipped"][mode] = "this CPU has no bf16 (torch.ops.mkldnn._is_mkldnn_bf16_supported() is false)"
-            log(f"torch {args.model} {mode}: skipped, no bf16 on this CPU")
-            continue
+        if mode == "bf16":
+            ok, why = bf16_available()
+            if not ok:
+                res["skipped"][mode] = why
+                log(f"torch {args.model} {mode}: skipped, {why}")
+                continue
         try:
             with torch.inference_mode():
                 model, fmt, ctx = prepare(base, mode, args.size)
