@@ -596,6 +596,32 @@ func (w *dnnlWeights) get(name string) ([]float32, error) {
 	return t.Float32s()
 }
 
+// getInto is get for one large tensor at a time: a payload that is not
+// 4-byte aligned in the mapped file (most are: protobuf framing puts them
+// anywhere) is copied into *buf, grown as needed and reused for the next
+// op, instead of into fresh memory per tensor (which the kernel would zero
+// first). The result is valid until the next call with the same buf.
+func (w *dnnlWeights) getInto(name string, buf *[]float32) ([]float32, error) {
+	t, err := w.tensor(name)
+	if err != nil {
+		return nil, err
+	}
+	if w.mp == nil {
+		return t.Float32s()
+	}
+	b, ok := w.mp.UnalignedFloat32(t)
+	if !ok {
+		return w.mp.Float32(t)
+	}
+	n := len(b) / 4
+	if cap(*buf) < n {
+		*buf = make([]float32, n)
+	}
+	v := (*buf)[:n]
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(b)), b)
+	return v, nil
+}
+
 // release drops an initializer once oneDNN holds its own copy: its pages
 // leave the resident set (mapped file), or its Go payload is dropped.
 func (w *dnnlWeights) release(name string) int {
@@ -631,6 +657,11 @@ type dnnlBuilder struct {
 	w    *dnnlWeights
 	ids  map[string]C.int
 	cerr *C.char
+	// buf holds one convolution's weights (an aligned copy, BatchNorm
+	// folded in) until oneDNN has reordered them (dnx_conv copies before it
+	// returns), and is reused by the next: ResNet-50's 94 MB of weights are
+	// not copied into fresh memory, zeroed and collected one op at a time.
+	buf []float32
 }
 
 // buildDNNL builds the plan on oneDNN for graph g, reading the weights
@@ -750,7 +781,7 @@ func (b *dnnlBuilder) conv(i int, op *dnnlOp) (C.int, error) {
 	if err != nil {
 		return -1, err
 	}
-	wv, err := b.w.get(n.Inputs[1])
+	wv, err := b.w.getInto(n.Inputs[1], &b.buf)
 	if err != nil {
 		return -1, err
 	}
@@ -762,7 +793,11 @@ func (b *dnnlBuilder) conv(i int, op *dnnlOp) (C.int, error) {
 		}
 	}
 	if op.bn != nil {
-		if wv, bias, err = foldBN(op.bn, b.w, wv, bias, oc); err != nil {
+		// In place when wv is already the copy in b.buf.
+		if cap(b.buf) < len(wv) {
+			b.buf = make([]float32, len(wv))
+		}
+		if wv, bias, err = foldBN(op.bn, b.w, wv, bias, b.buf[:len(wv)], oc); err != nil {
 			return -1, err
 		}
 	}
@@ -921,7 +956,8 @@ func dnnlErr(p *C.char) error {
 
 // foldBN folds an inference BatchNormalization into the convolution before
 // it, in float64: w' = w·s, b' = (b − mean)·s + shift with s = scale/√(var+ε).
-func foldBN(bn *onnx.Node, ws *dnnlWeights, w, bias []float32, oc int) ([]float32, []float32, error) {
+// The folded weights are written to nw (len(w) values; nw may be w).
+func foldBN(bn *onnx.Node, ws *dnnlWeights, w, bias, nw []float32, oc int) ([]float32, []float32, error) {
 	var v [4][]float32
 	for k := range v {
 		x, err := ws.get(bn.Inputs[k+1])
@@ -935,7 +971,6 @@ func foldBN(bn *onnx.Node, ws *dnnlWeights, w, bias []float32, oc int) ([]float3
 	}
 	eps := float64(floatAttr(bn, "epsilon", 1e-5))
 	per := len(w) / oc
-	nw := make([]float32, len(w))
 	nb := make([]float32, oc)
 	for o := 0; o < oc; o++ {
 		s := float64(v[0][o]) / math.Sqrt(float64(v[3][o])+eps)
