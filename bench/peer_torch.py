@@ -9,7 +9,7 @@ Two measurements, each printed as one JSON object on stdout:
 
   peer_torch.py net --model vgg16|resnet50 --threads 2 --batches 1,8,32
                     [--modes eager,channels_last,torchscript,bf16]
-                    [--warmup 1] [--reps 5] [--min-images 8]
+                    [--warmup 1] [--reps 5] [--min-images 8] [--malloc keep|default]
       torchvision's architecture with random weights (speed does not depend
       on the values), cut at the layer pipeline extracts: vgg16 up to
       classifier[4] (the ReLU after the second 4096-wide Linear = Keras fc2),
@@ -21,7 +21,8 @@ Two measurements, each printed as one JSON object on stdout:
       (torch.jit.optimize_for_inference(torch.jit.script(m))) and bf16
       autocast with channels_last (skipped, with the reason, on CPUs
       without bf16); every mode's codes are compared with eager fp32's
-      (min_cosine_to_eager).
+      (min_cosine_to_eager). By default glibc keeps freed memory
+      (--malloc keep, see keep_malloc): PyTorch's best configuration.
 
 Progress goes to stderr; only the JSON result goes to stdout.
 """
@@ -173,6 +174,27 @@ def prepare(model, mode, size):
     return model, fmt, ctx
 
 
+# glibc settings under which freed memory stays in the process: no mmap
+# per large block, no trim of the heap's top.
+KEEP_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "4294967296",
+               "MALLOC_TOP_PAD_": "536870912"}
+
+
+def keep_malloc():
+    """Re-executes this script with KEEP_MALLOC in the environment (glibc
+    reads it at start). With glibc's defaults PyTorch gives each forward
+    pass's activations back to the OS and faults them in again, zeroed, on
+    the next pass: on the 2-core VMs of docs/PERFORMANCE.md that cost
+    frozen TorchScript ResNet-50 at batch 8 between none and 40 % of its
+    rate from one minute to the next (25.8 vs 40.8 img/s, same minute).
+    Keeping the memory, as the jemalloc/tcmalloc advice for PyTorch on CPU
+    does, is PyTorch's best configuration, and its rate is stable."""
+    if all(os.environ.get(k) == v for k, v in KEEP_MALLOC.items()):
+        return
+    env = dict(os.environ, **KEEP_MALLOC)
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
 def net(args):
     import torch
     import torchvision
@@ -181,7 +203,7 @@ def net(args):
     base, layer = build(args.model)
     res = {"kind": "net", "model": args.model, "layer": layer, "threads": threads,
            "torch": torch.__version__, "torchvision": torchvision.__version__,
-           "size": args.size, "results": [], "skipped": {}}
+           "size": args.size, "malloc": args.malloc, "results": [], "skipped": {}}
     ref = {}
     for mode in args.modes:
         if mode == "bf16":
@@ -243,8 +265,12 @@ def main():
     n.add_argument("--reps", type=int, default=5)
     n.add_argument("--min-images", type=int, default=8)
     n.add_argument("--modes", default=",".join(MODES), help="configurations: " + ", ".join(MODES))
+    n.add_argument("--malloc", choices=("keep", "default"), default="keep",
+                   help="keep: glibc keeps freed memory (see keep_malloc); default: glibc as configured")
     args = p.parse_args()
     if args.cmd == "net":
+        if args.malloc == "keep":
+            keep_malloc()
         args.batches = [int(s) for s in args.batches.split(",") if s.strip()]
         if not args.batches or min(args.batches) < 1:
             raise SystemExit("peer_torch: --batches wants positive integers, e.g. 1,8,32")
