@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"pipeline/errclass"
 )
 
 // inputSource produces a run's files in order, instead of
@@ -176,4 +178,31 @@ func (e *engine) readList(emit func(Input) error) error {
 		return err
 	}
 	return ReadList(f, o.List, filepath.Dir(abs), emit)
+}
+
+// checkInputPaths refuses a --images folder or a --list file that is
+// missing or of the wrong kind before the model loads: a typo then costs no
+// load, creates no database and records no run, and exits 2 like every
+// name on the command line that names nothing (README, Exit codes). The
+// walk and the list reader still report what changes after this check.
+func checkInputPaths(o ExtractOptions) error {
+	if o.Images != "" {
+		info, err := os.Stat(o.Images)
+		if err != nil {
+			return errclass.Errorf(errclass.NotFound, "images %s: %w", o.Images, unwrapPathErr(err))
+		}
+		if !info.IsDir() {
+			return usageKindf(ErrNotDir, "images %s: %v", o.Images, ErrNotDir)
+		}
+	}
+	if o.List != "" && o.List != "-" {
+		info, err := os.Stat(o.List)
+		if err != nil {
+			return errclass.Errorf(errclass.NotFound, "list %s: %w", o.List, unwrapPathErr(err))
+		}
+		if info.IsDir() {
+			return usagef("list %s: is a folder, not a list of files (give a folder as --images)", o.List)
+		}
+	}
+	return nil
 }

@@ -86,6 +86,9 @@ func newEngine(ctx context.Context, o ExtractOptions, src inputSource) (*engine,
 	if err := checkSplitOption(o); err != nil {
 		return nil, err
 	}
+	if err := checkInputPaths(o); err != nil {
+		return nil, err
+	}
 	ev := o.Events
 	if ev == nil {
 		ev = nopEvents{}

@@ -109,6 +109,8 @@ func TestCLI_UsageChangesNothing(t *testing.T) {
 	db := filepath.Join(dir, "f.db")
 	env := []string{"PIPELINE_DB=" + db}
 	ex := []string{"extract", "--model", tiny, "--preprocess", "caffe", "--images", imgs}
+	exNoInput := []string{"extract", "--model", tiny, "--preprocess", "caffe", "--layer", "fc2"}
+	aFile := filepath.Join(imgs, "a", "00.png")
 	nothing := func(t *testing.T) {
 		t.Helper()
 		for _, p := range []string{db, db + ".lock", db + "-wal"} {
@@ -134,6 +136,11 @@ func TestCLI_UsageChangesNothing(t *testing.T) {
 		{"FitCVNegative", []string{"fit", "--layer", "fc2", "--name", "x", "--cv", "-1"}, "--cv -1"},
 		{"SimilarK0", []string{"similar", "x.png", "--layer", "fc2", "--k", "0"}, "--k 0"},
 		{"PredictBatch0", []string{"predict", "x", "a.png", "--batch", "0"}, "--batch 0"},
+		// A wrong --images or --list is found before the model loads.
+		{"ImagesMissing", append(exNoInput, "--images", filepath.Join(dir, "nope")), "images " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		{"ImagesIsFile", append(exNoInput, "--images", aFile), "not a directory\npipeline: hint: use --list"},
+		{"ListMissing", append(exNoInput, "--list", filepath.Join(dir, "nope.csv")), "list " + filepath.Join(dir, "nope.csv") + ": no such file or directory"},
+		{"ListIsFolder", append(exNoInput, "--list", imgs), "is a folder, not a list of files"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			run(t, env, c.args...).want(t, 2, c.msg)
