@@ -431,3 +431,19 @@ func wrapOpenErr(path string, err error) error {
 
 // rollback is for defer: Rollback after Commit is a harmless ErrTxDone.
 func rollback(tx *sql.Tx) { _ = tx.Rollback() }
+
+// Versions returns the versions of the SQLite library and of sqlite-vec
+// this binary links, from an in-memory database (nothing is opened on
+// disk).
+func Versions() (sqlite, sqliteVec string, err error) {
+	registerVec()
+	mem, err := sql.Open("sqlite3", ":memory:")
+	if err != nil {
+		return "", "", err
+	}
+	defer mem.Close()
+	if err := mem.QueryRow(`SELECT sqlite_version(), vec_version()`).Scan(&sqlite, &sqliteVec); err != nil {
+		return "", "", fmt.Errorf("sqlite versions: %w", err)
+	}
+	return sqlite, sqliteVec, nil
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"pipeline/extract"
+	"pipeline/store"
 )
 
 // version and revision are set at build time by scripts/build.sh:
@@ -107,7 +108,7 @@ func cmdVersion(e *env, args []string) error {
 	}
 	v.OneDNN, v.OneDNNISA = extract.OneDNNVersion(), extract.OneDNNISA()
 	v.BF16, _ = extract.BF16Available()
-	v.SQLite, v.SQLiteVec = sqliteVersions()
+	v.SQLite, v.SQLiteVec, _ = store.Versions() // omitted when unknown
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -144,6 +145,3 @@ func cmdVersion(e *env, args []string) error {
 	}
 	return nil
 }
-
-// sqliteVersions is filled in when the store is wired.
-var sqliteVersions = func() (string, string) { return "", "" }
