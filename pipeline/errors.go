@@ -22,6 +22,8 @@ var (
 	// ErrNotDir: the images folder given is a file (a list of files is
 	// given as a list). Found once the run has started: fatal, as before.
 	ErrNotDir = errclass.New(errclass.Fatal, "not a directory")
+	// ErrListIsDir: the list of files given is a folder.
+	ErrListIsDir = errclass.New(errclass.Usage, "is a folder, not a list of files")
 	// ErrNoSetQuery: no feature set named (neither a layer nor a set id).
 	ErrNoSetQuery = errclass.New(errclass.Usage, "no feature set named")
 	// ErrSetModel: the model a feature set's vectors come from cannot be

@@ -201,7 +201,7 @@ func checkInputPaths(o ExtractOptions) error {
 			return errclass.Errorf(errclass.NotFound, "list %s: %w", o.List, unwrapPathErr(err))
 		}
 		if info.IsDir() {
-			return usagef("list %s: is a folder, not a list of files (give a folder as --images)", o.List)
+			return usageKindf(ErrListIsDir, "list %s: %v", o.List, ErrListIsDir)
 		}
 	}
 	return nil

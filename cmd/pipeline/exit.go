@@ -119,6 +119,7 @@ var hints = []struct {
 	{extract.ErrNotCached, "--model PATH uses a local model file instead"},
 	{extract.ErrUnknownLayer, "`pipeline layers --model MODEL` lists them all"},
 	{pipeline.ErrNotDir, "use --list for a list of files"},
+	{pipeline.ErrListIsDir, "give a folder of images as --images"},
 	{pipeline.ErrNoSetQuery, "name the feature set with --layer (e.g. fc2), --model if several models have it, or --set ID"},
 	{pipeline.ErrAmbiguous, "add --pool avg|max|none or --model NAME where they differ, or --set ID"},
 	{pipeline.ErrNoAliases, "name the layers with --layers (`pipeline layers --model MODEL` lists them)"},

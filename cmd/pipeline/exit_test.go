@@ -99,6 +99,7 @@ var sentinels = map[string]struct {
 	"extract.ErrNoNetworkDef":       {extract.ErrNoNetworkDef, 2},
 	"extract.ErrKerasFile":          {extract.ErrKerasFile, 2},
 	"pipeline.ErrNotDir":            {pipeline.ErrNotDir, 1},
+	"pipeline.ErrListIsDir":         {pipeline.ErrListIsDir, 2},
 	"pipeline.ErrNoSetQuery":        {pipeline.ErrNoSetQuery, 2},
 	"pipeline.ErrSetModel":          {pipeline.ErrSetModel, 2},
 	"pipeline.ErrNoAliases":         {pipeline.ErrNoAliases, 2},

@@ -140,7 +140,7 @@ func TestCLI_UsageChangesNothing(t *testing.T) {
 		{"ImagesMissing", append(exNoInput, "--images", filepath.Join(dir, "nope")), "images " + filepath.Join(dir, "nope") + ": no such file or directory"},
 		{"ImagesIsFile", append(exNoInput, "--images", aFile), "not a directory\npipeline: hint: use --list"},
 		{"ListMissing", append(exNoInput, "--list", filepath.Join(dir, "nope.csv")), "list " + filepath.Join(dir, "nope.csv") + ": no such file or directory"},
-		{"ListIsFolder", append(exNoInput, "--list", imgs), "is a folder, not a list of files"},
+		{"ListIsFolder", append(exNoInput, "--list", imgs), "is a folder, not a list of files\npipeline: hint: give a folder of images as --images"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			run(t, env, c.args...).want(t, 2, c.msg)
