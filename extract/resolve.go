@@ -186,7 +186,7 @@ func modelFromPath(path, config string) (Model, error) {
 		return m, err
 	}
 	if m.Format == FormatONNX {
-		g, err := onnx.ReadGraph(m.Path)
+		g, err := onnx.ReadInputs(m.Path) // not the nodes: before the memory check, cheap for any graph
 		if err != nil {
 			return m, fmt.Errorf("model %s: %w", path, err)
 		}

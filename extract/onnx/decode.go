@@ -42,6 +42,31 @@ func Unmarshal(data []byte) (*Model, error) {
 	return d.model(int64(len(data)))
 }
 
+// ReadInputs is ReadGraph without the nodes: the model's metadata, the
+// graph's inputs, outputs and value infos, and its initializers (payloads
+// skipped), which is what resolving a model needs (its input's name and
+// size). The nodes are skipped by seeking, so its memory and time do not
+// grow with the size of the graph (a 30,000-node graph decoded in full
+// costs hundreds of MB before any memory check can run).
+func ReadInputs(path string) (*Model, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	d := newDecoder(f, f, false)
+	d.skipNodes = true
+	m, err := d.model(st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return m, nil
+}
+
 func readFile(path string, payload bool) (*Model, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -67,6 +92,8 @@ type decoder struct {
 	pos     int64
 	payload bool   // decode initializer payloads
 	spans   *spans // where initializers and their payloads lie (Map), or nil
+	// skipNodes skips the graph's nodes (ReadInputs).
+	skipNodes bool
 }
 
 func newDecoder(src io.Reader, seeker io.Seeker, payload bool) *decoder {
@@ -348,8 +375,10 @@ func (d *decoder) graph(end int64) (*Graph, error) {
 			return g, nil
 		}
 		var fend int64
-		switch field {
-		case graphNode:
+		switch {
+		case field == graphNode && d.skipNodes:
+			err = d.skipField(wire, end)
+		case field == graphNode:
 			if fend, err = d.sub(wire, end); err == nil {
 				var n *Node
 				n, err = d.node(fend)
@@ -358,9 +387,9 @@ func (d *decoder) graph(end int64) (*Graph, error) {
 				}
 				g.Nodes = append(g.Nodes, n)
 			}
-		case graphName:
+		case field == graphName:
 			g.Name, err = d.string(wire, end)
-		case graphInitializer:
+		case field == graphInitializer:
 			if fend, err = d.sub(wire, end); err == nil {
 				start := d.pos
 				var t *Tensor
@@ -372,7 +401,7 @@ func (d *decoder) graph(end int64) (*Graph, error) {
 				}
 				g.Initializers = append(g.Initializers, t)
 			}
-		case graphInput, graphOutput, graphValueInfo:
+		case field == graphInput, field == graphOutput, field == graphValueInfo:
 			if fend, err = d.sub(wire, end); err == nil {
 				var v *ValueInfo
 				if v, err = d.valueInfo(fend); err == nil {
