@@ -14,7 +14,7 @@ import (
 
 // ReadModel reads a whole .onnx file, weights included.
 func ReadModel(path string) (*Model, error) {
-	m, err := readFile(path, true)
+	m, err := readFile(path, true, false)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -28,7 +28,7 @@ func ReadModel(path string) (*Model, error) {
 // so a 550 MB model is scanned in milliseconds and a few hundred KB of
 // memory. Initializers come back with HasData() false.
 func ReadGraph(path string) (*Model, error) {
-	m, err := readFile(path, false)
+	m, err := readFile(path, false, false)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -46,28 +46,17 @@ func Unmarshal(data []byte) (*Model, error) {
 // graph's inputs, outputs and value infos, and its initializers (payloads
 // skipped), which is what resolving a model needs (its input's name and
 // size). The nodes are skipped by seeking, so its memory and time do not
-// grow with the size of the graph (a 30,000-node graph decoded in full
-// costs hundreds of MB before any memory check can run).
+// grow with the size of the graph: resolution runs before the load's
+// memory check, and must stay cheap for any graph.
 func ReadInputs(path string) (*Model, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	d := newDecoder(f, f, false)
-	d.skipNodes = true
-	m, err := d.model(st.Size())
+	m, err := readFile(path, false, true)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return m, nil
 }
 
-func readFile(path string, payload bool) (*Model, error) {
+func readFile(path string, payload, skipNodes bool) (*Model, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -78,6 +67,7 @@ func readFile(path string, payload bool) (*Model, error) {
 		return nil, err
 	}
 	d := newDecoder(f, f, payload)
+	d.skipNodes = skipNodes
 	return d.model(st.Size())
 }
 
