@@ -89,22 +89,7 @@ func TestDecode_PNGWarnings(t *testing.T) {
 
 func BenchmarkPNGScan(b *testing.B) {
 	data := testutil.EncodeChunks(testutil.PNGChunks(b, 500, 375))
-	b.Run("scan", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			if _, err := pngScan(data); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("decode", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			m, _, err := decodeMat(data, DecodeOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			m.Close()
-		}
-	})
+	benchScanDecode(b, data, func(d []byte) error { _, err := pngScan(d); return err })
 }
 
 // adam7 encodes img as an interlaced (Adam7) 8-bit RGB PNG, which Go's
